@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "smarthost",
+    products: [
+        .executable(name: "smarthost", targets: ["smarthost"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // What Swift cannot import directly: macros and variadic/inline C.
+        .target(
+            name: "CShim",
+            dependencies: ["COpenSSL"]
+        ),
+        .target(
+            name: "SmarthostCore",
+            dependencies: [
+                "CShim",
+                "COpenSSL",
+                "CSystemd",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "smarthost",
+            dependencies: [
+                "SmarthostCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SmarthostCoreTests",
+            dependencies: ["SmarthostCore"]
+        ),
+    ]
+)

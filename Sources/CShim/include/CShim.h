@@ -1,0 +1,5 @@
+#ifndef SMARTHOST_CSHIM_H
+#define SMARTHOST_CSHIM_H
+#include "shim_reactor.h"
+#include "shim_openssl.h"
+#endif

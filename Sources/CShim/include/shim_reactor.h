@@ -1,0 +1,39 @@
+#ifndef SMARTHOST_SHIM_REACTOR_H
+#define SMARTHOST_SHIM_REACTOR_H
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+/* epoll_event is packed on x86_64, which Swift imports poorly: a plain mirror. */
+typedef struct shim_epoll_event {
+    uint32_t events;
+    uint64_t data;
+} shim_epoll_event;
+
+extern const uint32_t SHIM_EPOLLIN;
+extern const uint32_t SHIM_EPOLLOUT;
+extern const uint32_t SHIM_EPOLLERR;
+extern const uint32_t SHIM_EPOLLHUP;
+extern const uint32_t SHIM_EPOLLRDHUP;
+
+int shim_epoll_create(void);
+int shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+int shim_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int shim_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
+int shim_epoll_del(int epfd, int fd);
+int shim_epoll_wait(int epfd, shim_epoll_event *out, int max, int timeout_ms);
+
+/* Blocks the given signals for the whole process and returns a signalfd for them. */
+int shim_signalfd_create(const int *signals, int count);
+/* Returns the signal number read, 0 on EAGAIN, -1 on error. */
+int shim_signalfd_read(int fd);
+/* Unblocks every signal in the calling thread (for children after fork/exec). */
+void shim_unblock_all_signals(void);
+
+int shim_eventfd_create(void);
+int shim_eventfd_signal(int fd);
+int shim_eventfd_drain(int fd);
+
+int shim_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+int shim_socket_nonblocking(int domain, int type, int protocol);
+#endif

@@ -1,0 +1,2 @@
+import SmarthostCore
+print("smarthost")
