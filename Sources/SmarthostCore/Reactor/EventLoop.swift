@@ -1,0 +1,205 @@
+import CShim
+import Glibc
+
+/// Readiness the loop reports to a handler.
+public struct IOEvents: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let readable = IOEvents(rawValue: 1)
+    public static let writable = IOEvents(rawValue: 2)
+    /// Error or hang-up: the handler should read to learn why, then close.
+    public static let hangup = IOEvents(rawValue: 4)
+}
+
+/// What wants to hear about an fd. Called on the loop thread only.
+public protocol IOHandler: AnyObject {
+    func handle(_ events: IOEvents)
+}
+
+/// Identifies one registration. The id travels in `epoll_data.u64`, so an event that was
+/// already queued for an fd that has since been closed and reused is recognised as stale
+/// and dropped (the fd number alone cannot tell).
+public struct RegistrationID: Hashable, Sendable {
+    let raw: UInt64
+}
+
+/// The reactor: one thread owns every socket, every timer and all TLS state; other threads
+/// reach it only through `execute`, which queues a closure and pokes an eventfd.
+/// Modelled on redis `ae.c`: small enough to read in one sitting.
+public final class EventLoop: @unchecked Sendable {
+    private struct Registration {
+        let fd: Int32
+        let handler: IOHandler
+        var interest: IOEvents
+    }
+
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private var signalFD: Int32 = -1
+    private var registrations: [UInt64: Registration] = [:]
+    private var nextRegistration: UInt64 = 16
+    private var timers = TimerQueue()
+    private var running = false
+    private var events = [shim_epoll_event](repeating: shim_epoll_event(), count: 256)
+
+    private let pendingLock = Mutex()
+    private var pendingWork: [() -> Void] = []
+
+    private var signalHandler: ((Int32) -> Void)?
+    private static let wakeToken: UInt64 = 1
+    private static let signalToken: UInt64 = 2
+
+    /// Reusable read buffer: every handler reads into this, so reading allocates nothing.
+    public let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+
+    public init() throws(SystemError) {
+        epollFD = shim_epoll_create()
+        guard epollFD >= 0 else { throw SystemError("epoll_create1") }
+        wakeFD = shim_eventfd_create()
+        guard wakeFD >= 0 else { throw SystemError("eventfd") }
+        guard shim_epoll_add(epollFD, wakeFD, SHIM_EPOLLIN, Self.wakeToken) == 0 else {
+            throw SystemError("epoll_ctl(eventfd)")
+        }
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        Syscall.close(epollFD)
+        Syscall.close(wakeFD)
+        if signalFD >= 0 { Syscall.close(signalFD) }
+    }
+
+    // MARK: signals
+
+    /// Blocks `signals` process-wide and delivers them on the loop through a signalfd.
+    /// Call before starting any other thread so they inherit the blocked mask.
+    public func handleSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) throws(SystemError) {
+        let fd = signals.withUnsafeBufferPointer { shim_signalfd_create($0.baseAddress, Int32($0.count)) }
+        guard fd >= 0 else { throw SystemError("signalfd") }
+        guard shim_epoll_add(epollFD, fd, SHIM_EPOLLIN, Self.signalToken) == 0 else {
+            throw SystemError("epoll_ctl(signalfd)")
+        }
+        signalFD = fd
+        signalHandler = handler
+    }
+
+    // MARK: registrations
+
+    public func register(fd: Int32, interest: IOEvents, handler: IOHandler) throws(SystemError) -> RegistrationID {
+        let id = nextRegistration
+        nextRegistration &+= 1
+        guard shim_epoll_add(epollFD, fd, Self.epollMask(interest), id) == 0 else {
+            throw SystemError("epoll_ctl(ADD)")
+        }
+        registrations[id] = Registration(fd: fd, handler: handler, interest: interest)
+        return RegistrationID(raw: id)
+    }
+
+    /// Changes what the loop watches for; a no-op when unchanged, so callers can call it freely.
+    public func setInterest(_ id: RegistrationID, _ interest: IOEvents) {
+        guard var registration = registrations[id.raw], registration.interest != interest else { return }
+        registration.interest = interest
+        registrations[id.raw] = registration
+        _ = shim_epoll_mod(epollFD, registration.fd, Self.epollMask(interest), id.raw)
+    }
+
+    public func interest(of id: RegistrationID) -> IOEvents? {
+        registrations[id.raw]?.interest
+    }
+
+    /// Forgets the registration; the caller still owns and closes the fd.
+    public func unregister(_ id: RegistrationID) {
+        guard let registration = registrations.removeValue(forKey: id.raw) else { return }
+        _ = shim_epoll_del(epollFD, registration.fd)
+    }
+
+    public var registrationCount: Int { registrations.count }
+
+    private static func epollMask(_ interest: IOEvents) -> UInt32 {
+        var mask: UInt32 = SHIM_EPOLLRDHUP
+        if interest.contains(.readable) { mask |= SHIM_EPOLLIN }
+        if interest.contains(.writable) { mask |= SHIM_EPOLLOUT }
+        return mask
+    }
+
+    // MARK: timers
+
+    @discardableResult
+    public func schedule(afterMilliseconds delay: Int64, _ action: @escaping () -> Void) -> TimerID {
+        timers.schedule(at: MonotonicClock.nowMilliseconds() + delay, action)
+    }
+
+    public func cancel(_ timer: TimerID?) {
+        if let timer { timers.cancel(timer) }
+    }
+
+    // MARK: cross-thread
+
+    /// The only way for another thread to touch loop-owned state: `work` runs on the loop thread.
+    public func execute(_ work: @escaping @Sendable () -> Void) {
+        pendingLock.withLock { pendingWork.append(work) }
+        _ = shim_eventfd_signal(wakeFD)
+    }
+
+    // MARK: running
+
+    /// Runs until `stop()`; returns after the current iteration finishes.
+    public func run() {
+        running = true
+        while running {
+            runOnce()
+        }
+    }
+
+    public func stop() {
+        running = false
+    }
+
+    func runOnce() {
+        let timeout = timers.timeoutMilliseconds(now: MonotonicClock.nowMilliseconds())
+        let count = events.withUnsafeMutableBufferPointer {
+            shim_epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
+        }
+        for index in 0..<max(0, Int(count)) {
+            dispatch(events[index])
+        }
+        for action in timers.expired(now: MonotonicClock.nowMilliseconds()) {
+            action()
+        }
+    }
+
+    private func dispatch(_ event: shim_epoll_event) {
+        switch event.data {
+        case Self.wakeToken:
+            _ = shim_eventfd_drain(wakeFD)
+            runPendingWork()
+        case Self.signalToken:
+            drainSignals()
+        default:
+            // A registration removed earlier in this batch: its events are stale.
+            guard let registration = registrations[event.data] else { return }
+            var ready: IOEvents = []
+            if event.events & SHIM_EPOLLIN != 0 { ready.insert(.readable) }
+            if event.events & SHIM_EPOLLOUT != 0 { ready.insert(.writable) }
+            if event.events & (SHIM_EPOLLERR | SHIM_EPOLLHUP | SHIM_EPOLLRDHUP) != 0 { ready.insert(.hangup) }
+            registration.handler.handle(ready)
+        }
+    }
+
+    private func runPendingWork() {
+        let work = pendingLock.withLock { () -> [() -> Void] in
+            let taken = pendingWork
+            pendingWork.removeAll(keepingCapacity: true)
+            return taken
+        }
+        for item in work { item() }
+    }
+
+    private func drainSignals() {
+        while true {
+            let signal = shim_signalfd_read(signalFD)
+            if signal <= 0 { return }
+            signalHandler?(signal)
+        }
+    }
+}

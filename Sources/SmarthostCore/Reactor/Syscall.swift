@@ -1,0 +1,76 @@
+import Glibc
+
+/// The outcome of a non-blocking I/O call: `EAGAIN` is a value, not an error, and `EINTR`
+/// never escapes (SwiftNIO's `System.swift` makes the same split).
+public enum IOResult<T> {
+    case done(T)
+    case wouldBlock
+}
+
+/// An errno from a system call that failed for real, with the call's name for the log.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public var call: String
+    public var errno: Int32
+
+    public init(_ call: String, errno: Int32 = Glibc.errno) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String {
+        "\(call): \(String(cString: strerror(errno)))"
+    }
+}
+
+enum Syscall {
+    /// Runs `body` again on EINTR; EAGAIN/EWOULDBLOCK become `.wouldBlock`.
+    @inline(__always)
+    static func retrying<T: BinaryInteger>(_ call: String, _ body: () -> T) throws(SystemError) -> IOResult<T> {
+        while true {
+            let result = body()
+            if result >= 0 { return .done(result) }
+            let error = Glibc.errno
+            if error == EINTR { continue }
+            if error == EAGAIN || error == EWOULDBLOCK { return .wouldBlock }
+            throw SystemError(call, errno: error)
+        }
+    }
+
+    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        try retrying("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
+        // MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill the daemon.
+        try retrying("send") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    static func close(_ fd: Int32) {
+        // Linux closes the fd even when close returns EINTR: never retry.
+        _ = Glibc.close(fd)
+    }
+}
+
+/// Monotonic time in milliseconds, for timers and timeouts (never the wall clock).
+public enum MonotonicClock {
+    public static func nowMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// Wall-clock seconds since the epoch, for records that outlive the process.
+public enum WallClock {
+    public static func nowSeconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec)
+    }
+
+    public static func nowMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
