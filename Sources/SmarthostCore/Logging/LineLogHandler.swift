@@ -1,0 +1,102 @@
+import Glibc
+import Logging
+
+/// One line per event on stderr, `<N>` syslog priority first so journald (which reads a
+/// service's stderr through `$JOURNAL_STREAM`) files it at the right level:
+/// `<6>accepted id=… from=<…> nrcpt=1 size=912 org=acme route=smtp.acme:587 layer=org`.
+/// Metadata values are printed as given: callers never put a secret in them.
+public struct LineLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    private let label: String
+    private let sink: LogSink
+
+    public init(label: String, sink: LogSink = .standardError) {
+        self.label = label
+        self.sink = sink
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var line = "<\(Self.syslogPriority(event.level))>"
+        line += event.message.description
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        for key in merged.keys.sorted() {
+            line += " \(key)=\(Self.quoted(merged[key]!.description))"
+        }
+        line += "\n"
+        sink.write(line)
+    }
+
+    static func syslogPriority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
+        }
+    }
+
+    /// Values with spaces are quoted so a line stays machine-splittable.
+    static func quoted(_ value: String) -> String {
+        if value.isEmpty { return "\"\"" }
+        guard value.utf8.contains(where: { $0 == 32 || $0 == 34 || $0 < 32 }) else { return value }
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 32 { out += "?" } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// Where log lines go: stderr in production, a buffer in tests.
+public final class LogSink: @unchecked Sendable {
+    private let lock = Mutex()
+    private let fd: Int32
+    private var captured: [String]?
+
+    public static let standardError = LogSink(fd: 2)
+
+    public init(fd: Int32) {
+        self.fd = fd
+    }
+
+    public init(capturing: Bool) {
+        self.fd = -1
+        self.captured = []
+    }
+
+    public var lines: [String] { lock.withLock { captured ?? [] } }
+
+    func write(_ line: String) {
+        lock.withLock {
+            if captured != nil {
+                captured!.append(line)
+                return
+            }
+            var bytes = Array(line.utf8)
+            bytes.withUnsafeMutableBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n <= 0 { if errno == EINTR { continue }; return }
+                    offset += n
+                }
+            }
+        }
+    }
+}
