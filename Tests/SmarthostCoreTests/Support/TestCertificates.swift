@@ -30,8 +30,13 @@ struct TestCertificates: Sendable {
 
     /// Generated on first use; a failure here is a broken test machine.
     static let shared: TestCertificates = {
-        do { return try TestCertificates(generatingIn: makeTemporaryDirectory()) }
-        catch { fatalError("cannot generate test certificates: \(error)") }
+        do {
+            let certificates = try TestCertificates(generatingIn: makeTemporaryDirectory())
+            atexit { try? FileManager.default.removeItem(atPath: TestCertificates.shared.directory) }
+            return certificates
+        } catch {
+            fatalError("cannot generate test certificates: \(error)")
+        }
     }()
 
     private static let localhostNames = "DNS:localhost,IP:127.0.0.1,IP:::1"

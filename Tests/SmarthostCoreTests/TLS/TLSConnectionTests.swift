@@ -8,8 +8,8 @@ struct TLSConnectionTests {
     @Test func handshakeWithCAFileAndRoundTripBothWays() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate)
         let outcome = link.handshake()
-        #expect(outcome.client.isSuccess)
-        #expect(outcome.server.isSuccess)
+        #expect(outcome.clientError == nil)
+        #expect(outcome.serverError == nil)
 
         let ehlo = Array("EHLO relay.example\r\n".utf8)
         #expect(try TLSTestLink.send(ehlo, from: link.client, to: link.server) == ehlo)
@@ -20,14 +20,14 @@ struct TLSConnectionTests {
 
     @Test func largeMessageSpansManyRecords() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate)
-        #expect(link.handshake().client.isSuccess)
+        #expect(link.handshake().succeeded)
         let message = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
         #expect(try TLSTestLink.send(message, from: link.client, to: link.server) == message)
     }
 
     @Test func serverReceivesTheNameGivenAsSNI() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate)
-        #expect(link.handshake().client.isSuccess)
+        #expect(link.handshake().succeeded)
         #expect(link.server.requestedServerName == "localhost")
         #expect(link.client.serverName == "localhost")
     }
@@ -35,7 +35,7 @@ struct TLSConnectionTests {
     @Test func ipLiteralVerifiesAgainstTheCertificateAddressWithoutSNI() throws {
         for address in ["127.0.0.1", "::1"] {
             let link = try TLSTestLink(caFile: certificates.caCertificate, serverName: address)
-            #expect(link.handshake().client.isSuccess, "\(address)")
+            #expect(link.handshake().succeeded, "\(address)")
             // RFC 6066 §3: literal addresses are not sent as SNI.
             #expect(link.server.requestedServerName == nil)
         }
@@ -44,7 +44,7 @@ struct TLSConnectionTests {
     @Test func reportsVersionCipherAndPeerForLogs() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate)
         #expect(link.client.negotiatedVersion == nil)
-        #expect(link.handshake().client.isSuccess)
+        #expect(link.handshake().succeeded)
         #expect(link.client.negotiatedVersion == "TLSv1.3")
         #expect(link.client.cipher?.hasPrefix("TLS_") == true)
         #expect(link.client.peerCertificateSubject == "/CN=localhost")
@@ -53,14 +53,14 @@ struct TLSConnectionTests {
 
     @Test func tls12IsStillNegotiated() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate, serverVersions: .tls1_2 ... .tls1_2)
-        #expect(link.handshake().client.isSuccess)
+        #expect(link.handshake().succeeded)
         #expect(link.client.negotiatedVersion == "TLSv1.2")
         #expect(link.client.cipher?.hasPrefix("ECDHE-ECDSA-") == true)
     }
 
     @Test func partialRecordsYieldNothingUntilComplete() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate)
-        #expect(link.handshake().client.isSuccess)
+        #expect(link.handshake().succeeded)
         try link.client.write(plaintext: Array("QUIT\r\n".utf8))
         let records = link.client.drainCiphertext()
         link.server.feedCiphertext(Array(records.prefix(3)))
@@ -71,7 +71,7 @@ struct TLSConnectionTests {
 
     @Test func shutdownSendsCloseNotifyThePeerReadsAsClosed() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate)
-        #expect(link.handshake().client.isSuccess)
+        #expect(link.handshake().succeeded)
         try link.client.write(plaintext: Array("QUIT\r\n".utf8))
         link.client.shutdown()
         link.server.feedCiphertext(link.client.drainCiphertext())
@@ -84,7 +84,7 @@ struct TLSConnectionTests {
 
     @Test func endOfInputWithoutCloseNotifyIsClosed() throws {
         let link = try TLSTestLink(caFile: certificates.caCertificate)
-        #expect(link.handshake().client.isSuccess)
+        #expect(link.handshake().succeeded)
         link.client.feedEndOfInput()
         #expect(throws: TLSError.closed) { try link.client.readPlaintext() }
         #expect(OpenSSLErrorQueue.isEmpty)

@@ -1,5 +1,6 @@
 // Two TLSConnections wired back to back in memory: what one drains, the
 // other is fed. Stands in for the socket and the reactor in TLS tests.
+import Testing
 @testable import SmarthostCore
 
 struct TLSTestLink {
@@ -17,40 +18,49 @@ struct TLSTestLink {
         server = try TLSConnection(context: serverContext)
     }
 
+    /// How each side's handshake ended: nil error means complete.
     struct Outcome {
-        var client: Result<Void, TLSError>
-        var server: Result<Void, TLSError>
+        var clientError: TLSError?
+        var serverError: TLSError?
+        var succeeded: Bool { clientError == nil && serverError == nil }
     }
 
-    /// Steps both handshakes, shuttling bytes, until both finish or fail.
-    /// After a failure the other side still gets the alert and one more step,
-    /// so that both error queues have been used and drained.
+    /// Steps both handshakes, shuttling bytes, until both have finished.
+    /// A side that fails still sends its alert, and the other side gets to
+    /// process it, so both error queues are exercised and must be drained.
     func handshake() -> Outcome {
-        var clientDone: Result<Void, TLSError>? = nil
-        var serverDone: Result<Void, TLSError>? = nil
-        for _ in 0..<20 {
-            if clientDone == nil { clientDone = Self.step(client) }
-            server.feedCiphertext(client.drainCiphertext())
-            if serverDone == nil { serverDone = Self.step(server) }
-            client.feedCiphertext(server.drainCiphertext())
-            if let clientDone, let serverDone { return Outcome(client: clientDone, server: serverDone) }
-            if clientDone.map({ !$0.isSuccess }) == true || serverDone.map({ !$0.isSuccess }) == true {
-                if clientDone == nil { clientDone = Self.step(client) }
-                server.feedCiphertext(client.drainCiphertext())
-                if serverDone == nil { serverDone = Self.step(server) }
-                return Outcome(client: clientDone ?? .success(()), server: serverDone ?? .success(()))
+        var client = Side(connection: self.client)
+        var server = Side(connection: self.server)
+        for _ in 0..<20 where !(client.finished && server.finished) {
+            client.step()
+            self.server.feedCiphertext(self.client.drainCiphertext())
+            server.step()
+            self.client.feedCiphertext(self.server.drainCiphertext())
+            if client.error != nil || server.error != nil {
+                // One more round lets the peer read the alert; stop after it.
+                client.step()
+                self.server.feedCiphertext(self.client.drainCiphertext())
+                server.step()
+                break
             }
         }
-        Issue.record("handshake did not finish in 20 rounds")
-        return Outcome(client: clientDone ?? .success(()), server: serverDone ?? .success(()))
+        #expect(client.finished || server.finished, "the handshake stalled")
+        return Outcome(clientError: client.error, serverError: server.error)
     }
 
-    /// One handshake step: nil while more data is needed.
-    private static func step(_ connection: TLSConnection) -> Result<Void, TLSError>? {
-        do {
-            return try connection.handshake() == .complete ? .success(()) : nil
-        } catch {
-            return .failure(error)
+    private struct Side {
+        let connection: TLSConnection
+        var finished = false
+        var error: TLSError?
+
+        mutating func step() {
+            guard !finished else { return }
+            do {
+                finished = try connection.handshake() == .complete
+            } catch {
+                self.error = error
+                finished = true
+            }
         }
     }
 
@@ -62,19 +72,5 @@ struct TLSTestLink {
         // TLS 1.3 tickets or key updates the receiver may owe the sender.
         sender.feedCiphertext(receiver.drainCiphertext())
         return received
-    }
-}
-
-import Testing
-
-extension Result {
-    var isSuccess: Bool {
-        if case .success = self { return true }
-        return false
-    }
-
-    var failure: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
     }
 }
