@@ -143,7 +143,9 @@ public struct UpstreamSession: Sendable {
         case .helo: send("HELO \(parameters.ehloName)")
         case .startTLS: send("STARTTLS")
         case .tlsHandshake:
+            // RFC 3207 §4.2: nothing learnt before TLS is trusted after it.
             parser.reset()
+            capabilities = nil
             actions.append(.startTLS)
         case .authPlain: send("AUTH PLAIN " + plainResponse(), masked: "AUTH PLAIN ********")
         case .authLogin: send("AUTH LOGIN")
