@@ -175,7 +175,8 @@ public struct UpstreamSession: Sendable {
                 handle(reply)
             }
         } catch {
-            fail(UpstreamFailure(step: .protocol, detail: "\(error.reason) \(state)"), then: .closed)
+            fail(UpstreamFailure(step: .protocol, detail: "\(error.reason) \(state)",
+                                 mayHaveBeenDelivered: state == .dataEnd), then: .closed)
         }
     }
 

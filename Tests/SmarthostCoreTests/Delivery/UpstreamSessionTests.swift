@@ -359,6 +359,17 @@ private func sessionFailure(_ actions: [UpstreamAction]) -> UpstreamFailure? {
         #expect(failure?.mayHaveBeenDelivered == true)
     }
 
+    @Test func garbageAfterTheBodyMayHaveDelivered() {
+        var d = Dialogue(.none)
+        d.open()
+        d.send(message)
+        d.server("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+        let failure = result(d.session.received(Array("2x0 what\r\n".utf8)))?.failure
+        #expect(failure?.step == .protocol)
+        #expect(failure?.mayHaveBeenDelivered == true)
+        #expect(d.session.state == .closed)
+    }
+
     @Test func cutBeforeTheBodyIsAPlainFailure() {
         var d = Dialogue(.none)
         d.open()
