@@ -11,7 +11,7 @@ import Glibc
 public final class IncomingMessage {
     public let id: SpoolID
     let path: String
-    private var fd: Int32
+    private(set) var fd: Int32
     private var buffer: [UInt8] = []
     private var crc = SpoolCRC32C()
     /// Content bytes appended so far (the header is not counted).
