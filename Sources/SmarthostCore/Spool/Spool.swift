@@ -67,11 +67,14 @@ public final class Spool: Sendable {
 
     /// Starts a message: checks the free-space floor, then creates `tmp/<id>` (O_EXCL,
     /// 0600). Throws `.insufficientStorage` (452 4.3.1) when the disk is short, so the
-    /// session can refuse DATA before the client sends 35 MiB.
-    public func begin() throws(SpoolError) -> IncomingMessage {
+    /// session can refuse DATA before the client sends 35 MiB. `expectedSize` (the
+    /// client's SIZE= parameter, RFC 1870) must fit above the floor as well.
+    public func begin(expectedSize: Int = 0) throws(SpoolError) -> IncomingMessage {
         let free = try SpoolSystem.freeBytes(tmpDirectory)
-        if free < minimumFreeBytes {
-            throw SpoolError.insufficientStorage(detail: "\(free) bytes free in \(root), floor is \(minimumFreeBytes)")
+        let needed = minimumFreeBytes.addingReportingOverflow(UInt64(max(0, expectedSize)))
+        if needed.overflow || free < needed.partialValue {
+            throw SpoolError.insufficientStorage(
+                detail: "\(free) bytes free in \(root), need \(expectedSize) above a floor of \(minimumFreeBytes)")
         }
         var attempt = 0
         while true {

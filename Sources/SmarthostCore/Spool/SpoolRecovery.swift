@@ -33,7 +33,7 @@ extension Spool {
             recovery.removedTemporaryFiles += 1
         }
         let names = Set(try SpoolSystem.list(queueDirectory))
-        for name in names.sorted() where !isStateName(name, among: names) {
+        for name in names.sorted() where !isStateName(name) {
             do throws(SpoolError) {
                 recovery.queued.append(try validate(name))
             } catch {
@@ -49,10 +49,8 @@ extension Spool {
     }
 
     /// A `.state` file is handled with its message; an orphan one is handled later.
-    private func isStateName(_ name: String, among names: Set<String>) -> Bool {
-        guard name.hasSuffix(".state") else { return false }
-        let base = String(name.dropLast(6))
-        return SpoolID(base) != nil
+    private func isStateName(_ name: String) -> Bool {
+        name.hasSuffix(".state") && SpoolID(String(name.dropLast(6))) != nil
     }
 
     private func validate(_ name: String) throws(SpoolError) -> SpoolEnvelope {

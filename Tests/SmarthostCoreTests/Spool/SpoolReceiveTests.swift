@@ -113,6 +113,16 @@ import Testing
         #expect(dir.names("queue").isEmpty)
     }
 
+    @Test func declaredSizeLargerThanTheDiskIsRefused() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root, minimumFreeBytes: 1)
+        #expect(throws: SpoolError.self) { _ = try spool.begin(expectedSize: Int.max) }
+        #expect(dir.names("tmp").isEmpty)
+        let incoming = try spool.begin(expectedSize: 1000)
+        incoming.abort()
+    }
+
     @Test func diskFullWhileWritingFailsCommitWith452AndRemovesTmp() throws {
         let dir = SpoolTestDirectory()
         defer { dir.remove() }
