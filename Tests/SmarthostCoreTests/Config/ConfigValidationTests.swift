@@ -170,6 +170,17 @@ import Testing
                     path: "orgs.a b", containing: "org id")
     }
 
+    @Test func badDomainAndKeyShape() {
+        expectIssue(ConfigTestSupport.minimal + "\n  domain: \"not a domain\"", line: 4, path: "default.domain",
+                    containing: "not a domain name")
+        expectIssue(ConfigTestSupport.minimal + "\nlimits: {[1, 2]: 3}", line: 4, path: "limits",
+                    containing: "keys must be plain names")
+        expectIssue(ConfigTestSupport.minimal + "\nlimits:\n  max_connections: -1", line: 5,
+                    path: "limits.max_connections", containing: "not a whole number")
+        expectIssue(ConfigTestSupport.minimal + "\nlimits:\n  min_free_space: 0", line: 5,
+                    path: "limits.min_free_space", containing: "not a size")
+    }
+
     @Test func wrongShapes() {
         expectIssue(ConfigTestSupport.minimal + "\nlimits: 5", line: 4, path: "limits", containing: "expected a mapping")
         expectIssue("- a\n- b", line: 1, path: "", containing: "expected a mapping")

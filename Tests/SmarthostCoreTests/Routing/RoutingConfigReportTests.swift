@@ -1,7 +1,7 @@
 import Testing
 @testable import SmarthostCore
 
-@Suite struct ConfigReportTests {
+@Suite struct RoutingConfigReportTests {
     private let yaml = """
         hostname: relay.example.internal
         listen: ["127.0.0.1:2525"]

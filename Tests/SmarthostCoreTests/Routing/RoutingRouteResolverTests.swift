@@ -1,7 +1,7 @@
 import Testing
 @testable import SmarthostCore
 
-@Suite struct RouteResolverTests {
+@Suite struct RoutingRouteResolverTests {
     private let defaultRoute = RouteSettings(host: "smtp.sendgrid.net", port: 587, tls: .starttls, domain: "relay")
     private let hostRoute = RouteSettings(host: "smtp.office365.com", port: 587, tls: .starttls, domain: "relay")
     private let acmeRoute = RouteSettings(host: "smtp.gmail.com", port: 465, tls: .implicit, domain: "relay")

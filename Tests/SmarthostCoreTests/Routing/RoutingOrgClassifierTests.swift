@@ -1,7 +1,7 @@
 import Testing
 @testable import SmarthostCore
 
-@Suite struct OrgClassifierTests {
+@Suite struct RoutingOrgClassifierTests {
     private let classifier = OrgClassifier(orgHeader: "X-Smarthost-Org", orgs: [
         OrgSetting(id: "first", route: .useDefault, senders: ["alerts@*.example"]),
         OrgSetting(id: "acme", route: .useDefault, senders: ["*@acme.example", "robot-*@acme-robots.example"]),

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import SmarthostCore
 
-@Suite struct SecretTests {
+@Suite struct ConfigSecretTests {
     private func routeYAML(_ passwordLine: String) -> String {
         "default:\n  host: smtp.example.com\n  port: 587\n  username: apikey\n  \(passwordLine)"
     }
@@ -71,6 +71,8 @@ import Testing
         #expect(missing.first?.keyPath == "default.password_file")
         ConfigTestSupport.writeFile(dir + "/empty", "\n", mode: 0o600)
         #expect(ConfigTestSupport.issues(routeYAML("password_file: \(dir)/empty")).first?.message.contains("is empty") == true)
+        ConfigTestSupport.writeFile(dir + "/huge", String(repeating: "x", count: 70_000), mode: 0o600)
+        #expect(ConfigTestSupport.issues(routeYAML("password_file: \(dir)/huge")).first?.message.contains("larger than 64 KiB") == true)
         try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: dir)
         #expect(ConfigTestSupport.issues(routeYAML("password_file: \(dir)")).first?.message.contains("not a regular file") == true)
     }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import SmarthostCore
 
-@Suite struct RelayConfigTests {
+@Suite struct ConfigRelayConfigTests {
     @Test func minimalConfigGetsEveryDefault() throws {
         let config = try ConfigTestSupport.parse(ConfigTestSupport.minimal)
         #expect(config.hostname == "relay.test")

@@ -1,7 +1,7 @@
 import Testing
 @testable import SmarthostCore
 
-@Suite struct CIDRBlockTests {
+@Suite struct ConfigCIDRBlockTests {
     private func block(_ text: String) -> CIDRBlock? {
         try? CIDRBlock.parse(text).get()
     }
