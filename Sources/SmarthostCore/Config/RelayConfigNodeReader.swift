@@ -182,10 +182,11 @@ extension RelayConfig {
             .scalar(Node.Scalar("", .implicit, .plain, key.mark))
         }
 
-        /// The allowed key within edit distance 2, for "did you mean".
+        /// The nearest allowed key, for "did you mean"; a third of the key's letters may
+        /// differ, so abbreviations like `max_msg_size` still find `max_message_size`.
         static func closest(to key: String, in allowed: [String]) -> String? {
             let scored = allowed.map { ($0, editDistance(Array(key), Array($0))) }
-            guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= 2 else { return nil }
+            guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, key.count / 3) else { return nil }
             return best.0
         }
 

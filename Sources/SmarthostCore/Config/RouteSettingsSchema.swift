@@ -98,11 +98,11 @@ extension RelayConfig.Schema {
         }
         let tls = decodeTLS(section, port: port ?? 0)
         let auth = decodeAuth(section, tls: tls)
-        guard let host, let port else { return nil }
-        var route = RouteSettings(host: host, port: port, tls: tls, domain: context.hostname,
+        // The options are checked even when host or port is bad: all errors in one run.
+        var route = RouteSettings(host: host ?? "", port: port ?? 0, tls: tls, domain: context.hostname,
                                   username: auth.username, password: auth.password)
         decodeOptions(section, into: &route)
-        return route
+        return host == nil || port == nil ? nil : route
     }
 
     /// Upstream name, IPv4 or IPv6 literal (brackets optional).
