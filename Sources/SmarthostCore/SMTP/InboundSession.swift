@@ -84,6 +84,19 @@ public struct InboundSession: Sendable {
         public var heloName: String
         public var clientAddress: String
         public var withProtocol: ReceivedHeader.WithProtocol
+
+        public init(sender: MailPath, recipients: [MailPath], body: MailPath.BodyType? = nil, smtputf8: Bool = false,
+                    declaredSize: Int? = nil, heloName: String, clientAddress: String,
+                    withProtocol: ReceivedHeader.WithProtocol = .esmtp) {
+            self.sender = sender
+            self.recipients = recipients
+            self.body = body
+            self.smtputf8 = smtputf8
+            self.declaredSize = declaredSize
+            self.heloName = heloName
+            self.clientAddress = clientAddress
+            self.withProtocol = withProtocol
+        }
     }
 
     /// The timer the driver should have armed now.
