@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SmarthostCore
 
@@ -175,6 +176,20 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
         #expect(session.state == .mail)
     }
 
+    @Test func heldInputAtTheLimitIsRunAfterTheCommit() {
+        var session = D.inData()
+        _ = session.receive(D.bytes("body\r\n.\r\n"))
+        let limit = session.heldInputLimit
+        let count = limit / 6 - 2   // leaves 12-17 octets for the last line
+        let last = "NOOP " + String(repeating: "x", count: limit - count * 6 - 7) + "\r\n"
+        let held = D.bytes(String(repeating: "NOOP\r\n", count: count) + last)
+        #expect(held.count == limit)
+        #expect(session.receive(held).isEmpty)
+        #expect(session.messageCommitted(queueID: "Q") == [
+            D.send("250 2.0.0 Ok: queued as Q\r\n" + String(repeating: "250 2.0.0 Ok\r\n", count: count + 1)),
+        ])
+    }
+
     @Test func heldInputOverLimitClosesAfterTheCommitReply() {
         var session = D.inData()
         _ = session.receive(D.bytes("body\r\n.\r\n"))
@@ -274,6 +289,25 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
             D.send("500 5.5.2 Error: command not recognized\r\n421 4.7.0 relay.test Error: too many errors\r\n"), .close,
         ])
         #expect(session.receive(D.bytes("NOOP\r\n")).isEmpty)
+    }
+
+    @Test func observerSeesEveryReplyAndTransition() {
+        final class Log: @unchecked Sendable {
+            private let lock = NSLock()
+            private var items: [InboundSession.Observation] = []
+            func add(_ item: InboundSession.Observation) { lock.withLock { items.append(item) } }
+            var all: [InboundSession.Observation] { lock.withLock { items } }
+        }
+        let log = Log()
+        var session = InboundSession(configuration: .init(
+            hostname: "relay.test", clientAddress: "127.0.0.1", clock: { 0 }, observer: { log.add($0) }))
+        _ = session.start()
+        _ = session.receive(D.bytes("HELO a\r\nRCPT TO:<b@x.example>\r\n"))
+        #expect(log.all == [
+            .reply(SMTPReply(220, nil, "relay.test ESMTP smarthost")), .transition(from: .connected, to: .greeting),
+            .transition(from: .greeting, to: .ready), .reply(SMTPReply(250, nil, "relay.test")),
+            .reply(SMTPReply(503, "5.5.1", "Error: need MAIL command")),
+        ])
     }
 
     @Test func clientClosing() {
