@@ -286,6 +286,7 @@ extension InboundSession {
     mutating func feedData(_ bytes: ArraySlice<UInt8>) {
         guard var decoder else { preconditionFailure("data state without a decoder") }
         var content: [UInt8] = []
+        content.reserveCapacity(bytes.count)   // one allocation per read, none per line
         let step = decoder.decode(bytes, into: &content)
         self.decoder = decoder
         if !content.isEmpty { output.messageActions.append(.messageContent(content)) }
