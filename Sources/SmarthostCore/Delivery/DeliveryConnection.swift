@@ -288,7 +288,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
             currentMessageID = nil
             if let id { owner?.deliveryConnection(self, finished: id, outcome: .result(result)) }
         case .sessionFailed(let failure):
-            fail(failure)
+            // The session's own next actions (QUIT, then .close) end the connection: closing
+            // here would drop the QUIT it just queued and leave the transcript claiming it.
+            fail(failure, closeNow: false)
         case .close:
             stream?.closeAfterFlush()
         }
@@ -296,7 +298,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
 
     /// A failure outside a message: the owner hears it once; a message in hand is reported
     /// as a setup failure so the policy can retry it.
-    private func fail(_ failure: UpstreamFailure) {
+    private func fail(_ failure: UpstreamFailure, closeNow: Bool = true) {
         guard !failureReported else { return }
         failureReported = true
         if let id = currentMessageID {
@@ -304,7 +306,8 @@ final class DeliveryConnection: StreamConnectionDelegate {
             owner?.deliveryConnection(self, finished: id, outcome: .setupFailed(failure))
         }
         pendingFailure = failure
-        if let stream { stream.close() } else { finishClosed() }
+        guard let stream else { return finishClosed() }
+        if closeNow { stream.close() }
     }
 
     private var pendingFailure: UpstreamFailure?
