@@ -87,6 +87,10 @@ public struct DataDecoder: Sendable {
         var runStart = input.startIndex
         var index = input.startIndex
         while index < input.endIndex {
+            if position == .inLine {
+                index = skipPlainText(input, from: index)
+                if index == input.endIndex { break }
+            }
             let disposition = step(input[index])
             if disposition != .content {
                 emit(input[runStart..<index], into: &content)
@@ -99,6 +103,25 @@ public struct DataDecoder: Sendable {
         }
         emit(input[runStart..<index], into: &content)
         return Step(consumed: input.count, outcome: nil)
+    }
+
+    /// Fast path inside a line: octets other than CR, LF and NUL are content
+    /// and only need counting, so they are not run through the state machine.
+    private mutating func skipPlainText(_ input: ArraySlice<UInt8>, from start: Int) -> Int {
+        let stop = input.withUnsafeBufferPointer { buffer -> Int in
+            var offset = start - input.startIndex
+            while offset < buffer.count {
+                let byte = buffer[offset]
+                if byte == Octet.cr || byte == Octet.lf || byte == 0 { break }
+                offset += 1
+            }
+            return offset + input.startIndex
+        }
+        lineLength += stop - start
+        if lineLength > maxLineContent {
+            lineTooLong = true
+        }
+        return stop
     }
 
     private var outcome: Outcome {

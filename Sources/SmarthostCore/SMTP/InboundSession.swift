@@ -42,10 +42,14 @@ public struct InboundSession: Sendable {
         public var tlsActive: Bool
         /// Seconds since the epoch, for the `Received:` date.
         public var clock: @Sendable () -> Int
+        /// Told of every reply and every state change, so the driver can write
+        /// its log lines (4xx/5xx rejects, transitions) from one place.
+        public var observer: (@Sendable (Observation) -> Void)?
 
         public init(hostname: String, maxMessageSize: Int = 35 * 1024 * 1024, maxRecipients: Int = 100,
                     clientAddress: String, clientAllowed: Bool = true, maxErrors: Int = 10,
-                    tlsActive: Bool = false, clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds) {
+                    tlsActive: Bool = false, clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds,
+                    observer: (@Sendable (Observation) -> Void)? = nil) {
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
             self.maxRecipients = maxRecipients
@@ -54,7 +58,14 @@ public struct InboundSession: Sendable {
             self.maxErrors = maxErrors
             self.tlsActive = tlsActive
             self.clock = clock
+            self.observer = observer
         }
+    }
+
+    /// What `Configuration.observer` is told.
+    public enum Observation: Equatable, Sendable {
+        case reply(SMTPReply)
+        case transition(from: State, to: State)
     }
 
     public enum Action: Equatable, Sendable {
@@ -84,6 +95,19 @@ public struct InboundSession: Sendable {
         public var heloName: String
         public var clientAddress: String
         public var withProtocol: ReceivedHeader.WithProtocol
+
+        public init(sender: MailPath, recipients: [MailPath], body: MailPath.BodyType? = nil, smtputf8: Bool = false,
+                    declaredSize: Int? = nil, heloName: String, clientAddress: String,
+                    withProtocol: ReceivedHeader.WithProtocol = .esmtp) {
+            self.sender = sender
+            self.recipients = recipients
+            self.body = body
+            self.smtputf8 = smtputf8
+            self.declaredSize = declaredSize
+            self.heloName = heloName
+            self.clientAddress = clientAddress
+            self.withProtocol = withProtocol
+        }
     }
 
     /// The timer the driver should have armed now.
@@ -262,6 +286,7 @@ extension InboundSession {
     mutating func feedData(_ bytes: ArraySlice<UInt8>) {
         guard var decoder else { preconditionFailure("data state without a decoder") }
         var content: [UInt8] = []
+        content.reserveCapacity(bytes.count)   // one allocation per read, none per line
         let step = decoder.decode(bytes, into: &content)
         self.decoder = decoder
         if !content.isEmpty { output.messageActions.append(.messageContent(content)) }
@@ -324,6 +349,7 @@ extension InboundSession {
 
     mutating func send(_ reply: SMTPReply) {
         output.replyBytes.append(contentsOf: reply.wireBytes)
+        configuration.observer?(.reply(reply))
     }
 
     /// Sends a final reply and closes.
@@ -338,6 +364,7 @@ extension InboundSession {
         precondition(Self.isLegal(from: state, to: next), "illegal transition \(state) -> \(next)")
         let previous = state
         state = next
+        configuration.observer?(.transition(from: previous, to: next))
         if previous == .data && next != .committing {
             decoder = nil
             output.messageActions.append(.abortMessage)

@@ -4,8 +4,8 @@
 /// in a command line is how SMTP smuggling starts, so such a line is never
 /// handed on: the framer reports it once and drops the rest of that line.
 /// A line longer than 512 octets including CRLF (§4.5.3.1.4) is reported once,
-/// as soon as it passes the limit, and the rest of it is dropped unread, so the
-/// buffer never holds more than one partial line of at most 512 octets.
+/// as soon as it passes the limit, and the rest of it is skipped: the buffer
+/// holds at most the last chunk appended plus one partial line of 512 octets.
 ///
 /// Usage: `append` the bytes read, then call `nextEvent()` until it returns nil.
 /// Lines are returned as slices of the framer's buffer (no copy per line).
@@ -102,26 +102,24 @@ public struct LineFramer: Sendable {
         return octetsWithCRLF > maxLineLength
     }
 
-    /// Reports the current line once; it is dropped up to and including its LF.
+    /// Reports the current line once; it is skipped up to and including its LF.
     private mutating func reject(_ event: Event, at index: Int) -> Event {
-        buffer.removeSubrange(lineStart...index)
+        lineStart = index + 1
         scanIndex = lineStart
         mode = .discarding
         return event
     }
 
-    /// Drops the rejected line up to its LF. Nothing of it is kept, so a client
-    /// flooding without CRLF cannot grow the buffer. Returns false while the
-    /// LF has not arrived yet.
+    /// Skips the rejected line up to its LF. Skipped bytes count as consumed,
+    /// so the next `append` drops them: a client flooding without CRLF cannot
+    /// grow the buffer beyond one read. Returns false while the LF is missing.
     private mutating func skipDiscarded() -> Bool {
         guard let lf = buffer[scanIndex...].firstIndex(of: Octet.lf) else {
-            buffer.removeSubrange(lineStart...)
-            scanIndex = lineStart
+            lineStart = buffer.count
+            scanIndex = buffer.count
             return false
         }
-        buffer.removeSubrange(lineStart...lf)
-        scanIndex = lineStart
-        mode = .reading
+        endLine(after: lf)
         return true
     }
 

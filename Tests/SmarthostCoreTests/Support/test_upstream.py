@@ -20,10 +20,12 @@ import sys
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
-def tls_active(server):
-    """aiosmtpd sets session.ssl only after STARTTLS; implicit TLS shows on the transport."""
-    return server.session.ssl is not None or \
-        (server.transport is not None and server.transport.get_extra_info("ssl_object") is not None)
+def tls_active(server, session):
+    """STARTTLS sets session.ssl; implicit TLS lives in the transport from the first byte."""
+    if session.ssl is not None:
+        return True
+    transport = getattr(server, "transport", None)
+    return transport is not None and transport.get_extra_info("ssl_object") is not None
 
 
 class Recorder:
@@ -52,7 +54,7 @@ class Recorder:
         meta = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
-            "tls": tls_active(server),
+            "tls": tls_active(server, session),
             "auth_user": (session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword)
                           else None),
             "helo": session.host_name,
@@ -72,7 +74,7 @@ class RecordingSMTP(SMTP):
 
     async def smtp_AUTH(self, arg):
         with open(self._authlog, "a") as f:
-            f.write("tls=%d mechanism=%s\n" % (1 if tls_active(self) else 0,
+            f.write("tls=%d mechanism=%s\n" % (1 if tls_active(self, self.session) else 0,
                                                (arg or "").split(" ")[0].upper()))
         return await super().smtp_AUTH(arg)
 
