@@ -12,6 +12,8 @@ public final class Daemon {
     private let scheduler: DeliveryScheduler
     private let configPath: String
     private var config: RelayConfig
+    private var socketActivated = false
+    private var lastStatus = ""
     private var exitStatus: Int32 = 0
     private var stopDeadline: TimerID?
     private var statusTimer: TimerID?
@@ -60,6 +62,7 @@ public final class Daemon {
         }
         notifier.ready(status: statusLine())
         startWatchdog()
+        startStatusUpdates()
         logger.info("started", metadata: ["hostname": "\(config.hostname)", "spool": "\(config.spool)"])
         loop.run()
         logger.info("stopped")
@@ -79,20 +82,24 @@ public final class Daemon {
     private func listeningSockets() throws -> [ListeningSocket] {
         let passed = notifier.listenFDs()
         if !passed.isEmpty {
+            socketActivated = true
+            logger.info("socket activation", metadata: ["fds": "\(passed.count)"])
             return try passed.map { fd throws(SystemError) in try ListeningSocket.adopt(fd: fd) }
         }
-        return try config.listen.map { listen throws in
-            guard let address = SocketAddress(ip: listen.host, port: listen.port) else {
-                throw SystemError("listen address \(listen.host)", errno: EINVAL)
-            }
-            return try ListeningSocket.bind(address)
+        return try config.listen.map { listen throws in try Self.bind(listen) }
+    }
+
+    static func bind(_ listen: ListenAddress) throws -> ListeningSocket {
+        guard let address = SocketAddress(ip: listen.host, port: listen.port) else {
+            throw SystemError("listen address \(listen.host)", errno: EINVAL)
         }
+        return try ListeningSocket.bind(address)
     }
 
     private func received(signal: Int32) {
         switch signal {
         case SIGHUP:
-            logger.info("reload requested (SIGHUP)")
+            reload()
         default:
             beginStop()
         }
@@ -121,6 +128,69 @@ public final class Daemon {
         loop.stop()
     }
 
+    // MARK: reload
+
+    /// SIGHUP: the new configuration is validated whole and swapped in at once; new
+    /// connections and every later delivery attempt use it, sessions in flight finish on the
+    /// old one. An invalid file changes nothing.
+    private func reload() {
+        notifier.reloading()
+        logger.info("reloading", metadata: ["config": "\(configPath)"])
+        defer { notifier.ready(status: statusLine()) }
+        let newConfig: RelayConfig
+        do {
+            newConfig = try RelayConfig.load(path: configPath, environment: ProcessEnvironment.current())
+        } catch {
+            for issue in error.issues {
+                logger.error("reload refused: configuration error, keeping the running one", metadata: ["error": "\(issue)"])
+            }
+            return
+        }
+        if newConfig.spool != config.spool {
+            logger.warning("spool path change ignored until restart", metadata: ["spool": "\(config.spool)"])
+        }
+        let context = InboundContext(loop: loop, spool: spool, config: newConfig, logger: logger)
+        context.server = server
+        context.onAccepted = server.context.onAccepted
+        server.replaceContext(context)
+        if !socketActivated { updateListeners(newConfig.listen) }
+        scheduler.replaceEnvironment(DeliveryEnvironment(config: newConfig))
+        config = newConfig
+        logger.info("reloaded", metadata: ["orgs": "\(newConfig.orgs.count)"])
+    }
+
+    private func updateListeners(_ wanted: [ListenAddress]) {
+        let current = Set(server.listeningAddresses.map(\.description))
+        let wantedNames = Set(wanted.map(\.description))
+        for address in server.listeningAddresses where !wantedNames.contains(address.description) {
+            // Port 0 listeners report their real port; keep them while "…:0" is still configured.
+            if wanted.contains(where: { $0.port == 0 && $0.host == address.ipString }) { continue }
+            server.stopListening(on: address)
+        }
+        for listen in wanted where !current.contains(listen.description) && listen.port != 0 {
+            do {
+                try server.listen(on: [Self.bind(listen)])
+            } catch {
+                logger.error("cannot listen", metadata: ["address": "\(listen)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: status and watchdog
+
+    /// `STATUS=` at most once a second, and only when it changed.
+    private func startStatusUpdates() {
+        statusTimer = loop.schedule(afterMilliseconds: 1000) { [weak self] in
+            guard let self, !self.server.stopping else { return }
+            let line = self.statusLine()
+            if line != self.lastStatus {
+                self.lastStatus = line
+                self.notifier.status(line)
+            }
+            self.startStatusUpdates()
+        }
+    }
+
     private func startWatchdog() {
         guard let usec = notifier.watchdogIntervalMicroseconds() else { return }
         let interval = max(Int64(usec / 2000), 1)
@@ -132,7 +202,9 @@ public final class Daemon {
     }
 
     private func statusLine() -> String {
-        "listening on \(server.listeningAddresses.map(\.description).joined(separator: " "))"
+        let counters = scheduler.counters
+        return "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
+            + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(scheduler.routesDown)"
     }
 }
 

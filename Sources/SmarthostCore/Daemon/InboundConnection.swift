@@ -88,6 +88,7 @@ final class InboundConnection: StreamConnectionDelegate {
         case .abortMessage:
             message?.abort()
             message = nil
+            context.server?.rejectedCount += 1
         case .close:
             stream.closeAfterFlush()
         }
@@ -119,6 +120,7 @@ final class InboundConnection: StreamConnectionDelegate {
             if context.server?.stopping == true { closeIfIdle(reply: InboundServer.shutdownReply(context.hostname)) }
         case .failure(let error):
             context.logger.warning("spool refused message", metadata: ["client": "\(stream.peer)", "error": "\(error)"])
+            context.server?.rejectedCount += 1
             apply(session.messageFailed(reply: error.reply))
         }
     }

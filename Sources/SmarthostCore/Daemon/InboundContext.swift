@@ -12,7 +12,6 @@ final class InboundContext {
     weak var server: InboundServer?
     /// Called with every message the spool has durably accepted (the delivery scheduler).
     var onAccepted: ((SpoolEnvelope) -> Void)?
-    var rejectedCount = 0
 
     init(loop: EventLoop, spool: Spool, config: RelayConfig, logger: Logger) {
         self.loop = loop

@@ -11,6 +11,8 @@ final class InboundServer {
     private var connections: [UInt64: InboundConnection] = [:]
     private var nextSerial: UInt64 = 1
     private(set) var stopping = false
+    /// Transactions refused or aborted and connections turned away, for `STATUS=`.
+    var rejectedCount = 0
     var onIdleAfterStop: (() -> Void)?
 
     init(loop: EventLoop, context: InboundContext, logger: Logger) {
@@ -30,6 +32,14 @@ final class InboundServer {
             acceptors.append(acceptor)
             logger.info("listening", metadata: ["address": "\(socket.address)"])
         }
+    }
+
+    func stopListening(on address: SocketAddress) {
+        for acceptor in acceptors where acceptor.socket.address.description == address.description {
+            acceptor.close()
+            logger.info("stopped listening", metadata: ["address": "\(address)"])
+        }
+        acceptors.removeAll { $0.socket.address.description == address.description }
     }
 
     func replaceContext(_ newContext: InboundContext) {
@@ -66,6 +76,7 @@ final class InboundServer {
         let reply = InboundSession.tooManyConnectionsReply(hostname: context.hostname).wireBytes
         _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         Syscall.close(fd)
+        rejectedCount += 1
         logger.warning("connection refused: too many connections", metadata: ["client": "\(peer)", "limit": "\(context.maxConnections)"])
     }
 
