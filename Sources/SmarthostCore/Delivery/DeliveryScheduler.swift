@@ -331,3 +331,19 @@ struct DeliveryCounters: Sendable {
     var deferred = 0
     var failed = 0
 }
+
+// MARK: - control socket (`smarthost queue …`)
+
+/// In this file because it reads the private entries; the rules are in `QueueControlService`.
+extension DeliveryScheduler: ControlQueue {
+    func controlState(of id: SpoolID) -> ControlQueueState {
+        guard let entry = entries[id] else { return .unknown }
+        return entry.inFlight ? .inFlight : .waiting
+    }
+
+    var controlCounts: ControlStatus {
+        ControlStatus(queued: queuedCount, deferred: deferredCount,
+                      inFlight: entries.values.filter { $0.inFlight }.count,
+                      delivered: counters.delivered, failed: counters.failed, routesDown: routesDown)
+    }
+}
