@@ -112,8 +112,13 @@ public struct ControlReply: Error, Sendable, Equatable, CustomStringConvertible 
         return ControlReply(code, String(rest.drop { $0 == " " }))
     }
 
+    /// Scalars, not Characters: "\r\n" is one Character and would slip past a check.
     static func singleLine(_ text: String) -> String {
-        String(text.map { $0 == "\r" || $0 == "\n" || $0 == "\t" ? " " : $0 })
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            out.append(scalar.value < 0x20 || scalar.value == 0x7F ? " " : scalar)
+        }
+        return String(out)
     }
 }
 

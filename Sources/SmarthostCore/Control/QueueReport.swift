@@ -90,7 +90,7 @@ public enum QueueReport {
         if let lastError = envelope.lastError { fields.append(("last error", ControlReply.singleLine(lastError))) }
         if let failedAt = envelope.failedAt { fields.append(("failed", "\(timestamp(failedAt)) (\(duration(now - failedAt)) ago)")) }
         if let failure = envelope.failure { fields.append(("reason", ControlReply.singleLine(failure))) }
-        let width = fields.map(\.0.count).max() ?? 0
+        let width = max(fields.map(\.0.count).max() ?? 0, "next attempt".count)  // same layout for every message
         var out = fields.map { "\($0.0):" + String(repeating: " ", count: width - $0.0.count + 1) + $0.1 + "\n" }.joined()
         out += "\n" + text(body ? message : headerSection(message))
         if !out.hasSuffix("\n") { out += "\n" }
