@@ -266,7 +266,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         let pending = entry.envelope.pendingRecipients
         entry.envelope.attempts += 1
         let decision = environment.policy.decide(outcome, pendingRecipients: pending, attempts: entry.envelope.attempts,
-                                                 receivedAtMilliseconds: entry.envelope.receivedAt * 1000, nowMilliseconds: now)
+                                                 receivedAtMilliseconds: entry.envelope.queuedAt * 1000, nowMilliseconds: now)
         entry.envelope.doneRecipients.formUnion(decision.delivered + Array(decision.refused.keys))
         var meta: Logger.Metadata = [
             "id": "\(id)", "org": "\(entry.envelope.org ?? "-")", "layer": "\(entry.envelope.layer ?? "-")",
