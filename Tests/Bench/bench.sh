@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# make bench — accept rate (and end-to-end rate) of smarthost vs Debian's Postfix, same machine,
+# same run, on loopback only.
+#
+#   Tests/Bench/bench.sh                 full matrix (what `make bench` runs, after `make release`)
+#   BENCH_QUICK=1 Tests/Bench/bench.sh   smoke run with small message counts
+#
+# For every relay ("sink" = smtp-source straight into smtp-sink, the tool pair's own limit;
+# "postfix" = a private Postfix instance set up here; "smarthost" = $SMARTHOST_BIN serve) and every
+# cell of size x sessions it runs
+#
+#   smtp-source -s SESSIONS -m MESSAGES -l SIZE -f from@bench.local -t to@bench.example 127.0.0.1:PORT
+#
+# and reports
+#   accept  = MESSAGES / wall seconds until smtp-source exits (it waits for every 250);
+#   e2e     = MESSAGES / wall seconds from the same start until the relay's upstream (an
+#             smtp-sink on loopback, which both relays forward to) has received them all.
+# Each cell starts with the relay's queue empty (the previous cell's mail has reached the sink).
+#
+# Environment:
+#   SMARTHOST_BIN          relay binary (default: <repo>/.build/release/smarthost)
+#   BENCH_QUICK=1          small counts (smoke run)
+#   BENCH_MESSAGES         messages per cell, all sizes (default 20000 for sizes <= 10 KiB,
+#                          BENCH_MESSAGES_LARGE=2000 above; quick: 400 / 100)
+#   BENCH_MESSAGES_LARGE   messages per cell for sizes > 10 KiB
+#   BENCH_SIZES            payload sizes in bytes (default "1024 102400")
+#   BENCH_SESSIONS         parallel sessions (default "1 20")
+#   BENCH_RELAYS           which columns to measure (default "sink postfix smarthost")
+#   BENCH_WARMUP           warm-up messages per relay, not reported (default 200; quick: 50)
+#   BENCH_RUN_TIMEOUT      seconds allowed for one smtp-source run (default 900)
+#   BENCH_DRAIN_TIMEOUT    seconds allowed for the sink to receive one cell's mail (default 900)
+#   BENCH_STALL            give up waiting for the sink after this many seconds without progress (20)
+#   BENCH_REUSE=1          smtp-source -d: send all of a session's messages over one connection
+#                          (default: a new connection per message, as applications do)
+#   BENCH_TMPDIR           where the spools go (default: $TMPDIR or /tmp) — its file system is measured
+#   BENCH_OUT              also write the table to this file
+#   BENCH_KEEP=1           keep the work directory (logs, spools) for inspection
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/../.." && pwd)
+SMARTHOST_BIN=${SMARTHOST_BIN:-$REPO/.build/release/smarthost}
+PY=/usr/bin/python3
+util() { "$PY" "$BENCH_DIR/benchutil.py" "$@"; }
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+export BENCH_DIR
+
+QUICK=${BENCH_QUICK:-0}
+SIZES=${BENCH_SIZES:-"1024 102400"}
+SESSIONS=${BENCH_SESSIONS:-"1 20"}
+RELAYS=${BENCH_RELAYS:-"sink postfix smarthost"}
+if [ "$QUICK" = 1 ]; then
+    M_SMALL=${BENCH_MESSAGES:-400}; M_LARGE=${BENCH_MESSAGES_LARGE:-${BENCH_MESSAGES:-100}}
+    WARMUP=${BENCH_WARMUP:-50}
+else
+    M_SMALL=${BENCH_MESSAGES:-20000}; M_LARGE=${BENCH_MESSAGES_LARGE:-${BENCH_MESSAGES:-2000}}
+    WARMUP=${BENCH_WARMUP:-200}
+fi
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-900}
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-900}
+STALL=${BENCH_STALL:-20}
+START_TIMEOUT=30
+SOURCE_OPTS=()
+[ "${BENCH_REUSE:-0}" = 1 ] && SOURCE_OPTS+=(-d)
+FROM=from@bench.local
+TO=to@bench.example
+
+messages_for() { if [ "$1" -le 10240 ]; then echo "$M_SMALL"; else echo "$M_LARGE"; fi; }
+
+# ---------------------------------------------------------------- dependencies (idempotent)
+install_deps() {
+    local missing=()
+    dpkg -s postfix >/dev/null 2>&1 || missing+=(postfix)
+    [ -x "$PY" ] || missing+=(python3)
+    command -v timeout >/dev/null || missing+=(coreutils)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing: ${missing[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    # A fresh install must not configure and start a system Postfix on port 25 for us.
+    if [[ " ${missing[*]} " == *" postfix "* ]] && command -v debconf-set-selections >/dev/null; then
+        echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+install_deps
+[ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (it sets up a private Postfix instance)" >&2; exit 1; }
+for t in smtp-source smtp-sink postfix postconf; do
+    command -v "$t" >/dev/null || { echo "bench.sh: $t not found (package postfix)" >&2; exit 1; }
+done
+
+# ---------------------------------------------------------------- work dir, cleanup
+# shellcheck source=postfix-instance.sh
+source "$BENCH_DIR/postfix-instance.sh"
+W=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/smarthost-bench.XXXXXX")
+chmod 755 "$W"                     # the postfix user must reach its queue under it
+RESULTS=$W/results.tsv META=$W/meta
+: >"$RESULTS"; : >"$META"
+PIDS=()                            # background processes we started (sinks, smarthost)
+PF_DIRS=()                         # Postfix instances we started
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for d in "${PF_DIRS[@]}"; do pf_stop "$d" || true; done
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" >>"$RESULTS"; }
+note() { printf 'note\t%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
+meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
+now() { date +%s.%N; }
+oneline() { tr '\r\n\t' '   ' | sed 's/  */ /g; s/^ //; s/ $//' | cut -c1-300; }
+
+# start_sink NAME [COUNT] -> sets SINK_PORT, SINK_OUT; with COUNT=1 (default) the sink counts
+# received messages on its stdout (-c); the direct tool-limit sink does without (it costs the sink).
+start_sink() {
+    local name=$1 count=${2:-1} opts=()
+    [ "$count" = 1 ] && opts+=(-c)
+    SINK_OUT=$W/$name-sink.out
+    SINK_PORT=$(util freeports 1)
+    smtp-sink -u nobody ${opts[@]+"${opts[@]}"} -m 1024 "127.0.0.1:$SINK_PORT" 1024 >"$SINK_OUT" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    util waitport "$SINK_PORT" "$START_TIMEOUT" "$pid" || {
+        echo "smtp-sink did not start on 127.0.0.1:$SINK_PORT: $(oneline <"$SINK_OUT")" >&2; return 1; }
+}
+
+stop_pid() {    # stop_pid PID SECS: SIGTERM, wait, SIGKILL
+    local pid=$1 secs=${2:-30}
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 $((secs * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# source_cmd PORT SIZE SESSIONS N -> the load generator command line
+source_cmd() {
+    echo smtp-source ${SOURCE_OPTS[@]+"${SOURCE_OPTS[@]}"} -s "$3" -m "$4" -l "$2" -f "$FROM" -t "$TO" "127.0.0.1:$1"
+}
+
+# run_cell RELAY PORT SIZE SESSIONS N SINK_OUT E2E(0/1) [LIVEPID]
+#   records "accept" (and "e2e") for the cell; returns 1 if the relay looks broken.
+E2E_FAILED=""
+run_cell() {
+    local relay=$1 port=$2 size=$3 sess=$4 n=$5 sinkout=$6 e2e=$7 livepid=${8:-}
+    local c0 t0 t1 t2 rc out=$W/$relay-source.out
+    c0=$(util sinkcount "$sinkout")
+    log "$relay: $(source_cmd "$port" "$size" "$sess" "$n")"
+    t0=$(now)
+    rc=0
+    # shellcheck disable=SC2046
+    timeout "$RUN_TIMEOUT" $(source_cmd "$port" "$size" "$sess" "$n") >"$out" 2>&1 || rc=$?
+    t1=$(now)
+    if [ "$rc" -ne 0 ]; then
+        local why
+        if [ "$rc" = 124 ]; then why="smtp-source timed out after ${RUN_TIMEOUT}s"
+        else why="smtp-source exit $rc: $(tail -3 "$out" | oneline)"; fi
+        if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then why="$why; relay process died"; fi
+        record "$relay" "$size" "$sess" accept fail "$why"
+        log "$relay: FAILED: $why"
+        return 1
+    fi
+    local rate; rate=$(util rate "$n" "$t0" "$t1")
+    record "$relay" "$size" "$sess" accept "$rate"
+    log "$relay: accept $rate msg/s"
+    if [ "$e2e" = 1 ]; then
+        if [ -n "$E2E_FAILED" ]; then
+            record "$relay" "$size" "$sess" e2e "n/a" "$E2E_FAILED"
+        elif t2=$(util waitsink "$sinkout" $((c0 + n)) "$DRAIN_TIMEOUT" "$STALL" 2>/dev/null); then
+            rate=$(util rate "$n" "$t0" "$t2")
+            record "$relay" "$size" "$sess" e2e "$rate"
+            log "$relay: e2e $rate msg/s"
+        else
+            local got=$(( $(util sinkcount "$sinkout") - c0 ))
+            record "$relay" "$size" "$sess" e2e stalled "sink got $got/$n, no progress for ${STALL}s"
+            log "$relay: e2e stalled ($got/$n at the sink)"
+        fi
+    fi
+    return 0
+}
+
+# warm_up RELAY PORT SINK_OUT E2E LIVEPID: spawn processes, fill caches; not reported.
+# Sets E2E_FAILED when the relay does not deliver the warm-up to the sink.
+warm_up() {
+    local relay=$1 port=$2 sinkout=$3 e2e=$4 livepid=${5:-} c0 rc=0
+    E2E_FAILED=""
+    [ "$WARMUP" -gt 0 ] || return 0
+    c0=$(util sinkcount "$sinkout")
+    log "$relay: warm-up, $WARMUP messages"
+    timeout "$RUN_TIMEOUT" smtp-source -s 20 -m "$WARMUP" -l 1024 -f "$FROM" -t "$TO" "127.0.0.1:$port" \
+        >"$W/$relay-warmup.out" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        WARMUP_ERROR="warm-up: smtp-source exit $rc: $(tail -3 "$W/$relay-warmup.out" | oneline)"
+        if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then WARMUP_ERROR="$WARMUP_ERROR; relay process died"; fi
+        return 1
+    fi
+    if [ "$e2e" = 1 ] && ! util waitsink "$sinkout" $((c0 + WARMUP)) "$DRAIN_TIMEOUT" "$STALL" >/dev/null 2>&1; then
+        E2E_FAILED="relay did not deliver the warm-up to the sink ($(( $(util sinkcount "$sinkout") - c0 ))/$WARMUP)"
+        log "$relay: $E2E_FAILED"
+    fi
+    return 0
+}
+
+# run_matrix RELAY PORT SINK_OUT E2E [LIVEPID]
+run_matrix() {
+    local relay=$1 port=$2 sinkout=$3 e2e=$4 livepid=${5:-} size sess n
+    for size in $SIZES; do
+        for sess in $SESSIONS; do
+            n=$(messages_for "$size")
+            if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then
+                record "$relay" "$size" "$sess" accept fail "relay process is gone"
+                continue
+            fi
+            run_cell "$relay" "$port" "$size" "$sess" "$n" "$sinkout" "$e2e" "$livepid" || true
+        done
+    done
+}
+
+# ---------------------------------------------------------------- the relays
+bench_sink() {
+    start_sink direct 0 || { note sink "smtp-sink failed to start"; return 0; }
+    run_matrix sink "$SINK_PORT" "$SINK_OUT" 0
+}
+
+bench_postfix() {
+    start_sink postfix || { note postfix "smtp-sink failed to start"; return 0; }
+    local dir=$W/postfix port
+    port=$(util freeports 1)
+    if ! pf_setup "$dir" "$port" "$SINK_PORT" 2>"$W/postfix-setup.err"; then
+        note postfix "setup failed: $(tail -3 "$W/postfix-setup.err" | oneline)"; return 0
+    fi
+    PF_DIRS+=("$dir")
+    if ! pf_start "$dir" 2>"$W/postfix-start.err"; then
+        note postfix "start failed: $(tail -3 "$W/postfix-start.err" | oneline)"; return 0
+    fi
+    log "postfix: private instance on 127.0.0.1:$port, relayhost [127.0.0.1]:$SINK_PORT, queue $dir/spool"
+    if ! warm_up postfix "$port" "$SINK_OUT" 1; then note postfix "$WARMUP_ERROR"; return 0; fi
+    run_matrix postfix "$port" "$SINK_OUT" 1
+    pf_stop "$dir"
+}
+
+bench_smarthost() {
+    if [ ! -x "$SMARTHOST_BIN" ]; then
+        note smarthost "relay failed: no executable at $SMARTHOST_BIN (run make release)"; return 0
+    fi
+    start_sink smarthost || { note smarthost "smtp-sink failed to start"; return 0; }
+    local dir=$W/smarthost port pid rc=0
+    port=$(util freeports 1)
+    mkdir -p "$dir/spool"
+    cat >"$dir/smarthost.yaml" <<EOF
+hostname: bench.local
+listen: ["127.0.0.1:$port"]
+spool: $dir/spool
+limits: { max_message_size: 35MiB, max_recipients: 100, max_connections: 1000, idle_timeout: 5m }
+default: { host: 127.0.0.1, port: $SINK_PORT, tls: none }
+host: { use: default }
+EOF
+    "$SMARTHOST_BIN" serve --config "$dir/smarthost.yaml" >"$dir/smarthost.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    util waitport "$port" "$START_TIMEOUT" "$pid" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        local why
+        if [ "$rc" = 2 ]; then
+            wait "$pid" 2>/dev/null && why="exited with status 0" || why="exited with status $?"
+        else why="not listening on 127.0.0.1:$port after ${START_TIMEOUT}s"; fi
+        local last; last=$(grep -v '^[[:space:]]*$' "$dir/smarthost.log" | tail -2 | oneline || true)
+        note smarthost "relay failed: $why${last:+: $last}"
+        stop_pid "$pid" 5
+        return 0
+    fi
+    log "smarthost: pid $pid on 127.0.0.1:$port, upstream 127.0.0.1:$SINK_PORT, spool $dir/spool"
+    if ! warm_up smarthost "$port" "$SINK_OUT" 1 "$pid"; then
+        note smarthost "relay failed: $WARMUP_ERROR"; stop_pid "$pid" 30; return 0
+    fi
+    run_matrix smarthost "$port" "$SINK_OUT" 1 "$pid"
+    stop_pid "$pid" 30
+}
+
+# ---------------------------------------------------------------- machine facts
+collect_meta() {
+    meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    meta host "$(hostname 2>/dev/null || echo '?')"
+    meta nproc "$(nproc)"
+    meta cpu "$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+    meta mem "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    meta kernel "$(uname -sr)"
+    meta os "$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-?}")"
+    meta tmpdir "$W"
+    meta filesystem "$(findmnt -no FSTYPE,SOURCE,OPTIONS -T "$W" 2>/dev/null | head -1 || df -PT "$W" | awk 'NR==2 { print $2, $1 }')"
+    meta postfix "$(postconf -h mail_version 2>/dev/null) (Debian package $(dpkg-query -W -f='${Version}' postfix 2>/dev/null)), private instance, chroot off, queue fsync as shipped"
+    if [ -x "$SMARTHOST_BIN" ]; then
+        meta smarthost "$SMARTHOST_BIN ($(stat -c '%y' "$SMARTHOST_BIN" | cut -d. -f1))"
+    else
+        meta smarthost "$SMARTHOST_BIN (missing)"
+    fi
+    meta smarthost_commit "$(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null | cut -c1-80 || echo '?')"
+    meta command "$(source_cmd PORT SIZE SESSIONS MESSAGES)  [messages: $M_SMALL for <= 10 KiB, $M_LARGE above; warm-up $WARMUP]"
+}
+
+collect_meta
+meta load "start $(cut -d' ' -f1-3 /proc/loadavg)"
+log "work dir $W; relays: $RELAYS; sizes: $SIZES; sessions: $SESSIONS"
+for size in $SIZES; do
+    for sess in $SESSIONS; do record meta "$size" "$sess" messages "$(messages_for "$size")"; done
+done
+for relay in $RELAYS; do
+    case $relay in
+        sink) bench_sink ;;
+        postfix) bench_postfix ;;
+        smarthost) bench_smarthost ;;
+        *) echo "bench.sh: unknown relay '$relay' in BENCH_RELAYS" >&2; exit 2 ;;
+    esac
+done
+sed -i "s|^load=.*|&, end $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; other work on the machine skews results)|" "$META"
+echo
+util table "$RESULTS" "$META" "${BENCH_OUT:-}"

@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""Small helpers for Tests/Bench/bench.sh (ports, waiting, counting, the table).
+
+Subcommands:
+  freeports N                      print N distinct free TCP ports on 127.0.0.1
+  waitport PORT SECS [PID]         wait until 127.0.0.1:PORT accepts a connection;
+                                   exit 1 on timeout, 2 if PID died first
+  sinkcount FILE                   messages an `smtp-sink -c` has received (its stdout file)
+  waitsink FILE TARGET SECS STALL  wait until sinkcount >= TARGET; print the time it got there
+                                   (epoch seconds); exit 1 if no progress for STALL s or SECS total
+  rate N T0 T1                     N / (T1 - T0), one decimal
+  table RESULTS META [OUT]         render the results table (TSV in RESULTS, key=value lines in META)
+"""
+import os
+import re
+import socket
+import sys
+import time
+
+
+def freeports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    print(" ".join(map(str, ports)))
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def waitport(port, secs, pid=None):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        if pid is not None and not alive(pid):
+            return 2
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return 0
+        except OSError:
+            time.sleep(0.1)
+    return 1
+
+
+_MESG = re.compile(rb"mesg=(\d+)")
+
+
+def sinkcount(path):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            tail = f.read()
+    except OSError:
+        return 0
+    found = _MESG.findall(tail)
+    return int(found[-1]) if found else 0
+
+
+def waitsink(path, target, secs, stall):
+    start = time.monotonic()
+    last, last_change = -1, start
+    while True:
+        n = sinkcount(path)
+        now = time.monotonic()
+        if n >= target:
+            print(f"{time.time():.6f}")
+            return 0
+        if n != last:
+            last, last_change = n, now
+        if now - last_change > stall or now - start > secs:
+            print(f"stalled at {n}", file=sys.stderr)
+            print(n)
+            return 1
+        time.sleep(0.02)
+
+
+def fmt_rate(v):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return f"{f:,.0f}" if f >= 100 else f"{f:,.1f}"
+
+
+def table(results_path, meta_path, out_path=None):
+    meta = {}
+    with open(meta_path) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                meta[k] = v
+    res = {}          # (target, size, sessions, metric) -> value (float or string)
+    details = {}      # same key -> why a cell is not a number
+    notes = {}        # target -> note (why a whole column is n/a)
+    order = []
+    with open(results_path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if parts[0] == "note":
+                notes[parts[1]] = parts[2]
+                continue
+            target, size, sess, metric, value = parts[:5]
+            key = (size, sess)
+            if key not in order:
+                order.append(key)
+            res[(target, size, sess, metric)] = value
+            if len(parts) > 5 and parts[5]:
+                details[(target, size, sess, metric)] = parts[5]
+
+    def get(target, size, sess, metric):
+        v = res.get((target, size, sess, metric))
+        if v is None:
+            return None
+        try:
+            return float(v)
+        except ValueError:
+            return v
+
+    def cell(target, size, sess, metric):
+        v = get(target, size, sess, metric)
+        if v is None:
+            if target in notes:
+                return "n/a"
+            return "-"
+        return fmt_rate(v) if isinstance(v, float) else str(v)
+
+    def ratio(a, b):
+        if isinstance(a, float) and isinstance(b, float) and b > 0:
+            return f"{a / b:.2f}x"
+        return "n/a"
+
+    def size_label(s):
+        n = int(s)
+        return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} B"
+
+    cols = [
+        ("size", 8), ("sessions", 8), ("messages", 8),
+        ("smarthost msg/s", 15), ("postfix msg/s", 13), ("ratio", 6),
+        ("sink-limit msg/s", 16),
+        ("e2e smarthost", 13), ("e2e postfix", 11), ("e2e ratio", 9),
+    ]
+    lines = []
+    lines.append("accept rate = messages / wall seconds until smtp-source has every 250;")
+    lines.append("e2e rate    = messages / wall seconds until the relay's smtp-sink upstream has them all")
+    lines.append("")
+    header = "  ".join(f"{name:>{w}}" for name, w in cols)
+    lines.append(header)
+    lines.append("-" * len(header))
+    verdicts = []
+    for size, sess in order:
+        sh = get("smarthost", size, sess, "accept")
+        pf = get("postfix", size, sess, "accept")
+        she = get("smarthost", size, sess, "e2e")
+        pfe = get("postfix", size, sess, "e2e")
+        msgs = res.get(("meta", size, sess, "messages"), "?")
+        row = [
+            size_label(size), sess, msgs,
+            cell("smarthost", size, sess, "accept"),
+            cell("postfix", size, sess, "accept"),
+            ratio(sh, pf),
+            cell("sink", size, sess, "accept"),
+            cell("smarthost", size, sess, "e2e"),
+            cell("postfix", size, sess, "e2e"),
+            ratio(she, pfe),
+        ]
+        lines.append("  ".join(f"{str(v):>{w}}" for v, (_, w) in zip(row, cols)))
+        if sess == "20":
+            if isinstance(sh, float) and isinstance(pf, float) and pf > 0:
+                ok = sh >= 2 * pf
+                verdicts.append(f"target smarthost >= 2x postfix accept rate, {size_label(size)}, 20 sessions: "
+                                f"{'MET' if ok else 'NOT MET'} ({sh / pf:.2f}x)")
+            else:
+                verdicts.append(f"target smarthost >= 2x postfix accept rate, {size_label(size)}, 20 sessions: n/a")
+    lines.append("")
+    lines.extend(verdicts)
+    for target, note in notes.items():
+        lines.append(f"{target}: n/a ({note})")
+    # per-cell failures are listed in full here, the table only has room for a word
+    for key, why in details.items():
+        target, size, sess, metric = key
+        lines.append(f"{target} {size_label(size)} x{sess} {metric}: {res[key]} ({why})")
+    lines.append("")
+    lines.append("machine:")
+    for k in ("date", "host", "nproc", "cpu", "mem", "kernel", "os", "tmpdir", "filesystem",
+              "postfix", "smarthost", "smarthost_commit", "command", "load", "notes"):
+        if k in meta:
+            lines.append(f"  {k:<16} {meta[k]}")
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    if out_path:
+        with open(out_path, "w") as f:
+            f.write(text)
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cmd, args = argv[1], argv[2:]
+    if cmd == "freeports":
+        freeports(int(args[0]))
+        return 0
+    if cmd == "waitport":
+        return waitport(int(args[0]), float(args[1]), int(args[2]) if len(args) > 2 else None)
+    if cmd == "sinkcount":
+        print(sinkcount(args[0]))
+        return 0
+    if cmd == "waitsink":
+        return waitsink(args[0], int(args[1]), float(args[2]), float(args[3]))
+    if cmd == "rate":
+        n, t0, t1 = int(args[0]), float(args[1]), float(args[2])
+        print(f"{n / (t1 - t0):.1f}" if t1 > t0 else "inf")
+        return 0
+    if cmd == "table":
+        table(args[0], args[1], args[2] if len(args) > 2 and args[2] else None)
+        return 0
+    print(f"unknown subcommand {cmd}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
