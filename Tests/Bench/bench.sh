@@ -102,6 +102,7 @@ PF_DIRS=()                         # Postfix instances we started
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [ -n "$CHILD_PID" ]; then kill -TERM "$CHILD_PID" 2>/dev/null || true; wait "$CHILD_PID" 2>/dev/null || true; fi
     for d in "${PF_DIRS[@]}"; do pf_stop "$d" || true; done
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do
@@ -144,6 +145,19 @@ stop_pid() {    # stop_pid PID SECS: SIGTERM, wait, SIGKILL
     wait "$pid" 2>/dev/null || true
 }
 
+# run_bounded OUT CMD...: CMD under timeout, in the background so that a signal to this script
+# is handled at once (bash defers traps while a foreground child runs); cleanup() ends it.
+CHILD_PID=""
+run_bg() {
+    local rc=0
+    "$@" &
+    CHILD_PID=$!
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=""
+    return "$rc"
+}
+run_bounded() { local out=$1; shift; run_bg timeout "$RUN_TIMEOUT" "$@" >"$out" 2>&1; }
+
 # source_cmd PORT SIZE SESSIONS N -> the load generator command line
 source_cmd() {
     echo smtp-source ${SOURCE_OPTS[@]+"${SOURCE_OPTS[@]}"} -s "$3" -m "$4" -l "$2" -f "$FROM" -t "$TO" "127.0.0.1:$1"
@@ -158,9 +172,8 @@ run_cell() {
     c0=$(util sinkcount "$sinkout")
     log "$relay: $(source_cmd "$port" "$size" "$sess" "$n")"
     t0=$(now)
-    rc=0
     # shellcheck disable=SC2046
-    timeout "$RUN_TIMEOUT" $(source_cmd "$port" "$size" "$sess" "$n") >"$out" 2>&1 || rc=$?
+    run_bounded "$out" $(source_cmd "$port" "$size" "$sess" "$n") && rc=0 || rc=$?
     t1=$(now)
     if [ "$rc" -ne 0 ]; then
         local why
@@ -177,7 +190,8 @@ run_cell() {
     if [ "$e2e" = 1 ]; then
         if [ -n "$E2E_FAILED" ]; then
             record "$relay" "$size" "$sess" e2e "n/a" "$E2E_FAILED"
-        elif t2=$(util waitsink "$sinkout" $((c0 + n)) "$DRAIN_TIMEOUT" "$STALL" 2>/dev/null); then
+        elif run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + n)) "$DRAIN_TIMEOUT" "$STALL" >"$W/t2" 2>/dev/null; then
+            t2=$(cat "$W/t2")
             rate=$(util rate "$n" "$t0" "$t2")
             record "$relay" "$size" "$sess" e2e "$rate"
             log "$relay: e2e $rate msg/s"
@@ -198,14 +212,14 @@ warm_up() {
     [ "$WARMUP" -gt 0 ] || return 0
     c0=$(util sinkcount "$sinkout")
     log "$relay: warm-up, $WARMUP messages"
-    timeout "$RUN_TIMEOUT" smtp-source -s 20 -m "$WARMUP" -l 1024 -f "$FROM" -t "$TO" "127.0.0.1:$port" \
-        >"$W/$relay-warmup.out" 2>&1 || rc=$?
+    run_bounded "$W/$relay-warmup.out" smtp-source -s 20 -m "$WARMUP" -l 1024 -f "$FROM" -t "$TO" \
+        "127.0.0.1:$port" || rc=$?
     if [ "$rc" -ne 0 ]; then
         WARMUP_ERROR="warm-up: smtp-source exit $rc: $(tail -3 "$W/$relay-warmup.out" | oneline)"
         if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then WARMUP_ERROR="$WARMUP_ERROR; relay process died"; fi
         return 1
     fi
-    if [ "$e2e" = 1 ] && ! util waitsink "$sinkout" $((c0 + WARMUP)) "$DRAIN_TIMEOUT" "$STALL" >/dev/null 2>&1; then
+    if [ "$e2e" = 1 ] && ! run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + WARMUP)) "$DRAIN_TIMEOUT" "$STALL" >/dev/null 2>&1; then
         E2E_FAILED="relay did not deliver the warm-up to the sink ($(( $(util sinkcount "$sinkout") - c0 ))/$WARMUP)"
         log "$relay: $E2E_FAILED"
     fi

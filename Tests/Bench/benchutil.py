@@ -194,9 +194,13 @@ def table(results_path, meta_path, out_path=None):
     for target, note in notes.items():
         lines.append(f"{target}: n/a ({note})")
     # per-cell failures are listed in full here, the table only has room for a word
+    groups = {}       # (target, metric, value, why) -> cells, so a reason shared by a column prints once
     for key, why in details.items():
         target, size, sess, metric = key
-        lines.append(f"{target} {size_label(size)} x{sess} {metric}: {res[key]} ({why})")
+        groups.setdefault((target, metric, res[key], why), []).append(f"{size_label(size)} x{sess}")
+    for (target, metric, value, why), where in groups.items():
+        cells = "all cells" if len(where) == len(order) else ", ".join(where)
+        lines.append(f"{target} {metric} ({cells}): {value} ({why})")
     lines.append("")
     lines.append("machine:")
     for k in ("date", "host", "nproc", "cpu", "mem", "kernel", "os", "tmpdir", "filesystem",
