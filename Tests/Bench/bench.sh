@@ -30,6 +30,7 @@
 #   BENCH_RUN_TIMEOUT      seconds allowed for one smtp-source run (default 900)
 #   BENCH_DRAIN_TIMEOUT    seconds allowed for the sink to receive one cell's mail (default 900)
 #   BENCH_STALL            give up waiting for the sink after this many seconds without progress (20)
+#   BENCH_REPEAT           runs per cell and relay, interleaved; the table shows the median (default 1)
 #   BENCH_REUSE=1          smtp-source -d: send all of a session's messages over one connection
 #                          (default: a new connection per message, as applications do)
 #   BENCH_TMPDIR           where the spools go (default: $TMPDIR or /tmp) — its file system is measured
@@ -59,6 +60,7 @@ fi
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-900}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-900}
 STALL=${BENCH_STALL:-20}
+REPEAT=${BENCH_REPEAT:-1}
 START_TIMEOUT=30
 SOURCE_OPTS=()
 [ "${BENCH_REUSE:-0}" = 1 ] && SOURCE_OPTS+=(-d)
@@ -103,9 +105,9 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [ -n "$CHILD_PID" ]; then kill -TERM "$CHILD_PID" 2>/dev/null || true; wait "$CHILD_PID" 2>/dev/null || true; fi
-    for d in "${PF_DIRS[@]}"; do pf_stop "$d" || true; done
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
+    for d in ${PF_DIRS[@]+"${PF_DIRS[@]}"}; do pf_stop "$d" || true; done
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do
         for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
@@ -163,12 +165,19 @@ source_cmd() {
     echo smtp-source ${SOURCE_OPTS[@]+"${SOURCE_OPTS[@]}"} -s "$3" -m "$4" -l "$2" -f "$FROM" -t "$TO" "127.0.0.1:$1"
 }
 
-# run_cell RELAY PORT SIZE SESSIONS N SINK_OUT E2E(0/1) [LIVEPID]
-#   records "accept" (and "e2e") for the cell; returns 1 if the relay looks broken.
-E2E_FAILED=""
+# Every relay that starts is described by these, indexed by its name:
+declare -A R_PORT R_SINK R_E2E R_PID R_E2E_FAILED
+READY=()                           # relays started and warmed up, in BENCH_RELAYS order
+
+# run_cell RELAY SIZE SESSIONS N: one smtp-source run; records "accept" (and "e2e").
 run_cell() {
-    local relay=$1 port=$2 size=$3 sess=$4 n=$5 sinkout=$6 e2e=$7 livepid=${8:-}
+    local relay=$1 size=$2 sess=$3 n=$4
+    local port=${R_PORT[$relay]} sinkout=${R_SINK[$relay]} e2e=${R_E2E[$relay]} livepid=${R_PID[$relay]:-}
     local c0 t0 t1 t2 rc out=$W/$relay-source.out
+    if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then
+        record "$relay" "$size" "$sess" accept fail "relay process is gone"
+        return 1
+    fi
     c0=$(util sinkcount "$sinkout")
     log "$relay: $(source_cmd "$port" "$size" "$sess" "$n")"
     t0=$(now)
@@ -182,14 +191,18 @@ run_cell() {
         if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then why="$why; relay process died"; fi
         record "$relay" "$size" "$sess" accept fail "$why"
         log "$relay: FAILED: $why"
+        # let whatever it did accept reach its sink before the next relay is measured
+        if [ "$e2e" = 1 ] && [ -z "${R_E2E_FAILED[$relay]}" ]; then
+            run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + n)) "$DRAIN_TIMEOUT" 5 >/dev/null 2>&1 || true
+        fi
         return 1
     fi
     local rate; rate=$(util rate "$n" "$t0" "$t1")
     record "$relay" "$size" "$sess" accept "$rate"
     log "$relay: accept $rate msg/s"
     if [ "$e2e" = 1 ]; then
-        if [ -n "$E2E_FAILED" ]; then
-            record "$relay" "$size" "$sess" e2e "n/a" "$E2E_FAILED"
+        if [ -n "${R_E2E_FAILED[$relay]}" ]; then
+            record "$relay" "$size" "$sess" e2e "n/a" "${R_E2E_FAILED[$relay]}"
         elif run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + n)) "$DRAIN_TIMEOUT" "$STALL" >"$W/t2" 2>/dev/null; then
             t2=$(cat "$W/t2")
             rate=$(util rate "$n" "$t0" "$t2")
@@ -204,50 +217,40 @@ run_cell() {
     return 0
 }
 
-# warm_up RELAY PORT SINK_OUT E2E LIVEPID: spawn processes, fill caches; not reported.
-# Sets E2E_FAILED when the relay does not deliver the warm-up to the sink.
-warm_up() {
+# ready RELAY PORT SINK_OUT E2E [LIVEPID]: warm it up (spawn processes, fill caches; not reported)
+# and add it to READY. A relay that does not deliver the warm-up keeps its accept column, e2e n/a.
+# On failure the reason is in READY_ERROR.
+READY_ERROR=""
+ready() {
     local relay=$1 port=$2 sinkout=$3 e2e=$4 livepid=${5:-} c0 rc=0
-    E2E_FAILED=""
-    [ "$WARMUP" -gt 0 ] || return 0
-    c0=$(util sinkcount "$sinkout")
-    log "$relay: warm-up, $WARMUP messages"
-    run_bounded "$W/$relay-warmup.out" smtp-source -s 20 -m "$WARMUP" -l 1024 -f "$FROM" -t "$TO" \
-        "127.0.0.1:$port" || rc=$?
-    if [ "$rc" -ne 0 ]; then
-        WARMUP_ERROR="warm-up: smtp-source exit $rc: $(tail -3 "$W/$relay-warmup.out" | oneline)"
-        if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then WARMUP_ERROR="$WARMUP_ERROR; relay process died"; fi
-        return 1
+    R_PORT[$relay]=$port R_SINK[$relay]=$sinkout R_E2E[$relay]=$e2e R_PID[$relay]=$livepid R_E2E_FAILED[$relay]=""
+    if [ "$WARMUP" -gt 0 ]; then
+        c0=$(util sinkcount "$sinkout")
+        log "$relay: warm-up, $WARMUP messages"
+        run_bounded "$W/$relay-warmup.out" smtp-source -s 20 -m "$WARMUP" -l 1024 -f "$FROM" -t "$TO" \
+            "127.0.0.1:$port" || rc=$?
+        if [ "$rc" -ne 0 ]; then
+            READY_ERROR="warm-up: smtp-source exit $rc: $(tail -3 "$W/$relay-warmup.out" | oneline)"
+            if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then READY_ERROR="$READY_ERROR; relay process died"; fi
+            return 1
+        fi
+        if [ "$e2e" = 1 ] && ! run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + WARMUP)) "$DRAIN_TIMEOUT" "$STALL" >/dev/null 2>&1; then
+            R_E2E_FAILED[$relay]="relay did not deliver the warm-up to the sink ($(( $(util sinkcount "$sinkout") - c0 ))/$WARMUP)"
+            log "$relay: ${R_E2E_FAILED[$relay]}"
+        fi
     fi
-    if [ "$e2e" = 1 ] && ! run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + WARMUP)) "$DRAIN_TIMEOUT" "$STALL" >/dev/null 2>&1; then
-        E2E_FAILED="relay did not deliver the warm-up to the sink ($(( $(util sinkcount "$sinkout") - c0 ))/$WARMUP)"
-        log "$relay: $E2E_FAILED"
-    fi
-    return 0
-}
-
-# run_matrix RELAY PORT SINK_OUT E2E [LIVEPID]
-run_matrix() {
-    local relay=$1 port=$2 sinkout=$3 e2e=$4 livepid=${5:-} size sess n
-    for size in $SIZES; do
-        for sess in $SESSIONS; do
-            n=$(messages_for "$size")
-            if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then
-                record "$relay" "$size" "$sess" accept fail "relay process is gone"
-                continue
-            fi
-            run_cell "$relay" "$port" "$size" "$sess" "$n" "$sinkout" "$e2e" "$livepid" || true
-        done
-    done
+    READY+=("$relay")
 }
 
 # ---------------------------------------------------------------- the relays
-bench_sink() {
+# Each start_X starts relay X with its own counting smtp-sink as upstream and calls ready,
+# or notes why it could not (the column then shows n/a and the reason under the table).
+start_sink_relay() {               # the tool pair's own limit: smtp-source straight into smtp-sink
     start_sink direct 0 || { note sink "smtp-sink failed to start"; return 0; }
-    run_matrix sink "$SINK_PORT" "$SINK_OUT" 0
+    ready sink "$SINK_PORT" "$SINK_OUT" 0 || note sink "$READY_ERROR"
 }
 
-bench_postfix() {
+start_postfix() {
     start_sink postfix || { note postfix "smtp-sink failed to start"; return 0; }
     local dir=$W/postfix port
     port=$(util freeports 1)
@@ -259,12 +262,10 @@ bench_postfix() {
         note postfix "start failed: $(tail -3 "$W/postfix-start.err" | oneline)"; return 0
     fi
     log "postfix: private instance on 127.0.0.1:$port, relayhost [127.0.0.1]:$SINK_PORT, queue $dir/spool"
-    if ! warm_up postfix "$port" "$SINK_OUT" 1; then note postfix "$WARMUP_ERROR"; return 0; fi
-    run_matrix postfix "$port" "$SINK_OUT" 1
-    pf_stop "$dir"
+    ready postfix "$port" "$SINK_OUT" 1 || note postfix "$READY_ERROR"
 }
 
-bench_smarthost() {
+start_smarthost() {
     if [ ! -x "$SMARTHOST_BIN" ]; then
         note smarthost "relay failed: no executable at $SMARTHOST_BIN (run make release)"; return 0
     fi
@@ -295,11 +296,10 @@ EOF
         return 0
     fi
     log "smarthost: pid $pid on 127.0.0.1:$port, upstream 127.0.0.1:$SINK_PORT, spool $dir/spool"
-    if ! warm_up smarthost "$port" "$SINK_OUT" 1 "$pid"; then
-        note smarthost "relay failed: $WARMUP_ERROR"; stop_pid "$pid" 30; return 0
+    if ! ready smarthost "$port" "$SINK_OUT" 1 "$pid"; then
+        note smarthost "relay failed: $READY_ERROR"
+        stop_pid "$pid" 30
     fi
-    run_matrix smarthost "$port" "$SINK_OUT" 1 "$pid"
-    stop_pid "$pid" 30
 }
 
 # ---------------------------------------------------------------- machine facts
@@ -329,14 +329,29 @@ log "work dir $W; relays: $RELAYS; sizes: $SIZES; sessions: $SESSIONS"
 for size in $SIZES; do
     for sess in $SESSIONS; do record meta "$size" "$sess" messages "$(messages_for "$size")"; done
 done
+# Start every relay first (each with its own counting sink), then measure cell by cell with the
+# relays interleaved, so that load from elsewhere on the machine hits the columns alike.
 for relay in $RELAYS; do
     case $relay in
-        sink) bench_sink ;;
-        postfix) bench_postfix ;;
-        smarthost) bench_smarthost ;;
+        sink) start_sink_relay ;;
+        postfix) start_postfix ;;
+        smarthost) start_smarthost ;;
         *) echo "bench.sh: unknown relay '$relay' in BENCH_RELAYS" >&2; exit 2 ;;
     esac
 done
+for size in $SIZES; do
+    for sess in $SESSIONS; do
+        for _ in $(seq 1 "$REPEAT"); do
+            for relay in ${READY[@]+"${READY[@]}"}; do
+                run_cell "$relay" "$size" "$sess" "$(messages_for "$size")" || true
+            done
+        done
+    done
+done
+for d in ${PF_DIRS[@]+"${PF_DIRS[@]}"}; do pf_stop "$d"; done
+PF_DIRS=()
+for p in ${PIDS[@]+"${PIDS[@]}"}; do stop_pid "$p" 30; done
+PIDS=()
 sed -i "s|^load=.*|&, end $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; other work on the machine skews results)|" "$META"
 echo
 util table "$RESULTS" "$META" "${BENCH_OUT:-}"

@@ -14,6 +14,7 @@ Subcommands:
 import os
 import re
 import socket
+import statistics
 import sys
 import time
 
@@ -92,6 +93,14 @@ def waitsink(path, target, secs, stall):
         time.sleep(0.02)
 
 
+def _isnum(v):
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
 def fmt_rate(v):
     try:
         f = float(v)
@@ -121,9 +130,20 @@ def table(results_path, meta_path, out_path=None):
             key = (size, sess)
             if key not in order:
                 order.append(key)
-            res[(target, size, sess, metric)] = value
+            res.setdefault((target, size, sess, metric), []).append(value)
             if len(parts) > 5 and parts[5]:
                 details[(target, size, sess, metric)] = parts[5]
+
+    # with BENCH_REPEAT a cell has several trials: the median of them, or the first failure
+    def collapse(values):
+        try:
+            nums = sorted(float(v) for v in values)
+        except ValueError:
+            return next(v for v in values if not _isnum(v))
+        return statistics.median(nums)
+
+    res = {k: collapse(v) for k, v in res.items()}
+    res = {k: (f"{v:.1f}" if isinstance(v, float) else v) for k, v in res.items()}
 
     def get(target, size, sess, metric):
         v = res.get((target, size, sess, metric))
@@ -170,7 +190,7 @@ def table(results_path, meta_path, out_path=None):
         pf = get("postfix", size, sess, "accept")
         she = get("smarthost", size, sess, "e2e")
         pfe = get("postfix", size, sess, "e2e")
-        msgs = res.get(("meta", size, sess, "messages"), "?")
+        msgs = res.get(("meta", size, sess, "messages"), "?").split(".")[0]
         row = [
             size_label(size), sess, msgs,
             cell("smarthost", size, sess, "accept"),
