@@ -166,19 +166,20 @@ source_cmd() {
 }
 
 # Every relay that starts is described by these, indexed by its name:
-declare -A R_PORT R_SINK R_E2E R_PID R_E2E_FAILED
+declare -A R_PORT R_SINK R_E2E R_PID R_E2E_FAILED R_CPUPID
 READY=()                           # relays started and warmed up, in BENCH_RELAYS order
 
 # run_cell RELAY SIZE SESSIONS N: one smtp-source run; records "accept" (and "e2e").
 run_cell() {
     local relay=$1 size=$2 sess=$3 n=$4
     local port=${R_PORT[$relay]} sinkout=${R_SINK[$relay]} e2e=${R_E2E[$relay]} livepid=${R_PID[$relay]:-}
-    local c0 t0 t1 t2 rc out=$W/$relay-source.out
+    local cpupid=${R_CPUPID[$relay]:-} cpu0="" c0 t0 t1 t2 rc out=$W/$relay-source.out
     if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then
         record "$relay" "$size" "$sess" accept fail "relay process is gone"
         return 1
     fi
     c0=$(util sinkcount "$sinkout")
+    [ -n "$cpupid" ] && cpu0=$(util cputime "$cpupid")
     log "$relay: $(source_cmd "$port" "$size" "$sess" "$n")"
     t0=$(now)
     # shellcheck disable=SC2046
@@ -207,7 +208,12 @@ run_cell() {
             t2=$(cat "$W/t2")
             rate=$(util rate "$n" "$t0" "$t2")
             record "$relay" "$size" "$sess" e2e "$rate"
-            log "$relay: e2e $rate msg/s"
+            local cpu=""
+            if [ -n "$cpupid" ]; then
+                cpu=$(util cpupermsg "$n" "$cpu0" "$(util cputime "$cpupid")")
+                record "$relay" "$size" "$sess" cpu "$cpu"
+            fi
+            log "$relay: e2e $rate msg/s${cpu:+, CPU $cpu us/msg}"
         else
             local got=$(( $(util sinkcount "$sinkout") - c0 ))
             record "$relay" "$size" "$sess" e2e stalled "sink got $got/$n, no progress for ${STALL}s"
@@ -217,13 +223,14 @@ run_cell() {
     return 0
 }
 
-# ready RELAY PORT SINK_OUT E2E [LIVEPID]: warm it up (spawn processes, fill caches; not reported)
+# ready RELAY PORT SINK_OUT E2E [LIVEPID [CPUPID]]: warm it up (spawn processes, fill caches; not reported)
 # and add it to READY. A relay that does not deliver the warm-up keeps its accept column, e2e n/a.
 # On failure the reason is in READY_ERROR.
 READY_ERROR=""
 ready() {
-    local relay=$1 port=$2 sinkout=$3 e2e=$4 livepid=${5:-} c0 rc=0
+    local relay=$1 port=$2 sinkout=$3 e2e=$4 livepid=${5:-} cpupid=${6:-${5:-}} c0 rc=0
     R_PORT[$relay]=$port R_SINK[$relay]=$sinkout R_E2E[$relay]=$e2e R_PID[$relay]=$livepid R_E2E_FAILED[$relay]=""
+    R_CPUPID[$relay]=$cpupid
     if [ "$WARMUP" -gt 0 ]; then
         c0=$(util sinkcount "$sinkout")
         log "$relay: warm-up, $WARMUP messages"
@@ -262,7 +269,8 @@ start_postfix() {
         note postfix "start failed: $(tail -3 "$W/postfix-start.err" | oneline)"; return 0
     fi
     log "postfix: private instance on 127.0.0.1:$port, relayhost [127.0.0.1]:$SINK_PORT, queue $dir/spool"
-    ready postfix "$port" "$SINK_OUT" 1 || note postfix "$READY_ERROR"
+    # CPU is counted over master and its children (smtpd, cleanup, qmgr, smtp, postlogd, ...)
+    ready postfix "$port" "$SINK_OUT" 1 "" "$(pf_master_pid "$dir")" || note postfix "$READY_ERROR"
 }
 
 start_smarthost() {

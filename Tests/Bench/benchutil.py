@@ -9,6 +9,8 @@ Subcommands:
   waitsink FILE TARGET SECS STALL  wait until sinkcount >= TARGET; print the time it got there
                                    (epoch seconds); exit 1 if no progress for STALL s or SECS total
   rate N T0 T1                     N / (T1 - T0), one decimal
+  cputime PID                      CPU seconds used by PID and its descendants (incl. reaped ones)
+  cpupermsg N CPU0 CPU1            (CPU1 - CPU0) / N in microseconds
   table RESULTS META [OUT]         render the results table (TSV in RESULTS, key=value lines in META)
 """
 import os
@@ -101,6 +103,35 @@ def _isnum(v):
         return False
 
 
+def cputime(root):
+    """CPU seconds (user+sys) used so far by process ROOT and its descendants, counting the
+    children that have exited and been waited for (cutime/cstime of their parent). Postfix's
+    master reaps its smtpd/cleanup/... processes, so the sum over the tree is the instance's
+    CPU even though processes come and go."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the comm: state ppid ... utime(12) stime(13) cutime(14) cstime(15), 0-based from state
+        stats[int(d)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    children = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            total += stats[pid][1]
+            todo.extend(children.get(pid, []))
+    return total / tick
+
+
 def fmt_rate(v):
     try:
         f = float(v)
@@ -171,38 +202,53 @@ def table(results_path, meta_path, out_path=None):
         n = int(s)
         return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} B"
 
-    cols = [
-        ("size", 8), ("sessions", 8), ("messages", 8),
-        ("smarthost msg/s", 15), ("postfix msg/s", 13), ("ratio", 6),
-        ("sink-limit msg/s", 16),
-        ("e2e smarthost", 13), ("e2e postfix", 11), ("e2e ratio", 9),
+    # A table is a list of columns: (title, width, function of (size, sessions) -> text).
+    def metric(target, name):
+        return lambda size, sess: cell(target, size, sess, name)
+
+    def ratio_of(name, a="smarthost", b="postfix", inverse=False):
+        def f(size, sess):
+            x, y = get(a, size, sess, name), get(b, size, sess, name)
+            return ratio(y, x) if inverse else ratio(x, y)
+        return f
+
+    basic = [
+        ("size", 8, lambda size, sess: size_label(size)),
+        ("sessions", 8, lambda size, sess: sess),
+        ("messages", 8, lambda size, sess: res.get(("meta", size, sess, "messages"), "?").split(".")[0]),
+    ]
+    tables = [
+        ("Accept rate, msg/s: messages / wall seconds until smtp-source has had every 250", basic + [
+            ("smarthost", 10, metric("smarthost", "accept")),
+            ("postfix", 10, metric("postfix", "accept")),
+            ("ratio", 7, ratio_of("accept")),
+            ("sink-limit", 10, metric("sink", "accept")),
+        ]),
+        ("End to end, msg/s: messages / wall seconds from the start until the relay's upstream "
+         "smtp-sink has them all;\nCPU, us/msg: user+sys of the relay's processes over the same span "
+         "(accepting and relaying), per message", basic + [
+            ("e2e smarthost", 13, metric("smarthost", "e2e")),
+            ("e2e postfix", 11, metric("postfix", "e2e")),
+            ("ratio", 7, ratio_of("e2e")),
+            ("CPU smarthost", 13, metric("smarthost", "cpu")),
+            ("CPU postfix", 11, metric("postfix", "cpu")),
+            ("CPU ratio", 9, ratio_of("cpu", inverse=True)),
+        ]),
     ]
     lines = []
-    lines.append("accept rate = messages / wall seconds until smtp-source has every 250;")
-    lines.append("e2e rate    = messages / wall seconds until the relay's smtp-sink upstream has them all")
-    lines.append("")
-    header = "  ".join(f"{name:>{w}}" for name, w in cols)
-    lines.append(header)
-    lines.append("-" * len(header))
+    for title, cols in tables:
+        lines.extend(title.split("\n"))
+        header = "  ".join(f"{name:>{w}}" for name, w, _ in cols)
+        lines.append(header)
+        lines.append("-" * len(header))
+        for size, sess in order:
+            lines.append("  ".join(f"{str(fn(size, sess)):>{w}}" for _, w, fn in cols))
+        lines.append("")
+    lines.append("(ratio = smarthost / postfix; CPU ratio = postfix CPU / smarthost CPU, > 1 means smarthost is cheaper)")
     verdicts = []
     for size, sess in order:
-        sh = get("smarthost", size, sess, "accept")
-        pf = get("postfix", size, sess, "accept")
-        she = get("smarthost", size, sess, "e2e")
-        pfe = get("postfix", size, sess, "e2e")
-        msgs = res.get(("meta", size, sess, "messages"), "?").split(".")[0]
-        row = [
-            size_label(size), sess, msgs,
-            cell("smarthost", size, sess, "accept"),
-            cell("postfix", size, sess, "accept"),
-            ratio(sh, pf),
-            cell("sink", size, sess, "accept"),
-            cell("smarthost", size, sess, "e2e"),
-            cell("postfix", size, sess, "e2e"),
-            ratio(she, pfe),
-        ]
-        lines.append("  ".join(f"{str(v):>{w}}" for v, (_, w) in zip(row, cols)))
         if sess == "20":
+            sh, pf = get("smarthost", size, sess, "accept"), get("postfix", size, sess, "accept")
             if isinstance(sh, float) and isinstance(pf, float) and pf > 0:
                 ok = sh >= 2 * pf
                 verdicts.append(f"target smarthost >= 2x postfix accept rate, {size_label(size)}, 20 sessions: "
@@ -249,6 +295,13 @@ def main(argv):
         return 0
     if cmd == "waitsink":
         return waitsink(args[0], int(args[1]), float(args[2]), float(args[3]))
+    if cmd == "cputime":
+        print(f"{cputime(int(args[0])):.2f}")
+        return 0
+    if cmd == "cpupermsg":        # cpupermsg N CPU0 CPU1 -> microseconds of CPU per message
+        n, c0, c1 = int(args[0]), float(args[1]), float(args[2])
+        print(f"{(c1 - c0) * 1e6 / n:.1f}")
+        return 0
     if cmd == "rate":
         n, t0, t1 = int(args[0]), float(args[1]), float(args[2])
         print(f"{n / (t1 - t0):.1f}" if t1 > t0 else "inf")
