@@ -36,6 +36,8 @@
 #   BENCH_TMPDIR           where the spools go (default: $TMPDIR or /tmp) — its file system is measured
 #   BENCH_OUT              also write the table to this file
 #   BENCH_KEEP=1           keep the work directory (logs, spools) for inspection
+#   BENCH_PROBE=0          skip the durability probe (strace counts each relay's fsync calls
+#                          for a few messages after the measurements)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,6 +77,7 @@ install_deps() {
     dpkg -s postfix >/dev/null 2>&1 || missing+=(postfix)
     [ -x "$PY" ] || missing+=(python3)
     command -v timeout >/dev/null || missing+=(coreutils)
+    [ "${BENCH_PROBE:-1}" = 1 ] && ! command -v strace >/dev/null && missing+=(strace)
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing: ${missing[*]}"
     local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -249,6 +252,38 @@ ready() {
     READY+=("$relay")
 }
 
+# probe RELAY: count the relay's fsync/fdatasync calls per message under strace -f (after the
+# measurements: strace slows everything down). Evidence for "the same durability".
+PROBE_N=20
+probe() {
+    local relay=$1
+    local root=${R_CPUPID[$relay]:-} sinkout=${R_SINK[$relay]} port=${R_PORT[$relay]}
+    local trace=$W/$relay-strace.out spid c0 args=() p rc=0
+    [ -n "$root" ] || return 0
+    if ! command -v strace >/dev/null; then printf 'probe\t%s\t%s\n' "$relay" "n/a (no strace)" >>"$RESULTS"; return 0; fi
+    for p in $(util tree "$root"); do args+=(-p "$p"); done
+    strace -f -qq -e trace=fsync,fdatasync,sync_file_range,syncfs,msync -o "$trace" "${args[@]}" 2>"$W/$relay-strace.err" &
+    spid=$!
+    PIDS+=("$spid")
+    sleep 1
+    if ! kill -0 "$spid" 2>/dev/null; then
+        printf 'probe\t%s\tn/a (strace: %s)\n' "$relay" "$(oneline <"$W/$relay-strace.err")" >>"$RESULTS"; return 0
+    fi
+    c0=$(util sinkcount "$sinkout")
+    log "$relay: durability probe, $PROBE_N messages under strace"
+    run_bounded "$W/$relay-probe.out" smtp-source -s 1 -m "$PROBE_N" -l 1024 -f "$FROM" -t "$TO" "127.0.0.1:$port" || rc=$?
+    if [ "${R_E2E[$relay]}" = 1 ] && [ -z "${R_E2E_FAILED[$relay]}" ]; then
+        run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + PROBE_N)) 60 5 >/dev/null 2>&1 || true
+    fi
+    sleep 0.5
+    stop_pid "$spid" 10
+    if [ "$rc" -ne 0 ]; then
+        printf 'probe\t%s\tn/a (smtp-source exit %s)\n' "$relay" "$rc" >>"$RESULTS"
+    else
+        printf 'probe\t%s\t%s\n' "$relay" "$(util synccount "$trace" "$PROBE_N")" >>"$RESULTS"
+    fi
+}
+
 # ---------------------------------------------------------------- the relays
 # Each start_X starts relay X with its own counting smtp-sink as upstream and calls ready,
 # or notes why it could not (the column then shows n/a and the reason under the table).
@@ -356,6 +391,9 @@ for size in $SIZES; do
         done
     done
 done
+if [ "${BENCH_PROBE:-1}" = 1 ]; then
+    for relay in ${READY[@]+"${READY[@]}"}; do probe "$relay"; done
+fi
 for d in ${PF_DIRS[@]+"${PF_DIRS[@]}"}; do pf_stop "$d"; done
 PF_DIRS=()
 for p in ${PIDS[@]+"${PIDS[@]}"}; do stop_pid "$p" 30; done

@@ -103,6 +103,36 @@ def _isnum(v):
         return False
 
 
+def tree(root):
+    """ROOT and its descendants' pids."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid in parent:
+            out.append(pid)
+            todo.extend(p for p, pp in parent.items() if pp == pid)
+    return out
+
+
+def synccount(path):
+    """Count the sync calls in an strace -f output file."""
+    counts = {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = re.match(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(fsync|fdatasync|sync_file_range|syncfs|sync|msync)\(", line)
+            if m:
+                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts
+
+
 def cputime(root):
     """CPU seconds (user+sys) used so far by process ROOT and its descendants, counting the
     children that have exited and been waited for (cutime/cstime of their parent). Postfix's
@@ -150,12 +180,16 @@ def table(results_path, meta_path, out_path=None):
     res = {}          # (target, size, sessions, metric) -> value (float or string)
     details = {}      # same key -> why a cell is not a number
     notes = {}        # target -> note (why a whole column is n/a)
+    probes = []       # (target, durability probe result)
     order = []
     with open(results_path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if parts[0] == "note":
                 notes[parts[1]] = parts[2]
+                continue
+            if parts[0] == "probe":
+                probes.append((parts[1], parts[2]))
                 continue
             target, size, sess, metric, value = parts[:5]
             key = (size, sess)
@@ -267,6 +301,11 @@ def table(results_path, meta_path, out_path=None):
     for (target, metric, value, why), where in groups.items():
         cells = "all cells" if len(where) == len(order) else ", ".join(where)
         lines.append(f"{target} {metric} ({cells}): {value} ({why})")
+    if probes:
+        lines.append("")
+        lines.append("durability probe (strace -f on the relay while it accepts and relays, 1 KiB, 1 session):")
+        for target, text in probes:
+            lines.append(f"  {target:<10} {text}")
     lines.append("")
     lines.append("machine:")
     for k in ("date", "host", "nproc", "cpu", "mem", "kernel", "os", "tmpdir", "filesystem",
@@ -295,6 +334,15 @@ def main(argv):
         return 0
     if cmd == "waitsink":
         return waitsink(args[0], int(args[1]), float(args[2]), float(args[3]))
+    if cmd == "tree":
+        print(" ".join(map(str, tree(int(args[0])))))
+        return 0
+    if cmd == "synccount":        # synccount STRACE_OUT N -> "1.00 (fsync 20)"
+        counts, n = synccount(args[0]), int(args[1])
+        total = sum(counts.values())
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        print(f"{total / n:.2f} sync calls per message ({parts}; {n} messages)")
+        return 0
     if cmd == "cputime":
         print(f"{cputime(int(args[0])):.2f}")
         return 0
