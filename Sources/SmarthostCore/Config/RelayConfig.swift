@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The whole configuration of the relay (product.md §4), validated and resolved: defaults
+/// filled in, sizes in bytes, durations in milliseconds, secrets read.
+/// A value of this type is always a configuration the daemon can run with.
+public struct RelayConfig: Sendable, Equatable {
+    /// Banner and EHLO name; default: the system host name.
+    public var hostname: String
+    public var listen: [ListenAddress]
+    /// Spool directory, as written (a relative path is relative to the working directory).
+    public var spool: String
+    /// Header that names a message's org; removed before relaying.
+    public var orgHeader: String
+    public var limits: Limits
+    public var access: Access
+    public var queue: Queue
+    /// The preconfigured vendor route.
+    public var defaultRoute: RouteSettings
+    /// The host level: `use: default` or its own route.
+    public var host: RouteChoice
+    /// Orgs in file order: sender patterns are tried in this order.
+    public var orgs: [OrgSetting]
+
+    public static let defaultListen = [
+        ListenAddress(host: "127.0.0.1", port: 25, isIPv6: false),
+        ListenAddress(host: "::1", port: 25, isIPv6: true),
+    ]
+    public static let defaultSpool = "/var/spool/smarthost"
+    public static let defaultOrgHeader = "X-Smarthost-Org"
+
+    public init(
+        hostname: String, listen: [ListenAddress] = RelayConfig.defaultListen,
+        spool: String = RelayConfig.defaultSpool, orgHeader: String = RelayConfig.defaultOrgHeader,
+        limits: Limits = Limits(), access: Access = Access(), queue: Queue = Queue(),
+        defaultRoute: RouteSettings, host: RouteChoice = .useDefault, orgs: [OrgSetting] = []
+    ) {
+        self.hostname = hostname
+        self.listen = listen
+        self.spool = spool
+        self.orgHeader = orgHeader
+        self.limits = limits
+        self.access = access
+        self.queue = queue
+        self.defaultRoute = defaultRoute
+        self.host = host
+        self.orgs = orgs
+    }
+
+    /// The org with this id, if the configuration has it.
+    public func org(_ id: String) -> OrgSetting? {
+        orgs.first { $0.id == id }
+    }
+
+    /// `limits:` — what one client may do.
+    public struct Limits: Sendable, Equatable {
+        public var maxMessageSize: Int64 = 35 << 20
+        public var maxRecipients: Int = 100
+        public var maxConnections: Int = 1000
+        /// Wait for any one client command.
+        public var idleTimeoutMs: Int64 = 5 * 60_000
+        /// Wait for the DATA content, which may take long on a slow link.
+        public var dataTimeoutMs: Int64 = 10 * 60_000
+        /// Below this much free space in the spool, new mail is refused with a 452.
+        public var minFreeSpace: Int64 = 100 << 20
+        public init() {}
+    }
+
+    /// `access:` — which clients may connect at all.
+    public struct Access: Sendable, Equatable {
+        public var allow: [CIDRBlock] = [
+            CIDRBlock(unchecked: [127, 0, 0, 0], prefixLength: 8),
+            CIDRBlock(unchecked: [UInt8](repeating: 0, count: 15) + [1], prefixLength: 128),
+        ]
+        public init() {}
+        public init(allow: [CIDRBlock]) { self.allow = allow }
+
+        /// An IPv4 client, as a host-order integer (`a<<24 | b<<16 | c<<8 | d`).
+        public func allows(ipv4: UInt32) -> Bool {
+            allow.contains { $0.contains(ipv4: ipv4) }
+        }
+
+        /// An IPv6 client (16 network-order bytes); `::ffff:a.b.c.d` is tested as IPv4.
+        public func allows(ipv6: [UInt8]) -> Bool {
+            allow.contains { $0.contains(ipv6: ipv6) }
+        }
+    }
+
+    /// `queue:` — retry policy.
+    public struct Queue: Sendable, Equatable {
+        /// First retry delay; doubles per attempt …
+        public var retryMinMs: Int64 = 60_000
+        /// … up to this.
+        public var retryMaxMs: Int64 = 3_600_000
+        /// Older than this, a message becomes a dead letter.
+        public var maxAgeMs: Int64 = 5 * 86_400_000
+        public init() {}
+    }
+}
+
+// MARK: - Loading
+
+extension RelayConfig {
+    /// Reads and validates the file at `path`. Relative `password_file` and `ca_file` paths
+    /// resolve against the file's directory (or `$CREDENTIALS_DIRECTORY` for secrets).
+    public static func load(path: String, environment: [String: String]) throws(ConfigErrors) -> RelayConfig {
+        let text: String
+        switch readTextFile(path) {
+        case .success(let content): text = content
+        case .failure(let reason):
+            throw ConfigErrors(source: path, issues: [ConfigIssue(line: nil, keyPath: "", message: reason.text)])
+        }
+        return try parse(yaml: text, source: path, baseDirectory: directory(of: path), environment: environment)
+    }
+
+    /// Validates YAML text; `source` names it in errors.
+    public static func parse(
+        yaml: String, source: String, baseDirectory: String, environment: [String: String]
+    ) throws(ConfigErrors) -> RelayConfig {
+        try parse(yaml: yaml, source: source, baseDirectory: baseDirectory,
+                  environment: environment, systemHostname: systemHostname())
+    }
+
+    /// As above with the system host name given, so tests do not depend on the machine.
+    static func parse(
+        yaml: String, source: String, baseDirectory: String, environment: [String: String],
+        systemHostname: String
+    ) throws(ConfigErrors) -> RelayConfig {
+        var schema = Schema(baseDirectory: baseDirectory, environment: environment, systemHostname: systemHostname)
+        let config = schema.decode(yaml: yaml)
+        guard let config, schema.reader.issues.isEmpty else {
+            throw ConfigErrors(source: source, issues: schema.reader.issues)
+        }
+        return config
+    }
+
+    /// `gethostname(2)`; "localhost" if even that fails, which only a broken system does.
+    static func systemHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "localhost" : name
+    }
+
+    /// `a/b/c.yaml` → `a/b`, `c.yaml` → `.`, `/c.yaml` → `/`.
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// `base` + `path` unless `path` is absolute.
+    static func resolve(_ path: String, under base: String) -> String {
+        path.hasPrefix("/") || base.isEmpty ? path : (base.hasSuffix("/") ? base + path : base + "/" + path)
+    }
+
+    private struct ReadFailure: Error { var text: String }
+
+    private static func readTextFile(_ path: String) -> Result<String, ReadFailure> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(ReadFailure(text: "cannot read \(path): \(String(cString: strerror(errno)))")) }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return .failure(ReadFailure(text: "cannot read \(path): \(String(cString: strerror(errno)))")) }
+            if n == 0 { break }
+            out += buffer[0..<n]
+        }
+        return .success(String(decoding: out, as: UTF8.self))
+    }
+}

@@ -1,0 +1,176 @@
+import Yams
+
+extension RelayConfig {
+    /// The schema of product.md §4: which keys exist, their types, defaults and rules.
+    /// Every problem is recorded in `reader` and decoding goes on, so one run reports all.
+    struct Schema {
+        var reader = NodeReader()
+        let baseDirectory: String
+        let environment: [String: String]
+        let systemHostname: String
+
+        static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
+                              "default", "host", "orgs"]
+        static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
+                                "data_timeout", "min_free_space"]
+        static let accessKeys = ["allow"]
+        static let queueKeys = ["retry_min", "retry_max", "max_age"]
+
+        init(baseDirectory: String, environment: [String: String], systemHostname: String) {
+            self.baseDirectory = baseDirectory
+            self.environment = environment
+            self.systemHostname = systemHostname
+        }
+
+        /// The configuration, or nil when a required part is missing (the reasons are in `reader`).
+        mutating func decode(yaml: String) -> RelayConfig? {
+            guard let root = compose(yaml),
+                  let top = reader.section(root, path: "", line: nil, allowed: Self.topKeys) else { return nil }
+            let hostname = decodeHostname(top)
+            var listen = RelayConfig.defaultListen
+            if let field = top.field("listen") { listen = decodeListen(field) }
+            var limits = Limits(), access = Access(), queue = Queue()
+            if let field = top.field("limits") { limits = decodeLimits(field) }
+            if let field = top.field("access") { access = decodeAccess(field) }
+            if let field = top.field("queue") { queue = decodeQueue(field) }
+            let context = RouteContext(hostname: hostname)
+            let defaultRoute = decodeDefaultRoute(top, context)
+            let host = top.field("host").map { decodeHost($0, context) } ?? .useDefault
+            let orgs = top.field("orgs").map { decodeOrgs($0, context) } ?? []
+            let spool = decodeSpool(top)
+            let orgHeader = decodeOrgHeader(top)
+            guard let defaultRoute else { return nil }
+            return RelayConfig(
+                hostname: hostname, listen: listen, spool: spool, orgHeader: orgHeader,
+                limits: limits, access: access, queue: queue,
+                defaultRoute: defaultRoute, host: host ?? .useDefault, orgs: orgs)
+        }
+
+        /// The YAML tree; a syntax error becomes an issue at its line.
+        private mutating func compose(_ yaml: String) -> Node? {
+            do {
+                return try Yams.compose(yaml: yaml) ?? Node("", .implicit, .plain)
+            } catch let error as YamlError {
+                let (line, message) = Self.describe(error)
+                reader.report(line, "", message)
+            } catch {
+                reader.report(nil, "", "YAML error: \(error)")
+            }
+            return nil
+        }
+
+        private static func describe(_ error: YamlError) -> (Int?, String) {
+            switch error {
+            case .scanner(let context, let problem, let mark, _),
+                 .parser(let context, let problem, let mark, _),
+                 .composer(let context, let problem, let mark, _):
+                let during = context.map { " (\($0.text))" } ?? ""
+                return (mark.line, "YAML syntax error: \(problem)\(during)")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                return (context.mark.line, "duplicate key: \(duplicates.joined(separator: ", "))")
+            case .reader(let problem, _, _, _):
+                return (nil, "cannot read the YAML text: \(problem)")
+            default:
+                return (nil, "YAML error: \(error)")
+            }
+        }
+
+        // MARK: Top-level scalars
+
+        private mutating func decodeHostname(_ top: Section) -> String {
+            guard let field = top.field("hostname"), let text = reader.string(field) else { return systemHostname }
+            guard Self.isHostname(text) else {
+                reader.report(field.line, field.path, "\(text) is not a host name")
+                return systemHostname
+            }
+            return text
+        }
+
+        private mutating func decodeListen(_ field: Field) -> [ListenAddress] {
+            guard let items = reader.strings(field) else { return RelayConfig.defaultListen }
+            return items.compactMap { item in
+                guard let address = ListenAddress.parse(item.text) else {
+                    reader.report(item.line, item.path,
+                                  "\(item.text) is not an address:port (e.g. 127.0.0.1:25 or [::1]:25)")
+                    return nil
+                }
+                return address
+            }
+        }
+
+        private mutating func decodeSpool(_ top: Section) -> String {
+            guard let field = top.field("spool") else { return RelayConfig.defaultSpool }
+            return reader.string(field) ?? RelayConfig.defaultSpool
+        }
+
+        /// A header field name is printable ASCII without a colon (RFC 5322 §3.6.8).
+        private mutating func decodeOrgHeader(_ top: Section) -> String {
+            guard let field = top.field("org_header"), let text = reader.string(field) else {
+                return RelayConfig.defaultOrgHeader
+            }
+            guard text.utf8.allSatisfy({ $0 >= 33 && $0 <= 126 && $0 != UInt8(ascii: ":") }) else {
+                reader.report(field.line, field.path, "\(text) is not a header field name")
+                return RelayConfig.defaultOrgHeader
+            }
+            return text
+        }
+
+        // MARK: Sections
+
+        private mutating func decodeLimits(_ field: Field) -> Limits {
+            var limits = Limits()
+            guard let section = reader.section(field.node, path: field.path, line: field.keyLine, allowed: Self.limitKeys)
+            else { return limits }
+            let counts: Int64 = 1_000_000_000
+            if let f = section.field("max_message_size"), let v = reader.size(f) { limits.maxMessageSize = v }
+            if let f = section.field("max_recipients"), let v = reader.integer(f, in: 1...counts) { limits.maxRecipients = Int(v) }
+            if let f = section.field("max_connections"), let v = reader.integer(f, in: 1...counts) { limits.maxConnections = Int(v) }
+            if let f = section.field("idle_timeout"), let v = reader.duration(f) { limits.idleTimeoutMs = v }
+            if let f = section.field("data_timeout"), let v = reader.duration(f) { limits.dataTimeoutMs = v }
+            if let f = section.field("min_free_space"), let v = reader.size(f) { limits.minFreeSpace = v }
+            return limits
+        }
+
+        private mutating func decodeAccess(_ field: Field) -> Access {
+            guard let section = reader.section(field.node, path: field.path, line: field.keyLine, allowed: Self.accessKeys),
+                  let allowField = section.field("allow"), let items = reader.strings(allowField) else { return Access() }
+            let blocks: [CIDRBlock] = items.compactMap { item in
+                switch CIDRBlock.parse(item.text) {
+                case .success(let block): return block
+                case .failure(let why):
+                    reader.report(item.line, item.path, "\(item.text) \(why)")
+                    return nil
+                }
+            }
+            return Access(allow: blocks)
+        }
+
+        private mutating func decodeQueue(_ field: Field) -> Queue {
+            var queue = Queue()
+            guard let section = reader.section(field.node, path: field.path, line: field.keyLine, allowed: Self.queueKeys)
+            else { return queue }
+            if let f = section.field("retry_min"), let v = reader.duration(f) { queue.retryMinMs = v }
+            if let f = section.field("retry_max"), let v = reader.duration(f) { queue.retryMaxMs = v }
+            if let f = section.field("max_age"), let v = reader.duration(f) { queue.maxAgeMs = v }
+            if queue.retryMinMs > queue.retryMaxMs {
+                let f = section.field("retry_max") ?? section.field("retry_min")
+                reader.report(f?.line ?? section.line, section.child("retry_max"),
+                              "must not be shorter than retry_min (\(Units.formatMilliseconds(queue.retryMinMs)))")
+            }
+            return queue
+        }
+
+        // MARK: Syntax
+
+        /// RFC 1123 host name: dot-separated labels of letters, digits and hyphens
+        /// (underscores are tolerated: internal names have them).
+        static func isHostname(_ text: String) -> Bool {
+            guard !text.isEmpty, text.utf8.count <= 253 else { return false }
+            let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+            return labels.allSatisfy { label in
+                (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                    && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+            }
+        }
+    }
+}

@@ -1,0 +1,346 @@
+import Logging
+
+/// Everything needed to reach one upstream, taken from a resolved route.
+public struct DeliveryTarget: Sendable {
+    public var host: String
+    public var port: UInt16
+    public var caFile: String?
+    public var timeoutMilliseconds: Int64
+    public var parameters: UpstreamParameters
+
+    /// Connections are shared by messages whose targets have the same key.
+    public var key: String {
+        "\(host):\(port) tls=\(parameters.tlsMode.rawValue) user=\(parameters.credentials?.username ?? "-") ehlo=\(parameters.ehloName) ca=\(caFile ?? "-")"
+    }
+
+    public var displayName: String { "\(host):\(port)" }
+}
+
+/// What a delivery connection tells the one that owns it (the scheduler, or `smarthost test`).
+protocol DeliveryConnectionOwner: AnyObject {
+    /// Idle and ready for `send`.
+    func deliveryConnectionReady(_ connection: DeliveryConnection)
+    /// The message handed to `send` is done, one way or the other.
+    func deliveryConnection(_ connection: DeliveryConnection, finished messageID: SpoolID, outcome: DeliveryAttemptOutcome)
+    /// The connection is gone. `failure` is set when it died before it could take a message
+    /// (DNS, connect, TLS, AUTH …) or while idle.
+    func deliveryConnectionClosed(_ connection: DeliveryConnection, failure: UpstreamFailure?)
+}
+
+/// One connection to an upstream on the reactor: DNS off the loop, non-blocking connect to
+/// each address in turn, TLS over memory BIOs (implicit or after STARTTLS), and the
+/// `UpstreamSession` value that speaks SMTP. This class only moves bytes and arms timers.
+final class DeliveryConnection: StreamConnectionDelegate {
+    private enum Phase {
+        case idle, resolving, connecting, handshaking(implicit: Bool), talking, closed
+    }
+
+    let target: DeliveryTarget
+    let serial: UInt64
+    private let loop: EventLoop
+    private let resolver: HostResolver
+    private let tlsContext: () throws -> TLSContext
+    private weak var owner: DeliveryConnectionOwner?
+    private var session: UpstreamSession
+    private var phase: Phase = .idle
+    private var stream: StreamConnection?
+    private var tls: TLSConnection?
+    private var connector: TCPConnector?
+    private var addresses: [SocketAddress] = []
+    private var connectErrors: [String] = []
+    private var timer: TimerID?
+    private var failureReported = false
+    private(set) var currentMessageID: SpoolID?
+    private(set) var messagesSent = 0
+    var onTranscript: ((UpstreamTranscriptLine) -> Void)?
+
+    init(serial: UInt64, target: DeliveryTarget, loop: EventLoop, resolver: HostResolver,
+         tlsContext: @escaping () throws -> TLSContext, owner: DeliveryConnectionOwner) {
+        self.serial = serial
+        self.target = target
+        self.loop = loop
+        self.resolver = resolver
+        self.tlsContext = tlsContext
+        self.owner = owner
+        self.session = UpstreamSession(parameters: target.parameters)
+    }
+
+    /// A message is being prepared for this connection on the spool worker.
+    var reserved = false
+    var isBusy: Bool { currentMessageID != nil || reserved }
+    var canSend: Bool {
+        guard case .talking = phase, currentMessageID == nil, !failureReported else { return false }
+        return true
+    }
+    var tlsDescription: String? { tls.map { "\($0.negotiatedVersion ?? "TLS") \($0.cipher ?? "")" } }
+
+    func start() {
+        phase = .resolving
+        armTimer()
+        resolver.resolve(host: target.host, port: target.port) { [weak self] result in
+            guard let self, case .resolving = self.phase else { return }
+            switch result {
+            case .success(let addresses) where !addresses.isEmpty:
+                self.addresses = addresses
+                self.connectNext()
+            case .success:
+                self.fail(UpstreamFailure(step: .connect, detail: "DNS: \(self.target.host) has no address"))
+            case .failure(let error):
+                self.fail(UpstreamFailure(step: .connect, detail: error.description))
+            }
+        }
+    }
+
+    func send(messageID: SpoolID, message: UpstreamMessage) {
+        precondition(currentMessageID == nil, "one message at a time per connection")
+        currentMessageID = messageID
+        messagesSent += 1
+        apply(session.send(message: message))
+    }
+
+    /// Polite close of an idle connection (QUIT).
+    func quit() {
+        guard case .talking = phase, currentMessageID == nil else { return close() }
+        apply(session.quit())
+    }
+
+    func close() {
+        guard !isClosed else { return }
+        stream?.close()
+        if stream == nil { finishClosed() }
+    }
+
+    private var isClosed: Bool {
+        if case .closed = phase { return true }
+        return false
+    }
+
+    // MARK: connecting
+
+    private func connectNext() {
+        guard !addresses.isEmpty else {
+            let detail = connectErrors.joined(separator: "; ")
+            return fail(UpstreamFailure(step: .connect, detail: detail.isEmpty ? "no address to connect to" : detail))
+        }
+        phase = .connecting
+        let address = addresses.removeFirst()
+        connector = TCPConnector.connect(loop: loop, to: address, timeoutMilliseconds: target.timeoutMilliseconds) { [weak self] result in
+            guard let self, case .connecting = self.phase else { return }
+            self.connector = nil
+            switch result {
+            case .success(let fd): self.connected(fd: fd, address: address)
+            case .failure(let error):
+                self.connectErrors.append(error.description)
+                self.connectNext()
+            }
+        }
+    }
+
+    private func connected(fd: Int32, address: SocketAddress) {
+        do {
+            let stream = try StreamConnection(loop: loop, fd: fd, peer: address)
+            stream.delegate = self
+            self.stream = stream
+        } catch {
+            return fail(UpstreamFailure(step: .connect, detail: "\(error)"))
+        }
+        onTranscript?(.note("connected to \(address)"))
+        if target.parameters.tlsMode == .implicit {
+            beginTLS(implicit: true)
+        } else {
+            phase = .talking
+            apply(session.connected())
+        }
+    }
+
+    // MARK: TLS
+
+    private func beginTLS(implicit: Bool) {
+        do {
+            tls = try TLSConnection(context: tlsContext(), serverName: HostResolver.stripBrackets(target.host))
+        } catch {
+            return fail(UpstreamFailure(step: .tls, detail: "TLS setup: \(error)"))
+        }
+        phase = .handshaking(implicit: implicit)
+        pumpHandshake()
+    }
+
+    private func pumpHandshake() {
+        guard let tls, case .handshaking(let implicit) = phase else { return }
+        let status: TLSHandshakeStatus
+        do {
+            status = try tls.handshake()
+        } catch {
+            flushCiphertext()
+            let reason = Self.describe(error, implicit: implicit)
+            if implicit { return fail(UpstreamFailure(step: .tls, detail: reason)) }
+            // After STARTTLS the session owns the story: it reports the failure and closes.
+            phase = .talking
+            return apply(session.tlsFailed(reason))
+        }
+        flushCiphertext()
+        guard case .complete = status else { return armTimer() }
+        phase = .talking
+        onTranscript?(.note("TLS established: \(tlsDescription ?? "")"))
+        apply(implicit ? session.connected() : session.tlsEstablished())
+        // Application data may have arrived with the last handshake flight.
+        deliverPlaintext()
+    }
+
+    static func describe(_ error: TLSError, implicit: Bool) -> String {
+        if case .certificate = error { return "certificate: \(error)" }
+        return "TLS handshake failed: \(error)"
+    }
+
+    private func flushCiphertext() {
+        guard let tls, let stream else { return }
+        let bytes = tls.drainCiphertext()
+        if !bytes.isEmpty { stream.write(bytes) }
+    }
+
+    private func deliverPlaintext() {
+        guard let tls, case .talking = phase else { return }
+        let plaintext: [UInt8]
+        do {
+            plaintext = try tls.readPlaintext()
+        } catch {
+            return fail(UpstreamFailure(step: .tls, detail: "TLS: \(error)"))
+        }
+        if !plaintext.isEmpty { apply(session.received(plaintext)) }
+    }
+
+    // MARK: StreamConnectionDelegate
+
+    func streamConnection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
+        guard let tls else {
+            apply(session.received(Array(bytes)))
+            return
+        }
+        tls.feedCiphertext(Array(bytes))
+        switch phase {
+        case .handshaking: pumpHandshake()
+        case .talking: deliverPlaintext(); flushCiphertext()
+        default: break
+        }
+    }
+
+    func streamConnectionDidDrain(_ connection: StreamConnection) {}
+
+    func streamConnectionDidClose(_ connection: StreamConnection, error: SystemError?) {
+        stream = nil
+        switch phase {
+        case .talking:
+            apply(session.connectionClosed())
+        case .handshaking:
+            fail(UpstreamFailure(step: .tls, detail: "connection closed during the TLS handshake" + (error.map { ": \($0)" } ?? "")))
+        default:
+            break
+        }
+        finishClosed()
+    }
+
+    // MARK: session actions
+
+    private func apply(_ actions: [UpstreamAction]) {
+        if let onTranscript {
+            for line in session.takeTranscript() { onTranscript(line) }
+        }
+        for action in actions {
+            perform(action)
+        }
+        armTimer()
+    }
+
+    private func perform(_ action: UpstreamAction) {
+        switch action {
+        case .write(let bytes):
+            if let tls {
+                do {
+                    try tls.write(plaintext: bytes)
+                } catch {
+                    return fail(UpstreamFailure(step: .tls, detail: "TLS: \(error)"))
+                }
+                flushCiphertext()
+            } else {
+                stream?.write(bytes)
+            }
+        case .startTLS:
+            beginTLS(implicit: false)
+        case .ready:
+            owner?.deliveryConnectionReady(self)
+        case .messageResult(let result):
+            let id = currentMessageID
+            currentMessageID = nil
+            if let id { owner?.deliveryConnection(self, finished: id, outcome: .result(result)) }
+        case .sessionFailed(let failure):
+            fail(failure)
+        case .close:
+            stream?.closeAfterFlush()
+        }
+    }
+
+    /// A failure outside a message: the owner hears it once; a message in hand is reported
+    /// as a setup failure so the policy can retry it.
+    private func fail(_ failure: UpstreamFailure) {
+        guard !failureReported else { return }
+        failureReported = true
+        if let id = currentMessageID {
+            currentMessageID = nil
+            owner?.deliveryConnection(self, finished: id, outcome: .setupFailed(failure))
+        }
+        pendingFailure = failure
+        if let stream { stream.close() } else { finishClosed() }
+    }
+
+    private var pendingFailure: UpstreamFailure?
+
+    private func finishClosed() {
+        guard !isClosed else { return }
+        phase = .closed
+        loop.cancel(timer)
+        timer = nil
+        connector?.cancel()
+        connector = nil
+        if let id = currentMessageID {
+            currentMessageID = nil
+            let failure = UpstreamFailure(step: .protocol, detail: "connection to \(target.displayName) lost")
+            owner?.deliveryConnection(self, finished: id, outcome: .setupFailed(failure))
+        }
+        owner?.deliveryConnectionClosed(self, failure: pendingFailure)
+    }
+
+    // MARK: timers
+
+    private func armTimer() {
+        loop.cancel(timer)
+        timer = nil
+        if isClosed { return }
+        if case .talking = phase {
+            // Idle connections are the scheduler's to keep or quit; `.none` needs no timer.
+            switch session.timeoutKind {
+            case .idle, .none: return
+            default: break
+            }
+        }
+        timer = loop.schedule(afterMilliseconds: target.timeoutMilliseconds) { [weak self] in
+            guard let self else { return }
+            self.timer = nil
+            self.timedOut()
+        }
+    }
+
+    private func timedOut() {
+        switch phase {
+        case .resolving:
+            fail(UpstreamFailure(step: .timeout, detail: "timeout while resolving \(target.host)"))
+        case .connecting:
+            break // the connector has its own timeout
+        case .handshaking:
+            fail(UpstreamFailure(step: .timeout, detail: "timeout during the TLS handshake with \(target.displayName)"))
+        case .talking:
+            apply(session.timedOut())
+        case .idle, .closed:
+            break
+        }
+    }
+}

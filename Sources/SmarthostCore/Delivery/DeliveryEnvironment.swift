@@ -1,0 +1,71 @@
+/// The configuration as delivery sees it: which route a queued message takes now (routes
+/// are re-resolved at every attempt, so a reload applies to mail already queued), how the
+/// message is rewritten for it, and the retry policy. Immutable; a reload makes a new one.
+final class DeliveryEnvironment: @unchecked Sendable {
+    let config: RelayConfig
+    let policy: DeliveryPolicy
+    private var tlsContexts: [String: TLSContext] = [:]
+
+    init(config: RelayConfig) {
+        self.config = config
+        self.policy = DeliveryPolicy(retryMinMilliseconds: config.queue.retryMinMs,
+                                     retryMaxMilliseconds: config.queue.retryMaxMs,
+                                     maxAgeMilliseconds: config.queue.maxAgeMs)
+    }
+
+    func resolve(_ envelope: SpoolEnvelope) -> ResolvedRoute {
+        RouteResolver.resolve(org: envelope.org, config: config)
+    }
+
+    func target(for envelope: SpoolEnvelope) throws -> DeliveryTarget {
+        Self.target(for: resolve(envelope).settings)
+    }
+
+    static func target(for route: RouteSettings, recordTranscript: Bool = false) -> DeliveryTarget {
+        let credentials = route.username.map { user in
+            UpstreamCredentials(username: user, password: route.password?.revealed ?? "")
+        }
+        let parameters = UpstreamParameters(ehloName: route.domain, tlsMode: upstreamMode(route.tls),
+                                            credentials: credentials, allowPlaintextAuth: route.allowPlaintextAuth,
+                                            recordTranscript: recordTranscript)
+        return DeliveryTarget(host: route.host, port: route.port, caFile: route.caFile,
+                              timeoutMilliseconds: route.timeoutMs, parameters: parameters)
+    }
+
+    static func upstreamMode(_ mode: TLSMode) -> UpstreamTLSMode {
+        switch mode {
+        case .starttls: return .starttls
+        case .implicit: return .implicit
+        case .none: return .none
+        }
+    }
+
+    /// One client context per CA bundle, built on the loop thread on first use.
+    func tlsContext(caFile: String?) throws -> TLSContext {
+        let key = caFile ?? ""
+        if let context = tlsContexts[key] { return context }
+        let context = try TLSContext.client(caFile: caFile)
+        tlsContexts[key] = context
+        return context
+    }
+
+    /// The message as it goes upstream: the org header removed (tenant ids never leave the
+    /// machine), `From:` filled or replaced per the route, envelope sender = the route's
+    /// `from` when it has one, only the recipients still pending, canonical DATA.
+    /// Reads the spool: call on a worker thread, not the loop.
+    func prepare(_ envelope: SpoolEnvelope, spool: Spool) throws -> UpstreamMessage {
+        let route = resolve(envelope).settings
+        return try Self.prepare(envelope, content: spool.readMessage(envelope.id), route: route, orgHeader: config.orgHeader)
+    }
+
+    static func prepare(_ envelope: SpoolEnvelope, content: [UInt8], route: RouteSettings, orgHeader: String) -> UpstreamMessage {
+        let from = route.from.map { UpstreamFromAddress(address: $0, displayName: route.fromName) }
+        let mode: UpstreamFromRewrite = route.rewriteFrom == .replace ? .replace : .fill
+        let rewritten = UpstreamMessageRewriter.rewrite(content, removingHeader: orgHeader, from: from, mode: mode)
+        let eightBit = rewritten.message.contains { $0 >= 0x80 }
+        let utf8Envelope = (route.from ?? envelope.sender).utf8.contains { $0 >= 0x80 }
+            || envelope.pendingRecipients.contains { $0.utf8.contains { $0 >= 0x80 } }
+        return UpstreamMessage(sender: route.from ?? envelope.sender, recipients: envelope.pendingRecipients,
+                               content: rewritten.message, needs8BitMIME: eightBit, needsSMTPUTF8: utf8Envelope)
+    }
+}

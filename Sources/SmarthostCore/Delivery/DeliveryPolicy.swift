@@ -1,0 +1,144 @@
+/// What one delivery attempt turned out to be, from the driver: either the upstream
+/// session's per-message result, or a failure before any message could be sent (DNS,
+/// connect, TLS, AUTH, a dead greeting).
+public enum DeliveryAttemptOutcome: Sendable {
+    case result(UpstreamDeliveryResult)
+    case setupFailed(UpstreamFailure)
+}
+
+/// What happens to the message now. Decided in exactly one place — this file — from the
+/// failure and the reply (Postfix `smtp_trouble.c`, dma's `dma.c`); protocol code only
+/// reports facts.
+public struct DeliveryDecision: Sendable, Equatable {
+    public enum Disposition: Sendable, Equatable {
+        /// Every recipient is settled and none failed for good: remove from the spool.
+        case remove
+        /// Try the remaining recipients again at this wall-clock time (ms).
+        case retry(atMilliseconds: Int64)
+        /// Keep as a dead letter under `failed/` with this reason.
+        case deadLetter
+    }
+
+    public var disposition: Disposition
+    /// Recipients the upstream took in this attempt.
+    public var delivered: [String]
+    /// Recipients refused for good in this attempt, with the upstream's words.
+    public var refused: [String: String]
+    /// The reason for a retry or dead letter, in plain words with the upstream reply.
+    public var reason: String
+    /// The upstream may already have the message (connection lost after the body): a retry
+    /// may duplicate it, and the log says so.
+    public var possibleDuplicate: Bool
+}
+
+public struct DeliveryPolicy: Sendable {
+    public var retryMinMilliseconds: Int64
+    public var retryMaxMilliseconds: Int64
+    public var maxAgeMilliseconds: Int64
+    /// Jitter source in 0..<1; injectable so tests are exact.
+    public var jitter: @Sendable () -> Double
+
+    public init(retryMinMilliseconds: Int64, retryMaxMilliseconds: Int64, maxAgeMilliseconds: Int64,
+                jitter: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        self.retryMinMilliseconds = retryMinMilliseconds
+        self.retryMaxMilliseconds = retryMaxMilliseconds
+        self.maxAgeMilliseconds = maxAgeMilliseconds
+        self.jitter = jitter
+    }
+
+    /// - Parameters:
+    ///   - attempts: attempts made so far, including this one.
+    ///   - receivedAtMilliseconds/nowMilliseconds: wall clock, for the age limit.
+    public func decide(_ outcome: DeliveryAttemptOutcome, pendingRecipients: [String], attempts: Int,
+                       receivedAtMilliseconds: Int64, nowMilliseconds: Int64) -> DeliveryDecision {
+        var decision = classify(outcome, pendingRecipients: pendingRecipients)
+        if case .retry = decision.disposition {
+            if nowMilliseconds - receivedAtMilliseconds >= maxAgeMilliseconds {
+                decision.disposition = .deadLetter
+                decision.reason = "expired after \(Self.humanDuration(nowMilliseconds - receivedAtMilliseconds)) in the queue; last error: \(decision.reason)"
+            } else {
+                decision.disposition = .retry(atMilliseconds: nowMilliseconds + retryDelay(attempts: attempts))
+            }
+        }
+        return decision
+    }
+
+    /// Exponential back-off from `retryMin`, doubling per attempt up to `retryMax`, with up to
+    /// 25% random jitter so a queue that failed together does not retry in lock-step.
+    public func retryDelay(attempts: Int) -> Int64 {
+        let exponent = min(max(attempts - 1, 0), 40)
+        let base = min(Double(retryMinMilliseconds) * pow2(exponent), Double(retryMaxMilliseconds))
+        let withJitter = base * (1 + 0.25 * jitter())
+        return Int64(min(withJitter, Double(retryMaxMilliseconds)).rounded())
+    }
+
+    private func pow2(_ exponent: Int) -> Double {
+        var value = 1.0
+        for _ in 0..<exponent { value *= 2 }
+        return value
+    }
+
+    private func classify(_ outcome: DeliveryAttemptOutcome, pendingRecipients: [String]) -> DeliveryDecision {
+        switch outcome {
+        case .setupFailed(let failure):
+            // DNS, connect, TLS, certificate, AUTH, greeting: the route (or our config) is at
+            // fault, not the message. Retry; an operator can fix it before max_age.
+            return DeliveryDecision(disposition: .retry(atMilliseconds: 0), delivered: [], refused: [:],
+                                    reason: failure.summary, possibleDuplicate: false)
+        case .result(let result):
+            return classify(result, pendingRecipients: pendingRecipients)
+        }
+    }
+
+    private func classify(_ result: UpstreamDeliveryResult, pendingRecipients: [String]) -> DeliveryDecision {
+        var refused: [String: String] = [:]
+        var retryLater = false
+        for item in result.refused {
+            if item.reply.isPermanent {
+                refused[item.recipient] = item.reply.description
+            } else {
+                retryLater = true
+            }
+        }
+        if let failure = result.failure {
+            return transactionFailed(failure, pendingRecipients: pendingRecipients, refused: refused)
+        }
+        let delivered = result.accepted.map(\.recipient)
+        let answered = Set(delivered + result.refused.map(\.recipient))
+        let unanswered = pendingRecipients.filter { !answered.contains($0) }
+        if retryLater || !unanswered.isEmpty {
+            let reasons = result.refused.filter { $0.reply.isTransient }.map { "\($0.recipient): \($0.reply.description)" }
+            return DeliveryDecision(disposition: .retry(atMilliseconds: 0), delivered: delivered, refused: refused,
+                                    reason: reasons.joined(separator: "; "), possibleDuplicate: false)
+        }
+        if !refused.isEmpty {
+            let reason = refused.keys.sorted().map { "\($0): \(refused[$0]!)" }.joined(separator: "; ")
+            return DeliveryDecision(disposition: .deadLetter, delivered: delivered, refused: refused,
+                                    reason: "recipient refused: " + reason, possibleDuplicate: false)
+        }
+        return DeliveryDecision(disposition: .remove, delivered: delivered, refused: [:], reason: "", possibleDuplicate: false)
+    }
+
+    /// The transaction as a whole failed: a permanent reply fails every recipient still
+    /// pending; anything else (4xx, timeout, lost connection) is retried.
+    private func transactionFailed(_ failure: UpstreamFailure, pendingRecipients: [String], refused: [String: String]) -> DeliveryDecision {
+        if let reply = failure.reply, reply.isPermanent {
+            var all = refused
+            for recipient in pendingRecipients where all[recipient] == nil {
+                all[recipient] = reply.description
+            }
+            return DeliveryDecision(disposition: .deadLetter, delivered: [], refused: all,
+                                    reason: failure.summary, possibleDuplicate: false)
+        }
+        return DeliveryDecision(disposition: .retry(atMilliseconds: 0), delivered: [], refused: refused,
+                                reason: failure.summary, possibleDuplicate: failure.mayHaveBeenDelivered)
+    }
+
+    static func humanDuration(_ milliseconds: Int64) -> String {
+        let seconds = milliseconds / 1000
+        if seconds >= 86_400 { return "\(seconds / 86_400)d\((seconds % 86_400) / 3600)h" }
+        if seconds >= 3600 { return "\(seconds / 3600)h\((seconds % 3600) / 60)m" }
+        if seconds >= 60 { return "\(seconds / 60)m\(seconds % 60)s" }
+        return "\(seconds)s"
+    }
+}

@@ -1,0 +1,333 @@
+import Logging
+
+/// The delivery side of the daemon, on the loop thread: knows every queued message and when
+/// it is due, keeps a small pool of connections per upstream (reused for the next message),
+/// marks a route down when it fails so its other messages wait instead of each timing out,
+/// and applies `DeliveryPolicy` to every outcome.
+final class DeliveryScheduler: DeliveryConnectionOwner {
+    private struct Entry {
+        var envelope: SpoolEnvelope
+        var dueAt: Int64
+        var inFlight = false
+    }
+
+    private struct RoutePool {
+        var connections: [UInt64: DeliveryConnection] = [:]
+        var idle: [UInt64] = []
+        var waiting: [SpoolID] = []
+        var downUntil: Int64 = 0
+        var lastFailure: String?
+    }
+
+    static let maxConnectionsPerRoute = 4
+    static let idleQuitMilliseconds: Int64 = 5_000
+
+    private let loop: EventLoop
+    private let spool: Spool
+    private let resolver: HostResolver
+    /// Reads messages and writes delivery state (both fsync or read whole files).
+    private let spoolWorker = WorkerThread(name: "spool-delivery")
+    private let logger: Logger
+    private var environment: DeliveryEnvironment
+    private var entries: [SpoolID: Entry] = [:]
+    private var pools: [String: RoutePool] = [:]
+    private var connectionTargets: [UInt64: String] = [:]
+    private var idleTimers: [UInt64: TimerID] = [:]
+    private var wakeTimer: TimerID?
+    private var wakeAt: Int64 = .max
+    private var nextSerial: UInt64 = 1
+    private(set) var counters = DeliveryCounters()
+    private var stopping = false
+
+    init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger) {
+        self.loop = loop
+        self.spool = spool
+        self.environment = environment
+        self.logger = logger
+        self.resolver = HostResolver(loop: loop)
+    }
+
+    /// A reload: queued messages follow the new configuration from their next attempt on.
+    func replaceEnvironment(_ newEnvironment: DeliveryEnvironment) {
+        environment = newEnvironment
+        for key in pools.keys { pools[key]?.downUntil = 0 }
+        schedulePump(at: 0)
+    }
+
+    var queuedCount: Int { entries.count }
+    var deferredCount: Int { entries.values.filter { $0.envelope.attempts > 0 }.count }
+    var routesDown: Int {
+        let now = WallClock.nowMilliseconds()
+        return pools.values.filter { $0.downUntil > now }.count
+    }
+
+    func enqueue(_ envelope: SpoolEnvelope) {
+        let due = max(envelope.nextAttemptAt * 1000, 0)
+        entries[envelope.id] = Entry(envelope: envelope, dueAt: due)
+        schedulePump(at: due)
+    }
+
+    /// Retry a message (or all) now, e.g. `smarthost queue flush`.
+    func flush(id: SpoolID? = nil) {
+        for key in entries.keys where id == nil || key == id {
+            entries[key]?.dueAt = 0
+        }
+        for key in pools.keys { pools[key]?.downUntil = 0 }
+        schedulePump(at: 0)
+    }
+
+    func forget(id: SpoolID) {
+        if entries[id]?.inFlight == false { entries.removeValue(forKey: id) }
+    }
+
+    /// Stop: no new attempts; in-flight ones may finish; idle connections say QUIT.
+    func stop() {
+        stopping = true
+        loop.cancel(wakeTimer)
+        for pool in pools.values {
+            for connection in pool.connections.values where !connection.isBusy { connection.quit() }
+        }
+    }
+
+    var hasInFlight: Bool { entries.values.contains { $0.inFlight } }
+
+    func shutdown() {
+        for pool in pools.values {
+            for connection in pool.connections.values { connection.close() }
+        }
+        resolver.stop()
+        spoolWorker.stop()
+    }
+
+    // MARK: pumping
+
+    private func schedulePump(at due: Int64) {
+        guard !stopping else { return }
+        let now = WallClock.nowMilliseconds()
+        let delay = max(due - now, 0)
+        if due >= wakeAt, wakeTimer != nil { return }
+        loop.cancel(wakeTimer)
+        wakeAt = due
+        wakeTimer = loop.schedule(afterMilliseconds: delay) { [weak self] in
+            guard let self else { return }
+            self.wakeTimer = nil
+            self.wakeAt = .max
+            self.pump()
+        }
+    }
+
+    private func pump() {
+        guard !stopping else { return }
+        let now = WallClock.nowMilliseconds()
+        var nextDue = Int64.max
+        for id in entries.keys.sorted(by: { entries[$0]!.dueAt < entries[$1]!.dueAt }) {
+            guard let entry = entries[id], !entry.inFlight else { continue }
+            if entry.dueAt > now {
+                nextDue = min(nextDue, entry.dueAt)
+                continue
+            }
+            let target: DeliveryTarget
+            do {
+                target = try environment.target(for: entry.envelope)
+            } catch {
+                postpone(id: id, reason: "route: \(error)", possibleDuplicate: false)
+                continue
+            }
+            var pool = pools[target.key] ?? RoutePool()
+            if pool.downUntil > now {
+                entries[id]?.dueAt = pool.downUntil
+                nextDue = min(nextDue, pool.downUntil)
+                continue
+            }
+            entries[id]?.inFlight = true
+            pool.waiting.append(id)
+            pools[target.key] = pool
+            dispatch(key: target.key, target: target)
+        }
+        if nextDue != .max { schedulePump(at: nextDue) }
+    }
+
+    /// Hands waiting messages of one route to idle connections, opening new ones up to the cap.
+    private func dispatch(key: String, target: DeliveryTarget) {
+        guard var pool = pools[key] else { return }
+        while !pool.waiting.isEmpty, let serial = pool.idle.popLast(), let connection = pool.connections[serial] {
+            let id = pool.waiting.removeFirst()
+            pools[key] = pool
+            loop.cancel(idleTimers.removeValue(forKey: serial))
+            start(id: id, on: connection)
+            pool = pools[key] ?? pool
+        }
+        let busyOrStarting = pool.connections.count
+        let wanted = min(pool.waiting.count, Self.maxConnectionsPerRoute - busyOrStarting)
+        for _ in 0..<max(wanted, 0) {
+            let serial = nextSerial
+            nextSerial += 1
+            let connection = DeliveryConnection(serial: serial, target: target, loop: loop, resolver: resolver,
+                                                tlsContext: { [environment] in try environment.tlsContext(caFile: target.caFile) },
+                                                owner: self)
+            pool.connections[serial] = connection
+            connectionTargets[serial] = key
+            pools[key] = pool
+            connection.start()
+            pool = pools[key] ?? pool
+        }
+        pools[key] = pool
+    }
+
+    /// Reading and rewriting the message happens on the spool worker; the connection is
+    /// reserved meanwhile (`reserved`), so nothing else is sent on it.
+    private func start(id: SpoolID, on connection: DeliveryConnection) {
+        guard let entry = entries[id] else { return releaseIdle(connection) }
+        connection.reserved = true
+        let environment = self.environment
+        let spool = self.spool
+        let envelope = entry.envelope
+        let loop = self.loop
+        let back = LoopCallback<Result<UpstreamMessage, Error>> { [weak self, weak connection] result in
+            guard let self, let connection else { return }
+            connection.reserved = false
+            switch result {
+            case .success(let message) where connection.canSend:
+                connection.send(messageID: id, message: message)
+            case .success:
+                self.entries[id]?.inFlight = false
+                self.schedulePump(at: 0)
+            case .failure(let error):
+                self.entries[id]?.inFlight = false
+                self.postpone(id: id, reason: "cannot read message from spool: \(error)", possibleDuplicate: false)
+                self.releaseIdle(connection)
+            }
+        }
+        spoolWorker.submit {
+            let result = Result { () throws -> UpstreamMessage in try environment.prepare(envelope, spool: spool) }
+            loop.execute { back.call(result) }
+        }
+    }
+
+    private func releaseIdle(_ connection: DeliveryConnection) {
+        guard let key = connectionTargets[connection.serial] else { return }
+        if pools[key]?.waiting.isEmpty == false {
+            let id = pools[key]!.waiting.removeFirst()
+            return start(id: id, on: connection)
+        }
+        pools[key]?.idle.append(connection.serial)
+        idleTimers[connection.serial] = loop.schedule(afterMilliseconds: Self.idleQuitMilliseconds) { [weak connection] in
+            connection?.quit()
+        }
+        if stopping { connection.quit() }
+    }
+
+    // MARK: DeliveryConnectionOwner
+
+    func deliveryConnectionReady(_ connection: DeliveryConnection) {
+        if let key = connectionTargets[connection.serial] {
+            pools[key]?.lastFailure = nil
+        }
+        releaseIdle(connection)
+    }
+
+    func deliveryConnection(_ connection: DeliveryConnection, finished messageID: SpoolID, outcome: DeliveryAttemptOutcome) {
+        entries[messageID]?.inFlight = false
+        settle(id: messageID, outcome: outcome, target: connection.target, tls: connection.tlsDescription)
+    }
+
+    func deliveryConnectionClosed(_ connection: DeliveryConnection, failure: UpstreamFailure?) {
+        let serial = connection.serial
+        loop.cancel(idleTimers.removeValue(forKey: serial))
+        guard let key = connectionTargets.removeValue(forKey: serial), var pool = pools[key] else { return }
+        pool.connections.removeValue(forKey: serial)
+        pool.idle.removeAll { $0 == serial }
+        if let failure {
+            // The route is down: its waiting messages wait with it instead of each timing out.
+            let delay = environment.policy.retryDelay(attempts: 1)
+            pool.downUntil = WallClock.nowMilliseconds() + delay
+            pool.lastFailure = failure.summary
+            logger.warning("route down", metadata: ["route": "\(connection.target.displayName)", "error": "\(failure.summary)", "retry_in": "\(delay / 1000)s"])
+            for id in pool.waiting {
+                entries[id]?.inFlight = false
+                entries[id]?.dueAt = pool.downUntil
+            }
+            pool.waiting.removeAll()
+            schedulePump(at: pool.downUntil)
+        }
+        pools[key] = pool
+        if !pool.waiting.isEmpty { dispatch(key: key, target: connection.target) }
+        if pool.connections.isEmpty, pool.waiting.isEmpty, pool.downUntil == 0 { pools.removeValue(forKey: key) }
+    }
+
+    // MARK: outcomes
+
+    private func settle(id: SpoolID, outcome: DeliveryAttemptOutcome, target: DeliveryTarget, tls: String?) {
+        guard var entry = entries[id] else { return }
+        let now = WallClock.nowMilliseconds()
+        let pending = entry.envelope.pendingRecipients
+        entry.envelope.attempts += 1
+        let decision = environment.policy.decide(outcome, pendingRecipients: pending, attempts: entry.envelope.attempts,
+                                                 receivedAtMilliseconds: entry.envelope.receivedAt * 1000, nowMilliseconds: now)
+        entry.envelope.doneRecipients.formUnion(decision.delivered + Array(decision.refused.keys))
+        var meta: Logger.Metadata = [
+            "id": "\(id)", "org": "\(entry.envelope.org ?? "-")", "layer": "\(entry.envelope.layer ?? "-")",
+            "route": "\(target.displayName)", "attempts": "\(entry.envelope.attempts)",
+            "delay": "\(DeliveryPolicy.humanDuration(now - entry.envelope.receivedAt * 1000))",
+        ]
+        if let tls { meta["tls"] = "\(tls)" }
+        if case .result(let result) = outcome, let reply = result.dataReply { meta["reply"] = "\(reply.description)" }
+        switch decision.disposition {
+        case .remove:
+            entries.removeValue(forKey: id)
+            counters.delivered += 1
+            logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
+            spoolAction("markDelivered", id) { try $0.markDelivered(id) }
+        case .retry(let at):
+            entry.dueAt = at
+            entries[id] = entry
+            counters.deferred += 1
+            meta["reason"] = "\(decision.reason)"
+            meta["retry_in"] = "\((at - now) / 1000)s"
+            if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
+            logger.warning("deferred", metadata: meta)
+            let envelope = entry.envelope
+            spoolAction("markDeferred", id) {
+                try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
+                                       lastError: decision.reason, doneRecipients: envelope.doneRecipients)
+            }
+            schedulePump(at: at)
+        case .deadLetter:
+            entries.removeValue(forKey: id)
+            counters.failed += 1
+            meta["reason"] = "\(decision.reason)"
+            logger.error("failed", metadata: meta)
+            spoolAction("moveToFailed", id) { try $0.moveToFailed(id, reason: decision.reason) }
+        }
+    }
+
+    private func postpone(id: SpoolID, reason: String, possibleDuplicate: Bool) {
+        guard var entry = entries[id] else { return }
+        let delay = environment.policy.retryDelay(attempts: max(entry.envelope.attempts, 1))
+        entry.dueAt = WallClock.nowMilliseconds() + delay
+        entry.inFlight = false
+        entries[id] = entry
+        logger.warning("deferred", metadata: ["id": "\(id)", "reason": "\(reason)"])
+        schedulePump(at: entry.dueAt)
+    }
+
+    /// Spool updates fsync: they run on the spool worker, in order, never on the loop.
+    private func spoolAction(_ name: String, _ id: SpoolID, _ body: @escaping @Sendable (Spool) throws -> Void) {
+        let spool = self.spool
+        let logger = self.logger
+        spoolWorker.submit {
+            do {
+                try body(spool)
+            } catch {
+                logger.error("spool update failed", metadata: ["id": "\(id)", "operation": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Counts for `STATUS=` and logs.
+struct DeliveryCounters: Sendable {
+    var delivered = 0
+    var deferred = 0
+    var failed = 0
+}

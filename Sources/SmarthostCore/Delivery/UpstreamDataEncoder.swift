@@ -1,0 +1,53 @@
+/// Turns a stored message into the canonical DATA payload sent upstream
+/// (RFC 5321 §2.3.8, §4.5.2), in one pass:
+///
+/// - every line ends in CRLF: a bare LF or a bare CR becomes CRLF, so no upstream can be
+///   handed an ambiguous line end (the "SMTP smuggling" class of bugs lives there);
+/// - NUL octets are dropped (RFC 5321 §4.5.2 forbids them in DATA);
+/// - lines longer than 998 octets are split with CRLF (RFC 5321 §4.5.3.1.6). The inbound
+///   side already refuses such lines, so this only matters for messages made locally;
+/// - dot-stuffing is applied last, to every line as sent, split lines included;
+/// - the payload ends with exactly one CRLF "." CRLF, the line end added when the
+///   message lacks one.
+public enum UpstreamDataEncoder {
+    /// Longest line in octets, without CRLF (RFC 5321 §4.5.3.1.6).
+    public static let maxLineLength = 998
+
+    public static func encode(_ content: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        // Room for the terminator and a little stuffing/CR growth without reallocating.
+        out.reserveCapacity(content.count + content.count / 64 + 8)
+        var lineLength = 0
+        var previousWasCR = false
+        for byte in content {
+            switch byte {
+            case 0:
+                continue
+            case 13:
+                endLine(&out, &lineLength)
+                previousWasCR = true
+                continue
+            case 10:
+                if !previousWasCR { endLine(&out, &lineLength) }   // CRLF already ended it
+            default:
+                if lineLength == maxLineLength { endLine(&out, &lineLength) }
+                if lineLength == 0 && byte == UInt8(ascii: ".") {
+                    out.append(byte)   // counted: the limit is on the line as sent
+                    lineLength += 1
+                }
+                out.append(byte)
+                lineLength += 1
+            }
+            previousWasCR = false
+        }
+        if lineLength > 0 { endLine(&out, &lineLength) }
+        out.append(contentsOf: [UInt8(ascii: "."), 13, 10])
+        return out
+    }
+
+    private static func endLine(_ out: inout [UInt8], _ lineLength: inout Int) {
+        out.append(13)
+        out.append(10)
+        lineLength = 0
+    }
+}

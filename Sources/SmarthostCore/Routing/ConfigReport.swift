@@ -1,0 +1,107 @@
+/// Human-readable text about a configuration: what `smarthost check-config` prints, and
+/// the explanation of `smarthost routes`. Passwords appear only as `********` with where
+/// they came from; this text goes to terminals, tickets and chat.
+public enum ConfigReport {
+    /// `configuration OK`, then the listeners, spool and limits, then the resolved route of
+    /// the host level and of every org.
+    public static func render(_ config: RelayConfig) -> String {
+        var out = ["configuration OK"]
+        out.append("hostname: \(config.hostname)")
+        out.append("listen: " + (config.listen.isEmpty ? "(none; socket activation only)"
+            : config.listen.map(\.description).joined(separator: ", ")))
+        out.append("spool: \(config.spool)")
+        out.append("org header: \(config.orgHeader)")
+        out.append(limitsLine(config.limits))
+        out.append("access: allow " + config.access.allow.map(\.description).joined(separator: ", "))
+        out.append(queueLine(config.queue))
+        out.append("")
+        out.append("routes:")
+        out += routeBlock(title: "host level", RouteResolver.resolve(org: nil, config: config))
+        for org in config.orgs {
+            let senders = org.senders.isEmpty ? "" : " (senders: \(org.senders.joined(separator: ", ")))"
+            out += routeBlock(title: "org \(org.id)\(senders)", RouteResolver.resolve(org: org.id, config: config))
+        }
+        out.append("  orgs not listed get the host level")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Which org a message was given and why, and which layer's route it takes and why.
+    public static func explain(_ route: ResolvedRoute, choice: OrgChoice, sender: String?, config: RelayConfig) -> String {
+        var out = ["org: " + orgReason(choice, sender: sender)]
+        out.append("route: " + layerReason(route, config: config))
+        out += routeDetails(route.settings)
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: Reasons
+
+    private static func orgReason(_ choice: OrgChoice, sender: String?) -> String {
+        switch choice.source {
+        case .header(let header):
+            return "\(choice.orgID ?? "?") (from the \(header) header)"
+        case .senderPattern(let pattern):
+            return "\(choice.orgID ?? "?") (sender \(sender ?? "?") matches \(pattern))"
+        case .hostLevel:
+            let why = (sender ?? "").isEmpty ? "no org header" : "no org header, and sender \(sender!) matches no org's senders"
+            return "none, host level (\(why))"
+        }
+    }
+
+    /// Walks the same precedence the resolver applied, to say in words why this layer won.
+    private static func layerReason(_ route: ResolvedRoute, config: RelayConfig) -> String {
+        var steps: [String] = []
+        if let org = route.orgID {
+            switch config.org(org)?.route {
+            case .custom: steps.append("org \(org) has use: custom")
+            case .useDefault: steps.append("org \(org) has use: default, so the host level applies")
+            case nil: steps.append("org \(org) is not configured, so the host level applies")
+            }
+        }
+        if route.layer != .org {
+            if case .custom = config.host { steps.append("host has use: custom") } else {
+                steps.append("host has use: default, so the default route applies")
+            }
+        }
+        return "\(route.layer.rawValue) layer (" + steps.joined(separator: "; ") + ")"
+    }
+
+    // MARK: Blocks
+
+    private static func routeBlock(title: String, _ route: ResolvedRoute) -> [String] {
+        ["  \(title): \(route.layer.rawValue) route"] + routeDetails(route.settings).map { "  " + $0 }
+    }
+
+    /// The fields of one route, one per line; the password masked.
+    static func routeDetails(_ route: RouteSettings) -> [String] {
+        var out = ["  upstream: \(route.endpoint), tls \(route.tls.rawValue)"
+            + (route.caFile.map { ", ca_file \($0)" } ?? "")
+            + ", timeout \(RelayConfig.Units.formatMilliseconds(route.timeoutMs)), EHLO \(route.domain)"]
+        if let user = route.username {
+            let origin = route.password.map { " (\($0.origin))" } ?? ""
+            let plain = route.allowPlaintextAuth ? ", plaintext allowed" : ""
+            out.append("  auth: \(user), password \(route.password?.description ?? "(none)")\(origin)\(plain)")
+        } else {
+            out.append("  auth: none (anonymous)")
+        }
+        if let from = route.from {
+            let name = route.fromName.map { "\"\($0)\" " } ?? ""
+            out.append("  from: \(name)<\(from)>, rewrite_from \(route.rewriteFrom.rawValue)")
+        } else {
+            out.append("  from: (the message's own sender)")
+        }
+        return out
+    }
+
+    private static func limitsLine(_ limits: RelayConfig.Limits) -> String {
+        let ms = RelayConfig.Units.formatMilliseconds, bytes = RelayConfig.Units.formatBytes
+        return "limits: max_message_size \(bytes(limits.maxMessageSize)), max_recipients \(limits.maxRecipients), "
+            + "max_connections \(limits.maxConnections), idle_timeout \(ms(limits.idleTimeoutMs)), "
+            + "data_timeout \(ms(limits.dataTimeoutMs)), min_free_space \(bytes(limits.minFreeSpace))"
+    }
+
+    private static func queueLine(_ queue: RelayConfig.Queue) -> String {
+        let ms = RelayConfig.Units.formatMilliseconds
+        return "queue: retry \(ms(queue.retryMinMs)) doubling to \(ms(queue.retryMaxMs)), "
+            + "dead letter after \(ms(queue.maxAgeMs))"
+    }
+}

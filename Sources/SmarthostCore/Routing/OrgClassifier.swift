@@ -1,0 +1,114 @@
+/// How a message's org was found, for logs and `smarthost routes`.
+public enum OrgSource: Sendable, Equatable {
+    /// The org header (named `header`) carried the id.
+    case header(String)
+    /// The envelope sender matched this pattern of the org's `senders`.
+    case senderPattern(String)
+    /// Neither: the message belongs to the host level.
+    case hostLevel
+}
+
+/// The org of one message and why.
+public struct OrgChoice: Sendable, Equatable {
+    /// nil = host level. May name an org the configuration does not have; that org has
+    /// not customized and resolves to the host level.
+    public var orgID: String?
+    public var source: OrgSource
+
+    public init(orgID: String?, source: OrgSource) {
+        self.orgID = orgID
+        self.source = source
+    }
+}
+
+/// Decides which organization a message belongs to (product.md §3), first match wins:
+/// the org header, then the envelope sender against each org's `senders` in file order,
+/// then the host level. Pure: strings in, a choice out.
+public struct OrgClassifier: Sendable {
+    public let orgHeader: String
+    private let rules: [(orgID: String, pattern: SenderPattern)]
+
+    public init(orgHeader: String, orgs: [OrgSetting]) {
+        self.orgHeader = orgHeader
+        self.rules = orgs.flatMap { org in org.senders.map { (org.id, SenderPattern($0)) } }
+    }
+
+    public init(config: RelayConfig) {
+        self.init(orgHeader: config.orgHeader, orgs: config.orgs)
+    }
+
+    /// - Parameters:
+    ///   - headerValue: the value of the org header, nil when the message has none.
+    ///   - sender: the envelope sender (MAIL FROM), empty for the null sender `<>`.
+    public func classify(headerValue: String?, sender: String) -> OrgChoice {
+        if let value = headerValue.map(Self.trimmed), !value.isEmpty {
+            return OrgChoice(orgID: value, source: .header(orgHeader))
+        }
+        let address = Self.unbracketed(Self.trimmed(sender))
+        if !address.isEmpty, let rule = rules.first(where: { $0.pattern.matches(address) }) {
+            return OrgChoice(orgID: rule.orgID, source: .senderPattern(rule.pattern.text))
+        }
+        return OrgChoice(orgID: nil, source: .hostLevel)
+    }
+
+    private static func trimmed(_ text: String) -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
+        return String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+    }
+
+    /// `<a@b>` → `a@b`, as a sender is sometimes handed over with its SMTP brackets.
+    private static func unbracketed(_ text: String) -> String {
+        text.hasPrefix("<") && text.hasSuffix(">") ? String(text.dropFirst().dropLast()) : text
+    }
+}
+
+/// One `senders` pattern: `*` matches any run of characters. The domain compares without
+/// case (DNS names are case-insensitive); the local part with case, as RFC 5321 §2.4 says
+/// only the receiving host may fold it.
+private struct SenderPattern: Sendable {
+    let text: String
+    private let local: [Character]
+    private let domain: [Character]
+
+    init(_ text: String) {
+        self.text = text
+        let (local, domain) = Self.split(text)
+        self.local = Array(local)
+        self.domain = Array(domain.lowercased())
+    }
+
+    func matches(_ address: String) -> Bool {
+        let (local, domain) = Self.split(address)
+        return Self.glob(self.local, Array(local)) && Self.glob(self.domain, Array(domain.lowercased()))
+    }
+
+    /// At the last `@`: a quoted local part may contain `@`, a domain never does.
+    private static func split(_ address: String) -> (Substring, Substring) {
+        guard let at = address.lastIndex(of: "@") else { return (Substring(address), "") }
+        return (address[..<at], address[address.index(after: at)...])
+    }
+
+    /// Iterative glob with backtracking to the last `*`: linear in practice, never exponential.
+    private static func glob(_ pattern: [Character], _ text: [Character]) -> Bool {
+        var p = 0, t = 0
+        var star: Int?, resume = 0
+        while t < text.count {
+            if p < pattern.count, pattern[p] == "*" {
+                star = p
+                resume = t
+                p += 1
+            } else if p < pattern.count, pattern[p] == text[t] {
+                p += 1
+                t += 1
+            } else if let star {
+                p = star + 1
+                resume += 1
+                t = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        return p == pattern.count
+    }
+}

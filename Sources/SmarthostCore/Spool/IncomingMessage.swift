@@ -1,0 +1,99 @@
+import Glibc
+
+/// A message being received: an open `tmp/<id>` file that DATA is streamed into.
+///
+/// Owned by the event-loop thread and not `Sendable`: `append` only copies into a
+/// 64 KiB buffer and, when it is full, calls write(2), which lands in the page cache
+/// and never waits for the disk. Durability is the committer thread's job. A write
+/// failure does not throw: the session has to read DATA to its end anyway before it
+/// can answer, so the first error is kept (`failure`), later bytes are dropped, and
+/// `Spool.commit` reports it with the tmp file removed.
+public final class IncomingMessage {
+    public let id: SpoolID
+    let path: String
+    private(set) var fd: Int32
+    private var buffer: [UInt8] = []
+    private var crc = SpoolCRC32C()
+    /// Content bytes appended so far (the header is not counted).
+    public private(set) var contentLength = 0
+    /// The first error met while writing; once set, the message can only fail.
+    public private(set) var failure: SpoolError?
+
+    static let bufferSize = 64 * 1024
+
+    init(id: SpoolID, path: String, fd: Int32) {
+        self.id = id
+        self.path = path
+        self.fd = fd
+        buffer.reserveCapacity(IncomingMessage.bufferSize)
+        buffer += SpoolFileFormat.header(id)
+    }
+
+    deinit {
+        // Dropped without commit or abort (e.g. the client vanished): leave nothing behind.
+        abort()
+    }
+
+    /// Adds content bytes: CRLF line ends, already dot-unstuffed.
+    public func append(_ bytes: some Collection<UInt8>) {
+        guard fd >= 0, failure == nil else { return }
+        crc.update(bytes)
+        contentLength += bytes.count
+        if buffer.count + bytes.count > IncomingMessage.bufferSize {
+            flush()
+        }
+        if bytes.count >= IncomingMessage.bufferSize {
+            writeDirect(bytes)
+        } else {
+            buffer += bytes
+        }
+    }
+
+    /// Gives up on the message: closes and unlinks the tmp file. Safe to call twice.
+    public func abort() {
+        guard fd >= 0 else { return }
+        SpoolSystem.close(fd)
+        fd = -1
+        _ = unlink(path)
+        buffer = []
+    }
+
+    /// Passes the file to the committer: the rest of the buffer, the envelope record and
+    /// the end marker are written there, off the event loop.
+    func handOff(envelope: SpoolEnvelope) -> (fd: Int32, tail: [UInt8], failure: SpoolError?) {
+        precondition(fd >= 0, "IncomingMessage committed after abort or a second commit")
+        var envelope = envelope
+        envelope.id = id
+        envelope.size = contentLength
+        let record = SpoolRecord.encode(envelope.envelopeRecords)
+        var tail = buffer
+        tail += record
+        tail += SpoolFileFormat.trailer(contentLength: contentLength, contentCRC: crc.value, envelope: record)
+        let handed = (fd, tail, failure)
+        fd = -1
+        buffer = []
+        return handed
+    }
+
+    private func flush() {
+        let pending = buffer
+        buffer.removeAll(keepingCapacity: true)
+        writeDirect(pending)
+    }
+
+    private func writeDirect(_ bytes: some Collection<UInt8>) {
+        let outcome: SpoolError?? = bytes.withContiguousStorageIfAvailable { buffer in
+            do throws(SpoolError) {
+                try SpoolSystem.write(fd, UnsafeRawBufferPointer(buffer), path: path)
+            } catch {
+                return error
+            }
+            return nil
+        }
+        switch outcome {
+        case .some(.some(let error)): failure = error
+        case .some(.none): break
+        case .none: writeDirect(Array(bytes))
+        }
+    }
+}

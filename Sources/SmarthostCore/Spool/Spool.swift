@@ -1,0 +1,134 @@
+import Glibc
+
+/// Where a spooled message lives: waiting for delivery, or a dead letter.
+public enum SpoolArea: String, Sendable, CaseIterable {
+    case queue
+    case failed
+}
+
+/// The durable message store: `tmp/`, `queue/`, `failed/` and `quarantine/` under one
+/// root, after OpenSMTPD's `queue_fs.c` and Postfix's incoming→active queues.
+///
+/// Threading:
+/// - `begin()`, `IncomingMessage.append/abort` and `commit(...)` are for the event-loop
+///   thread: they never fsync (begin does one statvfs and one open).
+/// - `commit` completions run on the spool's committer thread, once file and directory
+///   are on disk; forward them to the loop (eventfd) before touching the session.
+/// - Everything in `Spool+Delivery.swift` and `recover()` does synchronous, fsyncing
+///   I/O: call it from a delivery or CLI thread, never from the event loop. Those
+///   operations are safe between processes (the daemon and `smarthost queue …`): they
+///   take an advisory flock on the message file and change state only by rename.
+public final class Spool: Sendable {
+    public let root: String
+    /// `begin()` refuses new messages (452 4.3.1) when less than this is free.
+    public let minimumFreeBytes: UInt64
+    let tmpDirectory: String
+    let queueDirectory: String
+    let failedDirectory: String
+    let quarantineDirectory: String
+    let ids: SpoolIDGenerator
+    let committer: SpoolCommitter
+    /// Unix seconds; injected so tests can age messages.
+    let clock: @Sendable () -> Int64
+
+    /// Opens (creating with mode 0700 if missing) the spool at `root`. Does not recover:
+    /// the daemon calls `recover()` once before listening; CLI commands do not.
+    public init(root: String, minimumFreeBytes: UInt64 = 0,
+                clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }) throws(SpoolError) {
+        self.root = root
+        self.minimumFreeBytes = minimumFreeBytes
+        tmpDirectory = root + "/tmp"
+        queueDirectory = root + "/queue"
+        failedDirectory = root + "/failed"
+        quarantineDirectory = root + "/quarantine"
+        ids = SpoolIDGenerator()
+        committer = SpoolCommitter(queueDirectory: queueDirectory)
+        self.clock = clock
+        for directory in [root, tmpDirectory, queueDirectory, failedDirectory, quarantineDirectory] {
+            try SpoolSystem.makeDirectory(directory)
+        }
+        try SpoolSystem.syncDirectory(root)
+    }
+
+    deinit {
+        committer.stop()
+    }
+
+    /// Commits what is already queued, then refuses further commits. Idempotent.
+    public func shutdown() {
+        committer.stop()
+    }
+
+    public var commitStatistics: SpoolCommitStatistics {
+        committer.statistics
+    }
+
+    // MARK: receiving
+
+    /// Starts a message: checks the free-space floor, then creates `tmp/<id>` (O_EXCL,
+    /// 0600). Throws `.insufficientStorage` (452 4.3.1) when the disk is short, so the
+    /// session can refuse DATA before the client sends 35 MiB. `expectedSize` (the
+    /// client's SIZE= parameter, RFC 1870) must fit above the floor as well.
+    public func begin(expectedSize: Int = 0) throws(SpoolError) -> IncomingMessage {
+        let free = try SpoolSystem.freeBytes(tmpDirectory)
+        let needed = minimumFreeBytes.addingReportingOverflow(UInt64(max(0, expectedSize)))
+        if needed.overflow || free < needed.partialValue {
+            throw SpoolError.insufficientStorage(
+                detail: "\(free) bytes free in \(root), need \(expectedSize) above a floor of \(minimumFreeBytes)")
+        }
+        var attempt = 0
+        while true {
+            let id = ids.next()
+            let path = tmpDirectory + "/" + id.rawValue
+            do throws(SpoolError) {
+                let fd = try SpoolSystem.open(path, O_WRONLY | O_CREAT | O_EXCL)
+                return IncomingMessage(id: id, path: path, fd: fd)
+            } catch {
+                // EEXIST needs another process with our clock, counter and random bits.
+                attempt += 1
+                guard case .io(_, _, EEXIST) = error, attempt < 8 else { throw error }
+            }
+        }
+    }
+
+    /// Hands a fully received message to the committer thread. `completion` runs on that
+    /// thread with the id once message and envelope are durable in `queue/` (send 250
+    /// then), or with the error after the tmp file has been removed (send its `reply`).
+    /// `envelope.id` and `envelope.size` are taken from `incoming`. After `shutdown()`
+    /// the completion runs at once, on the calling thread, with `.closed`.
+    public func commit(_ incoming: IncomingMessage, envelope: SpoolEnvelope,
+                       completion: @escaping @Sendable (Result<SpoolID, SpoolError>) -> Void) {
+        let handed = incoming.handOff(envelope: envelope)
+        let job = SpoolCommitter.Job(
+            id: incoming.id, fd: handed.fd, tmpPath: incoming.path,
+            queuePath: path(.queue, incoming.id), tail: handed.tail,
+            failure: handed.failure, completion: completion)
+        if !committer.submit(job) {
+            SpoolSystem.close(handed.fd)
+            _ = unlink(incoming.path)
+            completion(.failure(.closed))
+        }
+    }
+
+    // MARK: paths
+
+    func path(_ area: SpoolArea, _ id: SpoolID) -> String {
+        directory(area) + "/" + id.rawValue
+    }
+
+    func statePath(_ area: SpoolArea, _ id: SpoolID) -> String {
+        path(area, id) + ".state"
+    }
+
+    func directory(_ area: SpoolArea) -> String {
+        switch area {
+        case .queue: return queueDirectory
+        case .failed: return failedDirectory
+        }
+    }
+
+    /// A scratch name in `tmp/` for an atomic replace; the pid keeps two processes apart.
+    func scratchPath(_ id: SpoolID) -> String {
+        tmpDirectory + "/" + id.rawValue + ".state." + String(getpid())
+    }
+}

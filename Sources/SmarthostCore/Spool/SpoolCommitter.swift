@@ -1,0 +1,156 @@
+import Glibc
+
+/// Counters that show group commit at work (and feed `STATUS=` later).
+public struct SpoolCommitStatistics: Sendable, Equatable {
+    /// Messages made durable and moved into `queue/`.
+    public var committed = 0
+    /// Commits that failed (their tmp files were removed).
+    public var failed = 0
+    /// Times the committer woke up and found work.
+    public var batches = 0
+    /// fsyncs of the `queue/` directory: one per batch that moved a message.
+    public var directorySyncs = 0
+}
+
+/// The one thread that makes received messages durable, with group commit.
+///
+/// The event loop must never block on the disk, so `Spool.commit` only enqueues a job
+/// here. This thread takes *every* job queued so far as one batch: for each message it
+/// writes the tail, fsyncs the file and moves it from `tmp/` to `queue/`; then it fsyncs
+/// the `queue/` directory once for the whole batch, and only then runs the completions,
+/// which let the session send 250. While one batch waits on the disk the next one
+/// gathers, so under load many messages share one directory fsync, the way databases
+/// share a log flush; with no load a batch is one message and there is no added delay.
+final class SpoolCommitter: @unchecked Sendable {
+    struct Job: Sendable {
+        var id: SpoolID
+        var fd: Int32
+        var tmpPath: String
+        var queuePath: String
+        var tail: [UInt8]
+        var failure: SpoolError?
+        var completion: @Sendable (Result<SpoolID, SpoolError>) -> Void
+    }
+
+    private let queueDirectory: String
+    private let lock = SpoolLock()
+    private var pending: [Job] = []
+    private var stopping = false
+    private var running = false
+    private var thread = pthread_t()
+    private var counters = SpoolCommitStatistics()
+
+    init(queueDirectory: String) {
+        self.queueDirectory = queueDirectory
+    }
+
+    var statistics: SpoolCommitStatistics {
+        lock.withLock { counters }
+    }
+
+    /// Queues a job, starting the thread on first use (a CLI that never commits never
+    /// starts one). Returns false after `stop()`.
+    func submit(_ job: Job) -> Bool {
+        lock.withLock {
+            guard !stopping else { return false }
+            if !running { startThread() }
+            pending.append(job)
+            lock.broadcast()
+            return true
+        }
+    }
+
+    /// Commits everything already queued, then ends the thread.
+    func stop() {
+        let (wasRunning, handle) = lock.withLock { () -> (Bool, pthread_t) in
+            stopping = true
+            lock.broadcast()
+            return (running, thread)
+        }
+        guard wasRunning else { return }
+        if pthread_equal(handle, pthread_self()) != 0 {
+            // The last reference went away inside a completion: cannot join ourselves.
+            pthread_detach(handle)
+        } else {
+            pthread_join(handle, nil)
+        }
+    }
+
+    private func startThread() {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&thread, nil, { context in
+            let committer = Unmanaged<SpoolCommitter>.fromOpaque(context!).takeRetainedValue()
+            committer.run()
+            return nil
+        }, context)
+        precondition(status == 0, "cannot start the spool committer thread: errno \(status)")
+        running = true
+    }
+
+    private func run() {
+        while let batch = nextBatch() {
+            let results = commit(batch)
+            for (job, result) in zip(batch, results) {
+                job.completion(result)
+            }
+        }
+    }
+
+    /// Blocks until there is work; nil once stopped and drained.
+    private func nextBatch() -> [Job]? {
+        lock.withLock {
+            while pending.isEmpty && !stopping { lock.wait() }
+            if pending.isEmpty { return nil }
+            let batch = pending
+            pending = []
+            counters.batches += 1
+            return batch
+        }
+    }
+
+    private func commit(_ batch: [Job]) -> [Result<SpoolID, SpoolError>] {
+        var results = batch.map { job -> Result<SpoolID, SpoolError> in
+            do throws(SpoolError) {
+                try makeDurable(job)
+                return .success(job.id)
+            } catch {
+                return .failure(error)
+            }
+        }
+        let moved = results.indices.filter { if case .success = results[$0] { true } else { false } }
+        if !moved.isEmpty {
+            do throws(SpoolError) {
+                try SpoolSystem.syncDirectory(queueDirectory)
+            } catch {
+                // Not durable, so not accepted: the client will retry, and a copy left
+                // in queue/ would then be delivered twice.
+                for index in moved {
+                    _ = unlink(batch[index].queuePath)
+                    results[index] = .failure(error)
+                }
+            }
+        }
+        let succeeded = results.filter { if case .success = $0 { true } else { false } }.count
+        lock.withLock {
+            counters.committed += succeeded
+            counters.failed += results.count - succeeded
+            if !moved.isEmpty { counters.directorySyncs += 1 }
+        }
+        return results
+    }
+
+    /// Finishes one file and moves it into the queue; on any failure the tmp file is
+    /// removed, so a failed commit leaves nothing half-written behind.
+    private func makeDurable(_ job: Job) throws(SpoolError) {
+        defer { SpoolSystem.close(job.fd) }
+        do throws(SpoolError) {
+            if let failure = job.failure { throw failure }
+            try SpoolSystem.write(job.fd, job.tail, path: job.tmpPath)
+            try SpoolSystem.fsync(job.fd, path: job.tmpPath)
+            try SpoolSystem.moveNoReplace(job.tmpPath, job.queuePath)
+        } catch {
+            _ = unlink(job.tmpPath)
+            throw error
+        }
+    }
+}

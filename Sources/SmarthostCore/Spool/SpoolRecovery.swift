@@ -1,0 +1,104 @@
+import Glibc
+
+/// What start-up recovery found and did.
+public struct SpoolRecovery: Sendable {
+    /// A file moved out of `queue/` because it cannot be delivered as it is.
+    public struct Quarantined: Sendable, Equatable {
+        /// The file name as it was in `queue/` (an id, or whatever else was there).
+        public var name: String
+        public var reason: String
+    }
+
+    /// Valid queued messages with their delivery state, oldest first.
+    public var queued: [SpoolEnvelope] = []
+    public var quarantined: [Quarantined] = []
+    /// Files in `tmp/` that were never acknowledged and so were removed.
+    public var removedTemporaryFiles = 0
+    /// `.state` files whose message had already left (delivered, moved, deleted).
+    public var removedOrphanStates = 0
+}
+
+extension Spool {
+    /// Run once by the daemon before it listens, with no other process using the spool.
+    ///
+    /// 1. `tmp/` is emptied: nothing there was ever answered with 250.
+    /// 2. Every `queue/` message is validated in full (header, end marker, lengths,
+    ///    envelope and content CRC). A torn or unreadable file moves to `quarantine/`
+    ///    with a `<name>.reason` file, so it is kept for a human but never delivered half.
+    /// 3. `.state` files without their message (a crash mid-delete or mid-move) go.
+    public func recover() throws(SpoolError) -> SpoolRecovery {
+        var recovery = SpoolRecovery()
+        for name in try SpoolSystem.list(tmpDirectory) {
+            try SpoolSystem.unlink(tmpDirectory + "/" + name)
+            recovery.removedTemporaryFiles += 1
+        }
+        let names = Set(try SpoolSystem.list(queueDirectory))
+        for name in names.sorted() where !isStateName(name) {
+            do throws(SpoolError) {
+                recovery.queued.append(try validate(name))
+            } catch {
+                let reason = failureReason(error)
+                try quarantine(name, reason: reason)
+                recovery.quarantined.append(.init(name: name, reason: reason))
+            }
+        }
+        recovery.removedOrphanStates = try removeOrphanStates(.queue) + removeOrphanStates(.failed)
+        try SpoolSystem.syncDirectory(tmpDirectory)
+        try SpoolSystem.syncDirectory(queueDirectory)
+        return recovery
+    }
+
+    /// A `.state` file is handled with its message; an orphan one is handled later.
+    private func isStateName(_ name: String) -> Bool {
+        name.hasSuffix(".state") && SpoolID(String(name.dropLast(6))) != nil
+    }
+
+    private func validate(_ name: String) throws(SpoolError) -> SpoolEnvelope {
+        guard let id = SpoolID(name) else { throw SpoolError.invalidID(name) }
+        let path = path(.queue, id)
+        let fd = try SpoolSystem.open(path, O_RDONLY)
+        defer { SpoolSystem.close(fd) }
+        let layout = try SpoolFileFormat.layout(fd: fd, id: id, path: path)
+        try SpoolFileFormat.verifyContent(fd: fd, id: id, layout: layout, path: path)
+        return try readEnvelope(fd: fd, id: id, area: .queue)
+    }
+
+    private func failureReason(_ error: SpoolError) -> String {
+        switch error {
+        case .corrupt(_, let reason): return reason
+        case .invalidID: return "unexpected file name in queue/"
+        default: return error.description
+        }
+    }
+
+    /// Moves `queue/<name>` (and its state) to `quarantine/`, never over an earlier
+    /// quarantined file, and writes the reason beside it.
+    private func quarantine(_ name: String, reason: String) throws(SpoolError) {
+        var target = quarantineDirectory + "/" + name
+        var suffix = 1
+        while SpoolSystem.exists(target) || SpoolSystem.exists(target + ".reason") {
+            target = quarantineDirectory + "/" + name + "." + String(suffix)
+            suffix += 1
+        }
+        let text = Array("\(reason)\nquarantined at \(clock())\n".utf8)
+        try SpoolSystem.replaceFile(target + ".reason", with: text,
+                                    scratch: tmpDirectory + "/quarantine." + String(getpid()),
+                                    directory: quarantineDirectory)
+        try SpoolSystem.rename(queueDirectory + "/" + name, target)
+        if SpoolSystem.exists(queueDirectory + "/" + name + ".state") {
+            try SpoolSystem.rename(queueDirectory + "/" + name + ".state", target + ".state")
+        }
+        try SpoolSystem.syncDirectory(quarantineDirectory)
+    }
+
+    private func removeOrphanStates(_ area: SpoolArea) throws(SpoolError) -> Int {
+        let names = Set(try SpoolSystem.list(directory(area)))
+        var removed = 0
+        for name in names where name.hasSuffix(".state") && !names.contains(String(name.dropLast(6))) {
+            try SpoolSystem.unlink(directory(area) + "/" + name)
+            removed += 1
+        }
+        if removed > 0 { try SpoolSystem.syncDirectory(directory(area)) }
+        return removed
+    }
+}

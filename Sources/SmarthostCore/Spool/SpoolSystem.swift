@@ -1,0 +1,160 @@
+import Glibc
+
+/// The system calls the spool makes, each retrying EINTR and failing with a typed
+/// `SpoolError` that names the step and the path. Everything above this file works in
+/// paths and byte arrays, never in errno.
+enum SpoolSystem {
+    static let fileMode: mode_t = 0o600
+    static let directoryMode: mode_t = 0o700
+
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = fileMode) throws(SpoolError) -> Int32 {
+        while true {
+            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            if fd >= 0 { return fd }
+            if errno != EINTR { throw SpoolError.system("open", path) }
+        }
+    }
+
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)  // EINTR on close must not be retried on Linux: the fd is gone.
+    }
+
+    static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolError) {
+        var offset = 0
+        while offset < bytes.count {
+            let count = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if count > 0 {
+                offset += count
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                throw SpoolError.system("write", path, count == 0 ? EIO : errno)
+            }
+        }
+    }
+
+    static func write(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SpoolError) {
+        let result: SpoolError? = bytes.withUnsafeBytes { raw in
+            do throws(SpoolError) { try write(fd, raw, path: path) } catch { return error }
+            return nil
+        }
+        if let result { throw result }
+    }
+
+    static func fsync(_ fd: Int32, path: String) throws(SpoolError) {
+        while Glibc.fsync(fd) != 0 {
+            if errno != EINTR { throw SpoolError.system("fsync", path) }
+        }
+    }
+
+    /// Makes a directory's entries durable: after a rename or unlink the new name is
+    /// only on disk once the directory itself has been synced (queue_fs.c does the same).
+    static func syncDirectory(_ path: String) throws(SpoolError) {
+        let fd = try open(path, O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        try fsync(fd, path: path)
+    }
+
+    static func rename(_ from: String, _ to: String) throws(SpoolError) {
+        if Glibc.rename(from, to) != 0 { throw SpoolError.system("rename", from + " -> " + to) }
+    }
+
+    /// Moves a file to a name that must not exist yet. link(2) refuses to replace a
+    /// file (rename would silently overwrite); Glibc's Swift overlay has no renameat2.
+    static func moveNoReplace(_ from: String, _ to: String) throws(SpoolError) {
+        if Glibc.link(from, to) == 0 {
+            // The link is the commit point; a tmp/ name left by a failed unlink is
+            // swept by recovery and never acknowledged twice.
+            _ = Glibc.unlink(from)
+        } else if errno == EPERM || errno == EOPNOTSUPP {
+            // File systems without hard links: the id scheme makes collisions practically
+            // impossible, so check and rename.
+            if access(to, F_OK) == 0 { throw SpoolError.system("rename", to, EEXIST) }
+            try rename(from, to)
+        } else {
+            throw SpoolError.system("link", from + " -> " + to)
+        }
+    }
+
+    /// Unlinks a file; a file that is already gone is not an error.
+    static func unlink(_ path: String) throws(SpoolError) {
+        if Glibc.unlink(path) != 0 && errno != ENOENT { throw SpoolError.system("unlink", path) }
+    }
+
+    static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    static func makeDirectory(_ path: String) throws(SpoolError) {
+        if mkdir(path, directoryMode) != 0 && errno != EEXIST { throw SpoolError.system("mkdir", path) }
+    }
+
+    /// Bytes an unprivileged writer may still use (f_bavail: root's reserve excluded).
+    static func freeBytes(_ path: String) throws(SpoolError) -> UInt64 {
+        var info = statvfs()
+        if statvfs(path, &info) != 0 { throw SpoolError.system("statvfs", path) }
+        return UInt64(info.f_bavail) &* UInt64(info.f_frsize)
+    }
+
+    static func fileSize(_ fd: Int32, path: String) throws(SpoolError) -> Int {
+        var info = stat()
+        if fstat(fd, &info) != 0 { throw SpoolError.system("fstat", path) }
+        return Int(info.st_size)
+    }
+
+    /// Reads `count` bytes at `offset`; a short file is reported as `nil`, not an error,
+    /// because to the spool it means "torn", which the caller turns into a reason.
+    static func read(_ fd: Int32, count: Int, at offset: Int, path: String) throws(SpoolError) -> [UInt8]? {
+        var failure: Int32 = 0
+        var short = false
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let got = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                if got > 0 { done += got; continue }
+                if got < 0 && errno == EINTR { continue }
+                if got < 0 { failure = errno } else { short = true }
+                break
+            }
+            initialized = done
+        }
+        if failure != 0 { throw SpoolError.system("read", path, failure) }
+        return short ? nil : bytes
+    }
+
+    /// Names in a directory, without "." and "..", in no particular order.
+    static func list(_ path: String) throws(SpoolError) -> [String] {
+        guard let dir = opendir(path) else { throw SpoolError.system("opendir", path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Writes a small file so that readers see the old or the new content, never a mix:
+    /// write a temporary, fsync it, rename over the target, fsync the directory.
+    static func replaceFile(_ path: String, with bytes: [UInt8], scratch: String, directory: String) throws(SpoolError) {
+        let fd = try open(scratch, O_WRONLY | O_CREAT | O_TRUNC)
+        var failure: SpoolError?
+        do throws(SpoolError) {
+            try write(fd, bytes, path: scratch)
+            try fsync(fd, path: scratch)
+        } catch {
+            failure = error
+        }
+        close(fd)
+        if failure == nil {
+            do throws(SpoolError) { try rename(scratch, path) } catch { failure = error }
+        }
+        if let failure {
+            _ = Glibc.unlink(scratch)
+            throw failure
+        }
+        try syncDirectory(directory)
+    }
+}

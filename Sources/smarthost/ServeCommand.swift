@@ -1,0 +1,16 @@
+import ArgumentParser
+import SmarthostCore
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the relay in the foreground (systemd Type=notify)."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        let status = Daemon.run(config: config, configPath: options.config)
+        if status != 0 { throw ExitCode(status) }
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import SmarthostCore
+
+@main
+struct Smarthost: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "smarthost",
+        abstract: "An SMTP smart-host relay: takes local mail and relays it to each organization's upstream.",
+        subcommands: [Serve.self, CheckConfig.self, Routes.self]
+    )
+}
+
+/// `--config FILE`, shared by every command.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "The configuration file.")
+    var config: String = "/etc/smarthost/smarthost.yaml"
+
+    /// Loads and validates the configuration, or prints every error and exits 1.
+    func load() throws -> RelayConfig {
+        do {
+            return try RelayConfig.load(path: config, environment: ProcessEnvironment.current())
+        } catch {
+            printError("\(config): configuration has errors:\n\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    var stderr = StandardError()
+    print(text, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)
+        _ = bytes.withUnsafeMutableBytes { fwrite($0.baseAddress, 1, $0.count, stderrStream) }
+    }
+}

@@ -1,2 +1,0 @@
-import SmarthostCore
-print("smarthost")
