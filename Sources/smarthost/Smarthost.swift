@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import SmarthostCore
 
 @main
@@ -6,7 +7,7 @@ struct Smarthost: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smarthost",
         abstract: "An SMTP smart-host relay: takes local mail and relays it to each organization's upstream.",
-        subcommands: [Serve.self, CheckConfig.self, Routes.self]
+        subcommands: [Serve.self, CheckConfig.self]
     )
 }
 
@@ -33,7 +34,7 @@ func printError(_ text: String) {
 
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
-        var bytes = Array(string.utf8)
-        _ = bytes.withUnsafeMutableBytes { fwrite($0.baseAddress, 1, $0.count, stderrStream) }
+        let bytes = Array(string.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 }

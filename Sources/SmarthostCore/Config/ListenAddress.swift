@@ -18,12 +18,13 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
         (isIPv6 ? CIDRBlock.ipv6Bytes(host) : CIDRBlock.ipv4Bytes(host)) ?? []
     }
 
-    /// Parses `a.b.c.d:port` or `[v6]:port`; nil when it is neither.
+    /// Parses `a.b.c.d:port` or `[v6]:port`; nil when it is neither. Port 0 asks the kernel
+    /// for a free port (tests and benchmarks); the bound port is logged at start.
     public static func parse(_ text: String) -> ListenAddress? {
         guard let colon = text.lastIndex(of: ":") else { return nil }
         let hostPart = text[..<colon]
         let portPart = text[text.index(after: colon)...]
-        guard let port = UInt16(portPart), port > 0, portPart.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+        guard let port = UInt16(portPart), portPart.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             return nil
         }
         if hostPart.hasPrefix("["), hostPart.hasSuffix("]"), hostPart.count > 2 {

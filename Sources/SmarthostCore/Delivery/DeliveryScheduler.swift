@@ -243,12 +243,15 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             pool.downUntil = WallClock.nowMilliseconds() + delay
             pool.lastFailure = failure.summary
             logger.warning("route down", metadata: ["route": "\(connection.target.displayName)", "error": "\(failure.summary)", "retry_in": "\(delay / 1000)s"])
-            for id in pool.waiting {
-                entries[id]?.inFlight = false
-                entries[id]?.dueAt = pool.downUntil
-            }
+            // Every message waiting for this route had its attempt: it failed the same way.
+            let waiting = pool.waiting
             pool.waiting.removeAll()
-            schedulePump(at: pool.downUntil)
+            pools[key] = pool
+            for id in waiting {
+                entries[id]?.inFlight = false
+                settle(id: id, outcome: .setupFailed(failure), target: connection.target, tls: nil)
+            }
+            pool = pools[key] ?? pool
         }
         pools[key] = pool
         if !pool.waiting.isEmpty { dispatch(key: key, target: connection.target) }

@@ -46,7 +46,7 @@ import Testing
         let payload = Array(repeating: UInt8(ascii: "x"), count: 300_000)
         var received: [UInt8] = []
         // The client side writes and reads from a plain thread-less loop of its own.
-        fcntl(client, F_SETFL, O_NONBLOCK)
+        _ = fcntl(client, F_SETFL, O_NONBLOCK)
         var sent = 0
         let deadline = MonotonicClock.nowMilliseconds() + 10_000
         while received.count < payload.count, MonotonicClock.nowMilliseconds() < deadline {

@@ -11,6 +11,7 @@ final class RelayProcess: @unchecked Sendable {
     private var process: Process?
     private let logLock = NSLock()
     private var logText = ""
+    private var previousLogs = ""
     private var environment: [String: String]
 
     /// `configBody` is the YAML after the listen/spool lines (routes, limits…).
@@ -51,9 +52,13 @@ final class RelayProcess: @unchecked Sendable {
     }
 
     var log: String { logLock.withLock { logText } }
+    /// Everything every run printed, for checks such as "no secret was ever logged".
+    var allLogs: String { logLock.withLock { previousLogs + logText } }
 
     /// Starts the daemon and waits until it reports its listening port.
     func start(timeout: TimeInterval = 20) throws {
+        // A restart reports a new port: forget the previous run's lines.
+        logLock.withLock { previousLogs += logText; logText = "" }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)
         process.arguments = ["serve", "--config", configPath]

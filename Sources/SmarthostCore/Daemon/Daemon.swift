@@ -1,0 +1,152 @@
+import Glibc
+import Logging
+
+/// The relay process: owns the loop, the spool, the inbound server and the systemd
+/// conversation. `run` returns the process exit status.
+public final class Daemon {
+    private let loop: EventLoop
+    private let logger: Logger
+    private let notifier = SystemdNotifier()
+    private let spool: Spool
+    private let server: InboundServer
+    private let scheduler: DeliveryScheduler
+    private let configPath: String
+    private var config: RelayConfig
+    private var exitStatus: Int32 = 0
+    private var stopDeadline: TimerID?
+    private var statusTimer: TimerID?
+
+    /// How long a graceful stop waits for sessions in flight before closing them.
+    static let stopGraceMilliseconds: Int64 = 20_000
+
+    public static func run(config: RelayConfig, configPath: String) -> Int32 {
+        LoggingBootstrap.once()
+        let logger = Logger(label: "smarthost")
+        do {
+            let daemon = try Daemon(config: config, configPath: configPath, logger: logger)
+            return daemon.serve()
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            return 1
+        }
+    }
+
+    private init(config: RelayConfig, configPath: String, logger: Logger) throws {
+        self.config = config
+        self.configPath = configPath
+        self.logger = logger
+        loop = try EventLoop()
+        // Before any other thread exists, so every thread inherits the blocked mask; the
+        // handler is looked up at delivery time, once `self` exists.
+        signal(SIGPIPE, SIG_IGN)
+        let signals = SignalRelay()
+        try loop.handleSignals([SIGTERM, SIGINT, SIGHUP]) { signals.target?($0) }
+        spool = try Spool(root: config.spool, minimumFreeBytes: UInt64(max(config.limits.minFreeSpace, 0)))
+        let context = InboundContext(loop: loop, spool: spool, config: config, logger: logger)
+        server = InboundServer(loop: loop, context: context, logger: logger)
+        context.server = server
+        scheduler = DeliveryScheduler(loop: loop, spool: spool, environment: DeliveryEnvironment(config: config), logger: logger)
+        context.onAccepted = { [unowned scheduler] envelope in scheduler.enqueue(envelope) }
+        signals.target = { [unowned self] signal in self.received(signal: signal) }
+    }
+
+    private func serve() -> Int32 {
+        do {
+            try recoverSpool()
+            try server.listen(on: try listeningSockets())
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            return 1
+        }
+        notifier.ready(status: statusLine())
+        startWatchdog()
+        logger.info("started", metadata: ["hostname": "\(config.hostname)", "spool": "\(config.spool)"])
+        loop.run()
+        logger.info("stopped")
+        return exitStatus
+    }
+
+    private func recoverSpool() throws {
+        let recovery = try spool.recover()
+        for item in recovery.quarantined {
+            logger.error("spool file quarantined", metadata: ["file": "\(item.name)", "reason": "\(item.reason)"])
+        }
+        for envelope in recovery.queued { scheduler.enqueue(envelope) }
+        logger.info("spool recovered", metadata: ["queued": "\(recovery.queued.count)", "quarantined": "\(recovery.quarantined.count)"])
+    }
+
+    /// Sockets passed by systemd socket activation win over `listen:`.
+    private func listeningSockets() throws -> [ListeningSocket] {
+        let passed = notifier.listenFDs()
+        if !passed.isEmpty {
+            return try passed.map { fd throws(SystemError) in try ListeningSocket.adopt(fd: fd) }
+        }
+        return try config.listen.map { listen throws in
+            guard let address = SocketAddress(ip: listen.host, port: listen.port) else {
+                throw SystemError("listen address \(listen.host)", errno: EINVAL)
+            }
+            return try ListeningSocket.bind(address)
+        }
+    }
+
+    private func received(signal: Int32) {
+        switch signal {
+        case SIGHUP:
+            logger.info("reload requested (SIGHUP)")
+        default:
+            beginStop()
+        }
+    }
+
+    private func beginStop() {
+        guard !server.stopping else { return }
+        logger.info("stopping: draining sessions")
+        notifier.stopping()
+        scheduler.stop()
+        server.onIdleAfterStop = { [unowned self] in self.finishStop() }
+        stopDeadline = loop.schedule(afterMilliseconds: Self.stopGraceMilliseconds) { [unowned self] in
+            self.logger.warning("stop grace period over: closing remaining sessions")
+            self.server.forceCloseAll()
+            self.finishStop()
+        }
+        server.beginStop()
+    }
+
+    /// Deliveries still in flight are abandoned safely: they stay queued (delivery state is
+    /// only written after the upstream answered) and are retried at the next start.
+    private func finishStop() {
+        loop.cancel(stopDeadline)
+        scheduler.shutdown()
+        spool.shutdown()
+        loop.stop()
+    }
+
+    private func startWatchdog() {
+        guard let usec = notifier.watchdogIntervalMicroseconds() else { return }
+        let interval = max(Int64(usec / 2000), 1)
+        func ping() {
+            notifier.watchdog()
+            loop.schedule(afterMilliseconds: interval) { ping() }
+        }
+        ping()
+    }
+
+    private func statusLine() -> String {
+        "listening on \(server.listeningAddresses.map(\.description).joined(separator: " "))"
+    }
+}
+
+/// Lets the signal handler be registered before the daemon object is complete.
+private final class SignalRelay {
+    var target: ((Int32) -> Void)?
+}
+
+enum LoggingBootstrap {
+    nonisolated(unsafe) private static var done = false
+
+    static func once() {
+        guard !done else { return }
+        done = true
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
+    }
+}

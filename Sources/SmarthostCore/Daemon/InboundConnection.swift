@@ -1,0 +1,143 @@
+import Logging
+
+/// One client connection: carries socket bytes into the `InboundSession` value and carries
+/// out the actions it returns — replies, spool writes, timers, close. All protocol decisions
+/// are the session's; this class only does I/O.
+final class InboundConnection: StreamConnectionDelegate {
+    let serial: UInt64
+    private let stream: StreamConnection
+    private var session: InboundSession
+    private let context: InboundContext
+    private var message: MessageInProgress?
+    private var timer: TimerID?
+    private var closed = false
+
+    init(serial: UInt64, stream: StreamConnection, session: InboundSession, context: InboundContext) {
+        self.serial = serial
+        self.stream = stream
+        self.session = session
+        self.context = context
+        stream.delegate = self
+    }
+
+    var peer: SocketAddress { stream.peer }
+
+    /// True between transactions: a graceful stop may close it with `421` right away.
+    var isIdle: Bool {
+        guard message == nil else { return false }
+        switch session.state {
+        case .mail, .rcpt, .data, .committing: return false
+        case .connected, .greeting, .ready, .closed: return true
+        }
+    }
+
+    func start() {
+        apply(session.start())
+    }
+
+    /// Shutdown: an idle session is told `421 4.3.2` and closed; a busy one finishes first.
+    func closeIfIdle(reply: SMTPReply) {
+        guard isIdle, !closed else { return }
+        stream.write(reply.wireBytes)
+        stream.closeAfterFlush()
+    }
+
+    func forceClose() {
+        stream.close()
+    }
+
+    // MARK: StreamConnectionDelegate
+
+    func streamConnection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
+        apply(session.receive(Array(bytes)))
+    }
+
+    func streamConnectionDidDrain(_ connection: StreamConnection) {}
+
+    func streamConnectionDidClose(_ connection: StreamConnection, error: SystemError?) {
+        guard !closed else { return }
+        closed = true
+        _ = session.clientClosed()
+        context.loop.cancel(timer)
+        timer = nil
+        // A client that vanished mid-DATA never got 250: its partial file goes.
+        message?.abort()
+        message = nil
+        context.connectionClosed(self)
+    }
+
+    // MARK: actions
+
+    private func apply(_ actions: [InboundAction]) {
+        for action in actions {
+            perform(action)
+        }
+        rearmTimer()
+    }
+
+    private func perform(_ action: InboundAction) {
+        switch action {
+        case .send(let bytes):
+            stream.write(bytes)
+        case .beginMessage(let envelope):
+            message = MessageInProgress(envelope: envelope, spool: context.spool)
+        case .messageContent(let bytes):
+            message?.append(bytes)
+        case .endMessage:
+            commitMessage()
+        case .abortMessage:
+            message?.abort()
+            message = nil
+        case .close:
+            stream.closeAfterFlush()
+        }
+    }
+
+    private func commitMessage() {
+        guard let message else {
+            apply(session.messageFailed(reply: SMTPReply(451, "4.3.0", "Error: local error in processing")))
+            return
+        }
+        self.message = nil
+        stream.setReading(false)
+        let loop = context.loop
+        let done = LoopCallback<Result<CommittedMessage, SpoolError>> { [weak self] result in
+            self?.committed(result)
+        }
+        message.commit(context: context) { result in
+            loop.execute { done.call(result) }
+        }
+    }
+
+    private func committed(_ result: Result<CommittedMessage, SpoolError>) {
+        guard !closed else { return }
+        stream.setReading(true)
+        switch result {
+        case .success(let committed):
+            context.messageAccepted(committed.envelope, peer: stream.peer)
+            apply(session.messageCommitted(queueID: committed.id))
+            if context.server?.stopping == true { closeIfIdle(reply: InboundServer.shutdownReply(context.hostname)) }
+        case .failure(let error):
+            context.logger.warning("spool refused message", metadata: ["client": "\(stream.peer)", "error": "\(error)"])
+            apply(session.messageFailed(reply: error.reply))
+        }
+    }
+
+    private func rearmTimer() {
+        context.loop.cancel(timer)
+        timer = nil
+        guard !closed else { return }
+        let timeout: Int64
+        switch session.pendingTimeout {
+        case .command: timeout = context.idleTimeoutMilliseconds
+        case .data: timeout = context.dataTimeoutMilliseconds
+        case .none: return
+        }
+        timer = context.loop.schedule(afterMilliseconds: timeout) { [weak self] in
+            guard let self, !self.closed else { return }
+            self.timer = nil
+            self.context.logger.info("timeout", metadata: ["client": "\(self.stream.peer)"])
+            self.apply(self.session.timedOut())
+        }
+    }
+}

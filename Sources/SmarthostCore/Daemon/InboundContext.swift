@@ -1,0 +1,67 @@
+import Logging
+
+/// What every inbound connection shares for one configuration generation: the loop, the
+/// spool, the limits and the routing. A reload makes a new context for new connections;
+/// connections in flight keep the one they started with.
+final class InboundContext {
+    let loop: EventLoop
+    let spool: Spool
+    let config: RelayConfig
+    let logger: Logger
+    let classifier: OrgClassifier
+    weak var server: InboundServer?
+    /// Called with every message the spool has durably accepted (the delivery scheduler).
+    var onAccepted: ((SpoolEnvelope) -> Void)?
+    var rejectedCount = 0
+
+    init(loop: EventLoop, spool: Spool, config: RelayConfig, logger: Logger) {
+        self.loop = loop
+        self.spool = spool
+        self.config = config
+        self.logger = logger
+        self.classifier = OrgClassifier(config: config)
+    }
+
+    var hostname: String { config.hostname }
+    var orgHeader: String { config.orgHeader }
+    var maxConnections: Int { config.limits.maxConnections }
+    var idleTimeoutMilliseconds: Int64 { config.limits.idleTimeoutMs }
+    var dataTimeoutMilliseconds: Int64 { config.limits.dataTimeoutMs }
+
+    func sessionConfiguration(peer: SocketAddress) -> InboundSession.Configuration {
+        InboundSession.Configuration(
+            hostname: config.hostname, maxMessageSize: Int(config.limits.maxMessageSize),
+            maxRecipients: config.limits.maxRecipients, clientAddress: peer.ipString,
+            clientAllowed: isAllowed(peer))
+    }
+
+    func isAllowed(_ peer: SocketAddress) -> Bool {
+        let bytes = peer.ipBytes
+        if bytes.count == 4 {
+            let value = bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            return config.access.allows(ipv4: value)
+        }
+        return config.access.allows(ipv6: bytes)
+    }
+
+    func connectionClosed(_ connection: InboundConnection) {
+        server?.connectionClosed(connection)
+    }
+
+    /// The organization and route of a message, decided once at acceptance and recorded in
+    /// its envelope (delivery re-resolves the route from the org, so a reload still applies).
+    func route(sender: String, headers: [UInt8]) -> (choice: OrgChoice, route: ResolvedRoute) {
+        let headerValue = UpstreamMessageRewriter.headerValue(named: config.orgHeader, in: headers)
+        let choice = classifier.classify(headerValue: headerValue, sender: sender)
+        return (choice, RouteResolver.resolve(org: choice.orgID, config: config))
+    }
+
+    func messageAccepted(_ envelope: SpoolEnvelope, peer: SocketAddress) {
+        logger.info("accepted", metadata: [
+            "id": "\(envelope.id)", "from": "<\(envelope.sender)>", "nrcpt": "\(envelope.recipients.count)",
+            "size": "\(envelope.size)", "org": "\(envelope.org ?? "-")", "layer": "\(envelope.layer ?? "-")",
+            "route": "\(envelope.route ?? "-")", "client": "\(peer.ipString)",
+        ])
+        onAccepted?(envelope)
+    }
+}

@@ -1,0 +1,100 @@
+import Glibc
+import Logging
+
+/// The listeners and every client connection. New connections get the configuration that
+/// is current when they arrive; a reload never changes the rules under a session in flight.
+final class InboundServer {
+    private let loop: EventLoop
+    private let logger: Logger
+    private(set) var context: InboundContext
+    private var acceptors: [Acceptor] = []
+    private var connections: [UInt64: InboundConnection] = [:]
+    private var nextSerial: UInt64 = 1
+    private(set) var stopping = false
+    var onIdleAfterStop: (() -> Void)?
+
+    init(loop: EventLoop, context: InboundContext, logger: Logger) {
+        self.loop = loop
+        self.context = context
+        self.logger = logger
+    }
+
+    var connectionCount: Int { connections.count }
+    var listeningAddresses: [SocketAddress] { acceptors.map(\.socket.address) }
+
+    func listen(on sockets: [ListeningSocket]) throws(SystemError) {
+        for socket in sockets {
+            let acceptor = try Acceptor(loop: loop, socket: socket, logger: logger) { [unowned self] fd, peer in
+                self.accept(fd: fd, peer: peer)
+            }
+            acceptors.append(acceptor)
+            logger.info("listening", metadata: ["address": "\(socket.address)"])
+        }
+    }
+
+    func replaceContext(_ newContext: InboundContext) {
+        context = newContext
+    }
+
+    private func accept(fd: Int32, peer: SocketAddress) {
+        guard !stopping else {
+            Syscall.close(fd)
+            return
+        }
+        if connections.count >= context.maxConnections {
+            refuseOverLimit(fd: fd, peer: peer)
+            return
+        }
+        let stream: StreamConnection
+        do {
+            stream = try StreamConnection(loop: loop, fd: fd, peer: peer)
+        } catch {
+            Syscall.close(fd)
+            return
+        }
+        let serial = nextSerial
+        nextSerial += 1
+        let session = InboundSession(configuration: context.sessionConfiguration(peer: peer))
+        let connection = InboundConnection(serial: serial, stream: stream, session: session, context: context)
+        connections[serial] = connection
+        connection.start()
+    }
+
+    /// Over `max_connections`: a clear `421` rather than a silent hang in the backlog. The
+    /// write is one short non-blocking send on a fresh socket, so it cannot block the loop.
+    private func refuseOverLimit(fd: Int32, peer: SocketAddress) {
+        let reply = InboundSession.tooManyConnectionsReply(hostname: context.hostname).wireBytes
+        _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        Syscall.close(fd)
+        logger.warning("connection refused: too many connections", metadata: ["client": "\(peer)", "limit": "\(context.maxConnections)"])
+    }
+
+    func connectionClosed(_ connection: InboundConnection) {
+        connections.removeValue(forKey: connection.serial)
+        for acceptor in acceptors where acceptor.isPaused { acceptor.resume() }
+        if stopping, connections.isEmpty { onIdleAfterStop?() }
+    }
+
+    /// Graceful stop: no new connections; idle sessions are told `421 4.3.2` now, busy ones
+    /// finish their transaction and are told at the next command boundary.
+    func beginStop() {
+        stopping = true
+        for acceptor in acceptors { acceptor.close() }
+        acceptors.removeAll()
+        closeIdleConnections()
+        if connections.isEmpty { onIdleAfterStop?() }
+    }
+
+    static func shutdownReply(_ hostname: String) -> SMTPReply {
+        SMTPReply(421, "4.3.2", "\(hostname) Service shutting down, try again later")
+    }
+
+    func closeIdleConnections() {
+        let reply = Self.shutdownReply(context.hostname)
+        for connection in connections.values { connection.closeIfIdle(reply: reply) }
+    }
+
+    func forceCloseAll() {
+        for connection in Array(connections.values) { connection.forceClose() }
+    }
+}

@@ -1,0 +1,83 @@
+/// A message being received: streams content into the spool's tmp file and keeps the
+/// header section (bounded) so the organization can be read from it at the end.
+final class MessageInProgress {
+    /// Headers beyond this are not searched for the org header (a sane client puts its
+    /// headers in the first few KiB; the bound keeps memory per session small).
+    static let headerCaptureLimit = 64 * 1024
+
+    let envelope: InboundEnvelope
+    private var incoming: IncomingMessage?
+    private var spoolError: SpoolError?
+    private var headers: [UInt8] = []
+    private var headersComplete = false
+
+    init(envelope: InboundEnvelope, spool: Spool) {
+        self.envelope = envelope
+        do {
+            incoming = try spool.begin(expectedSize: envelope.declaredSize ?? 0)
+        } catch {
+            spoolError = error
+        }
+    }
+
+    /// The spool keeps the first write error itself and reports it at commit; the session
+    /// reads the content to its end regardless.
+    func append(_ bytes: [UInt8]) {
+        captureHeaders(bytes)
+        incoming?.append(bytes)
+    }
+
+    private func captureHeaders(_ bytes: [UInt8]) {
+        guard !headersComplete else { return }
+        let room = Self.headerCaptureLimit - headers.count
+        headers.append(contentsOf: bytes.prefix(room))
+        if headers.count >= Self.headerCaptureLimit || Self.containsBlankLine(headers) {
+            headersComplete = true
+        }
+    }
+
+    private static func containsBlankLine(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count >= 4 else { return false }
+        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
+            return true
+        }
+        return false
+    }
+
+    func abort() {
+        incoming?.abort()
+        incoming = nil
+    }
+
+    /// Decides the organization and route, then hands the file to the group committer.
+    /// `completion` runs on the committer thread.
+    func commit(context: InboundContext, completion: @escaping @Sendable (Result<CommittedMessage, SpoolError>) -> Void) {
+        guard let incoming else {
+            completion(.failure(spoolError ?? SpoolError.insufficientStorage(detail: "no spool file")))
+            return
+        }
+        self.incoming = nil
+        let sender = envelope.sender.mailbox
+        let routed = context.route(sender: sender, headers: headers)
+        var record = SpoolEnvelope(
+            id: incoming.id, receivedAt: WallClock.nowSeconds(), sender: sender,
+            recipients: envelope.recipients.map(\.mailbox), org: routed.choice.orgID,
+            layer: routed.route.layer.rawValue, route: routed.route.settings.endpoint,
+            heloName: envelope.heloName, clientAddress: envelope.clientAddress, size: incoming.contentLength)
+        record.nextAttemptAt = 0
+        let accepted = record
+        context.spool.commit(incoming, envelope: record) { result in
+            completion(result.map { id in
+                var committed = accepted
+                committed.id = id
+                return CommittedMessage(envelope: committed)
+            })
+        }
+    }
+}
+
+/// What the log says about an accepted message.
+struct CommittedMessage: @unchecked Sendable {
+    let envelope: SpoolEnvelope
+    var id: String { envelope.id.rawValue }
+}

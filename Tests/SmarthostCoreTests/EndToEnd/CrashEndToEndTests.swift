@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+@testable import SmarthostCore
+
+/// "Accepted mail is never lost": SIGKILL the relay while clients submit; after a restart
+/// every message that got 250 is in the spool, byte-intact.
+@Suite(.serialized) struct CrashEndToEndTests {
+    @Test func everyAcknowledgedMessageSurvivesSigkill() throws {
+        let relay = try RelayProcess()
+        try relay.start()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Support/submit_load.py").path
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        load.arguments = [script, "\(relay.port)", "8", "4"]
+        let out = Pipe()
+        load.standardOutput = out
+        load.standardError = FileHandle.nullDevice
+        try load.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        relay.kill9()
+        load.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let acks = text.split(separator: "\n").filter { $0.hasPrefix("ACK ") }.map { $0.split(separator: " ") }
+        #expect(acks.count > 10, "the load should have had messages accepted before the kill")
+
+        // Restart on the same spool: recovery must keep every acknowledged message.
+        try relay.start()
+        let kept = try SpoolInspector(path: relay.spoolPath).messages()
+        let byID = Dictionary(kept.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var missing: [String] = []
+        for ack in acks {
+            let token = String(ack[1]), id = String(ack[2])
+            guard let message = byID[id] else { missing.append(token); continue }
+            #expect(message.content.contains("Subject: \(token)\r\n"))
+            #expect(message.content.hasSuffix("\(token)\r\n"))
+        }
+        #expect(missing.isEmpty, "acknowledged but lost: \(missing.prefix(10))")
+        relay.stop()
+    }
+}

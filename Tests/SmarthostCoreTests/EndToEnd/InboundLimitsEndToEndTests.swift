@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+@testable import SmarthostCore
+
+/// Every limit of the listener, driven over a real socket against a real relay process, at
+/// and past the limit; and the SMTP smuggling rules.
+@Suite(.serialized) struct InboundLimitsEndToEndTests {
+    static func relay(limits: String = "", access: String = "") throws -> RelayProcess {
+        let body = """
+        \(limits)
+        \(access)
+        \(RelayProcess.defaultRoutes)
+        """
+        let relay = try RelayProcess(configBody: body)
+        try relay.start()
+        return relay
+    }
+
+    static func greeted(_ relay: RelayProcess) throws -> RawSMTPClient {
+        let client = try RawSMTPClient(port: relay.port)
+        #expect(client.readReply().hasPrefix("220 "))
+        client.send("EHLO client.test\r\n")
+        #expect(client.readReply().contains("250 "))
+        return client
+    }
+
+    @Test func pipelinedGroupGetsRepliesInOrder() throws {
+        let relay = try Self.relay()
+        let client = try RawSMTPClient(port: relay.port)
+        _ = client.readReply()
+        client.send("EHLO client.test\r\nMAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n")
+        let replies = client.readReplies(5)
+        #expect(replies[0].hasPrefix("250-"))
+        #expect(replies[0].contains("PIPELINING"))
+        #expect(replies[1].hasPrefix("250 2.1.0"))
+        #expect(replies[2].hasPrefix("250 2.1.5"))
+        #expect(replies[3].hasPrefix("250 2.1.5"))
+        #expect(replies[4].hasPrefix("354 "))
+        client.send("Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        #expect(client.readReply().hasPrefix("250 2.0.0 Ok: queued as"))
+        #expect(client.readReply().hasPrefix("221 2.0.0"))
+        #expect(try SpoolInspector(path: relay.spoolPath).messages().count == 1)
+        relay.stop()
+    }
+
+    @Test func bareLineFeedInDataIsRefusedOnceAndNothingIsSpooled() throws {
+        let relay = try Self.relay()
+        let client = try Self.greeted(relay)
+        client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        _ = client.readReplies(3)
+        // The classic smuggling payload: "\n.\n" is not the end; a second message hides after it.
+        client.send("Subject: x\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nsmuggled\r\n.\r\n")
+        #expect(client.readReply().hasPrefix("550 5.5.2"))
+        client.send("NOOP\r\n")
+        #expect(client.readReply().hasPrefix("250 2.0.0"))
+        #expect(try SpoolInspector(path: relay.spoolPath).messages().isEmpty)
+        relay.stop()
+    }
+
+    @Test func commandLineAtAndPastTheLimit() throws {
+        let relay = try Self.relay()
+        let client = try Self.greeted(relay)
+        // 512 octets including CRLF is the longest command line allowed (RFC 5321 4.5.3.1.4).
+        let atLimit = "NOOP " + String(repeating: "a", count: 512 - 5 - 2) + "\r\n"
+        client.send(atLimit)
+        #expect(client.readReply().hasPrefix("250 "))
+        let pastLimit = "NOOP " + String(repeating: "a", count: 512 - 5 - 1) + "\r\n"
+        client.send(pastLimit)
+        #expect(client.readReply().hasPrefix("500 5.5.2"))
+        client.send("NOOP\r\n")
+        #expect(client.readReply().hasPrefix("250 "))
+        relay.stop()
+    }
+
+    @Test func recipientLimitAtAndPast() throws {
+        let relay = try Self.relay(limits: "limits:\n  max_recipients: 3")
+        let client = try Self.greeted(relay)
+        client.send("MAIL FROM:<a@acme.example>\r\n")
+        #expect(client.readReply().hasPrefix("250 "))
+        for n in 1...3 {
+            client.send("RCPT TO:<r\(n)@example.com>\r\n")
+            #expect(client.readReply().hasPrefix("250 "))
+        }
+        client.send("RCPT TO:<r4@example.com>\r\n")
+        #expect(client.readReply().hasPrefix("452 4.5.3"))
+        relay.stop()
+    }
+
+    @Test func messageSizeLimitByParameterAndByContent() throws {
+        let relay = try Self.relay(limits: "limits:\n  max_message_size: 10KiB")
+        let client = try Self.greeted(relay)
+        client.send("MAIL FROM:<a@acme.example> SIZE=10241\r\n")
+        #expect(client.readReply().hasPrefix("552 5.3.4"))
+        client.send("MAIL FROM:<a@acme.example> SIZE=10240\r\n")
+        #expect(client.readReply().hasPrefix("250 "))
+        client.send("RCPT TO:<b@example.com>\r\nDATA\r\n")
+        _ = client.readReplies(2)
+        let line = String(repeating: "x", count: 98) + "\r\n"
+        client.send("Subject: big\r\n\r\n" + String(repeating: line, count: 200) + ".\r\n")
+        #expect(client.readReply().hasPrefix("552 5.3.4"))
+        #expect(try SpoolInspector(path: relay.spoolPath).messages().isEmpty)
+        relay.stop()
+    }
+
+    @Test func connectionLimitGets421() throws {
+        let relay = try Self.relay(limits: "limits:\n  max_connections: 2")
+        let first = try RawSMTPClient(port: relay.port)
+        #expect(first.readReply().hasPrefix("220 "))
+        let second = try RawSMTPClient(port: relay.port)
+        #expect(second.readReply().hasPrefix("220 "))
+        let third = try RawSMTPClient(port: relay.port)
+        #expect(third.readReply().hasPrefix("421 4.7.0"))
+        #expect(third.isClosedByServer())
+        first.send("QUIT\r\n")
+        #expect(first.readReply().hasPrefix("221 "))
+        #expect(first.isClosedByServer())
+        // A slot is free again.
+        Thread.sleep(forTimeInterval: 0.1)
+        let fourth = try RawSMTPClient(port: relay.port)
+        #expect(fourth.readReply().hasPrefix("220 "))
+        relay.stop()
+    }
+
+    @Test func idleTimeoutGets421AndClose() throws {
+        let relay = try Self.relay(limits: "limits:\n  idle_timeout: 1s")
+        let client = try RawSMTPClient(port: relay.port)
+        #expect(client.readReply().hasPrefix("220 "))
+        #expect(client.readReply().hasPrefix("421 4.4.2"))
+        #expect(client.isClosedByServer())
+        relay.stop()
+    }
+
+    @Test func clientOutsideAccessListGets554() throws {
+        let relay = try Self.relay(access: "access:\n  allow: [\"10.0.0.0/8\"]")
+        let client = try RawSMTPClient(port: relay.port)
+        #expect(client.readReply().hasPrefix("554 5.7.1"))
+        relay.stop()
+    }
+
+    @Test func belowFreeSpaceFloorGets452AndLeavesNothing() throws {
+        let relay = try Self.relay(limits: "limits:\n  min_free_space: 1000000GiB")
+        let client = try Self.greeted(relay)
+        client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        _ = client.readReplies(3)
+        client.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+        #expect(client.readReply().hasPrefix("452 4.3.1"))
+        #expect(try SpoolInspector(path: relay.spoolPath).messages().isEmpty)
+        let tmp = (try? FileManager.default.contentsOfDirectory(atPath: relay.spoolPath + "/tmp")) ?? []
+        #expect(tmp.isEmpty)
+        relay.stop()
+    }
+}

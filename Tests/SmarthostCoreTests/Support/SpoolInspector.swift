@@ -1,0 +1,35 @@
+import Foundation
+@testable import SmarthostCore
+
+/// Reads what a relay kept in its spool, through the spool's own reader (which validates
+/// the end marker), for end-to-end assertions.
+struct SpoolInspector {
+    struct Kept {
+        var id: String
+        var sender: String
+        var recipients: [String]
+        var content: String
+        var org: String?
+        var layer: String?
+
+        /// The message as the client sent it: everything after our `Received:` header.
+        var contentAfterReceived: String {
+            var lines = content.components(separatedBy: "\r\n")
+            guard let first = lines.first, first.hasPrefix("Received:") else { return content }
+            lines.removeFirst()
+            while let next = lines.first, next.hasPrefix(" ") || next.hasPrefix("\t") { lines.removeFirst() }
+            return lines.joined(separator: "\r\n")
+        }
+    }
+
+    var path: String
+
+    func messages() throws -> [Kept] {
+        let spool = try Spool(root: path, minimumFreeBytes: 0)
+        return try spool.list(.queue).map { envelope in
+            let bytes = try spool.readMessage(envelope.id)
+            return Kept(id: envelope.id.rawValue, sender: envelope.sender, recipients: envelope.recipients,
+                        content: String(decoding: bytes, as: UTF8.self), org: envelope.org, layer: envelope.layer)
+        }
+    }
+}
