@@ -4,7 +4,7 @@ CONFIG      ?= config/smarthost.yaml
 RELEASE_BIN := .build/release/smarthost
 APT_PKGS    := libssl-dev libsystemd-dev pkg-config openssl swaks postfix python3-aiosmtpd curl systemd procps
 
-.PHONY: deps build release run test bench stress clean
+.PHONY: deps build release run test bench demo stress clean
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -35,3 +35,11 @@ test: deps
 
 clean:
 	rm -rf .build var
+
+# Accept and end-to-end rate against a private Debian Postfix, same machine, same run.
+bench: release
+	Tests/Bench/bench.sh
+
+# The settings model in under a minute: three local TLS+AUTH upstreams, one message per case.
+demo: release
+	config/demo/demo.sh

@@ -13,7 +13,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${DEMO_KEEP:-}" ] && echo "kept: $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -91,7 +91,7 @@ YAML
 say "3. smarthost check-config (passwords masked):"
 DEMO_SENDGRID_KEY=SG.demo-key "$BIN" check-config --config "$work/smarthost.yaml" | sed 's/^/   /'
 
-DEMO_SENDGRID_KEY=SG.demo-key "$BIN" serve --config "$work/smarthost.yaml" 2>"$work/relay.log" & pids+=($!)
+DEMO_SENDGRID_KEY=SG.demo-key "$BIN" serve --config "$work/smarthost.yaml" 2>"$work/relay.log" & relay_pid=$!; pids+=($relay_pid)
 for _ in $(seq 100); do grep -q listening "$work/relay.log" 2>/dev/null && break; sleep 0.1; done
 
 say "4. One message per case into smarthost on 127.0.0.1:$relay_port:"
@@ -104,26 +104,34 @@ send robot@acme.example "" "acme robot alert (sender matches *@acme.example)"
 send jobs@platform.example globex "globex job alert (org header, org inherits host)"
 send reset@platform.example "" "password recovery (no org: host level)"
 
-say "5. Where each message landed:"
-sleep 1
-for _ in $(seq 50); do
-  n=$(ls "$work"/{default,host,acme}/*.eml 2>/dev/null | wc -l)
-  [ "$n" -ge 3 ] && break; sleep 0.2
-done
+landed() { find "$work/default" "$work/host" "$work/acme" -name '*.eml' 2>/dev/null | wc -l; }
+wait_for() { for _ in $(seq 100); do [ "$(landed)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
+wait_for 3 || echo "   (not everything arrived yet)"
+
+say "5. Now the host switches to 'use: default' (SIGHUP reload, no restart); one more host-level message:"
+sed -i 's/^  use: custom$/  use: default/' "$work/smarthost.yaml"
+awk '/^host:/{print; print "  use: default"; skip=1; next} skip && /^orgs:/{skip=0} !skip' "$work/smarthost.yaml" > "$work/s2.yaml" && mv "$work/s2.yaml" "$work/smarthost.yaml"
+kill -HUP "$relay_pid"
+for _ in $(seq 50); do grep -q reloaded "$work/relay.log" && break; sleep 0.1; done
+send licence@platform.example "" "licence status (host now uses the default route)"
+wait_for 4 || echo "   (not everything arrived yet)"
+
+say "6. Where each message landed:"
 for name in acme host default; do
   for meta in "$work/$name"/*.json; do
     [ -e "$meta" ] || continue
-    eml="${meta%.json}.eml"
-    subject=$(grep -m1 '^Subject:' "$eml" | cut -d' ' -f2- | tr -d '\r')
-    from=$(grep -m1 '^From:' "$eml" | cut -d' ' -f2- | tr -d '\r')
-    orgh=$(grep -c '^X-Smarthost-Org' "$eml" || true)
-    $PY - "$meta" "$name" "$subject" "$from" "$orgh" <<'PY'
+    $PY - "$meta" "${meta%.json}.eml" "$name" <<'PY'
 import json, sys
-m = json.load(open(sys.argv[1])); name, subject, frm, orgh = sys.argv[2:]
-print("   %-48s -> %-7s upstream  TLS=%s AUTH=%s MAIL FROM=<%s> From: %s  org header kept: %s"
-      % (subject[:48], name, "yes" if m["tls"] else "no", m["auth_user"], m["mail_from"], frm, "no" if orgh == "0" else "YES"))
+meta, eml, name = sys.argv[1:]
+m = json.load(open(meta))
+headers = open(eml, encoding="utf-8", errors="replace", newline="").read().split("\r\n\r\n")[0].split("\r\n")
+get = lambda h: next((l.split(":", 1)[1].strip() for l in headers if l.lower().startswith(h.lower() + ":")), "")
+leaked = any(l.lower().startswith("x-smarthost-org:") for l in headers)
+print("   %-50s -> %-7s upstream  TLS=%-3s AUTH=%-24s MAIL FROM=<%s>  From: %s%s"
+      % (get("Subject")[:50], name, "yes" if m["tls"] else "no", m["auth_user"], m["mail_from"], get("From"),
+         "  (ORG HEADER LEAKED!)" if leaked else ""))
 PY
   done
 done
-say "6. The relay's log (one line per event, no secrets):"
-grep -E 'accepted|delivered|deferred|failed' "$work/relay.log" | sed 's/^/   /' | head -20
+say "7. The relay's log (one line per event, no secrets):"
+grep -E 'accepted|delivered|deferred|failed|reload' "$work/relay.log" | sed 's/^/   /' | head -20

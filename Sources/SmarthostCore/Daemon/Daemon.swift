@@ -13,6 +13,8 @@ public final class Daemon {
     private let configPath: String
     private var config: RelayConfig
     private var socketActivated = false
+    private var control: ControlServer?
+    private var controlService: QueueControlService?
     private var lastStatus = ""
     private var exitStatus: Int32 = 0
     private var stopDeadline: TimerID?
@@ -54,6 +56,11 @@ public final class Daemon {
 
     private func serve() -> Int32 {
         do {
+            // The control socket opens before recovery, so a queue command never bypasses a
+            // daemon that is still starting (it gets "busy" until the queue is loaded).
+            let service = QueueControlService(loop: loop, spool: spool, queue: scheduler)
+            controlService = service
+            control = try ControlServer(loop: loop, path: ControlServer.socketPath(spool: config.spool), handler: service)
             try recoverSpool()
             try server.listen(on: try listeningSockets())
         } catch {
@@ -123,6 +130,9 @@ public final class Daemon {
     /// only written after the upstream answered) and are retried at the next start.
     private func finishStop() {
         loop.cancel(stopDeadline)
+        // Closed last: from now on the queue tools work on the spool directly, under its locks.
+        control?.close()
+        controlService?.shutdown()
         scheduler.shutdown()
         spool.shutdown()
         loop.stop()

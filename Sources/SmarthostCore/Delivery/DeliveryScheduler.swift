@@ -192,6 +192,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             case .success:
                 self.entries[id]?.inFlight = false
                 self.schedulePump(at: 0)
+            case .failure(let error as SpoolError) where error.isNotFound:
+                // Deleted by an operator (or already settled): nothing left to deliver.
+                self.entries.removeValue(forKey: id)
+                self.releaseIdle(connection)
             case .failure(let error):
                 self.entries[id]?.inFlight = false
                 self.postpone(id: id, reason: "cannot read message from spool: \(error)", possibleDuplicate: false)

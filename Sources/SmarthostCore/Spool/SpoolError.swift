@@ -59,3 +59,10 @@ public enum SpoolError: Error, Sendable, Equatable, CustomStringConvertible {
         return String(cString: text)
     }
 }
+
+extension SpoolError {
+    public var isNotFound: Bool {
+        if case .notFound = self { return true }
+        return false
+    }
+}
