@@ -7,7 +7,7 @@ struct Smarthost: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smarthost",
         abstract: "An SMTP smart-host relay: takes local mail and relays it to each organization's upstream.",
-        subcommands: [Serve.self, CheckConfig.self]
+        subcommands: [Serve.self, CheckConfig.self, Routes.self, TestRoute.self, Queue.self]
     )
 }
 

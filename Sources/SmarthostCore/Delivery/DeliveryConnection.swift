@@ -6,6 +6,9 @@ public struct DeliveryTarget: Sendable {
     public var port: UInt16
     public var caFile: String?
     public var timeoutMilliseconds: Int64
+    /// A shorter wait for the greeting than for other replies: `smarthost test` uses it to
+    /// tell a silent implicit-TLS port from a slow server quickly. nil: `timeoutMilliseconds`.
+    public var greetingTimeoutMilliseconds: Int64?
     public var parameters: UpstreamParameters
 
     /// Connections are shared by messages whose targets have the same key.
@@ -47,7 +50,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
     private var tls: TLSConnection?
     private var connector: TCPConnector?
     private var addresses: [SocketAddress] = []
-    private var connectErrors: [String] = []
+    private var connectErrors: [ConnectError] = []
     private var timer: TimerID?
     private var failureReported = false
     private(set) var currentMessageID: SpoolID?
@@ -84,9 +87,10 @@ final class DeliveryConnection: StreamConnectionDelegate {
                 self.addresses = addresses
                 self.connectNext()
             case .success:
-                self.fail(UpstreamFailure(step: .connect, detail: "DNS: \(self.target.host) has no address"))
+                let error = ResolveError(host: self.target.host, reason: "the name has no address", isTemporary: false)
+                self.fail(UpstreamFailure(step: .connect, detail: error.description, cause: .dns(error)))
             case .failure(let error):
-                self.fail(UpstreamFailure(step: .connect, detail: error.description))
+                self.fail(UpstreamFailure(step: .connect, detail: error.description, cause: .dns(error)))
             }
         }
     }
@@ -119,8 +123,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
 
     private func connectNext() {
         guard !addresses.isEmpty else {
-            let detail = connectErrors.joined(separator: "; ")
-            return fail(UpstreamFailure(step: .connect, detail: detail.isEmpty ? "no address to connect to" : detail))
+            let detail = connectErrors.map(\.description).joined(separator: "; ")
+            return fail(UpstreamFailure(step: .connect, detail: detail.isEmpty ? "no address to connect to" : detail,
+                                        cause: connectErrors.isEmpty ? nil : .connect(connectErrors)))
         }
         phase = .connecting
         let address = addresses.removeFirst()
@@ -130,7 +135,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
             switch result {
             case .success(let fd): self.connected(fd: fd, address: address)
             case .failure(let error):
-                self.connectErrors.append(error.description)
+                self.connectErrors.append(error)
                 self.connectNext()
             }
         }
@@ -159,7 +164,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
         do {
             tls = try TLSConnection(context: tlsContext(), serverName: HostResolver.stripBrackets(target.host))
         } catch {
-            return fail(UpstreamFailure(step: .tls, detail: "TLS setup: \(error)"))
+            return fail(UpstreamFailure(step: .tls, detail: "TLS setup: \(error)", cause: (error as? TLSError).map { .tls($0) }))
         }
         phase = .handshaking(implicit: implicit)
         pumpHandshake()
@@ -172,11 +177,12 @@ final class DeliveryConnection: StreamConnectionDelegate {
             status = try tls.handshake()
         } catch {
             flushCiphertext()
-            let reason = Self.describe(error, implicit: implicit)
-            if implicit { return fail(UpstreamFailure(step: .tls, detail: reason)) }
+            if implicit {
+                return fail(UpstreamFailure(step: .tls, detail: Self.describe(error), cause: .tls(error)))
+            }
             // After STARTTLS the session owns the story: it reports the failure and closes.
             phase = .talking
-            return apply(session.tlsFailed(reason))
+            return apply(session.tlsFailed(Self.startTLSReason(error), cause: .tls(error)))
         }
         flushCiphertext()
         guard case .complete = status else { return armTimer() }
@@ -187,9 +193,18 @@ final class DeliveryConnection: StreamConnectionDelegate {
         deliverPlaintext()
     }
 
-    static func describe(_ error: TLSError, implicit: Bool) -> String {
-        if case .certificate = error { return "certificate: \(error)" }
-        return "TLS handshake failed: \(error)"
+    /// Implicit TLS: the detail of the connection's failure.
+    static func describe(_ error: TLSError) -> String {
+        switch error {
+        case .certificate, .handshake: return error.description   // each names itself
+        default: return "TLS handshake failed: \(error)"
+        }
+    }
+
+    /// After STARTTLS: the session puts "TLS handshake failed:" in front itself.
+    static func startTLSReason(_ error: TLSError) -> String {
+        if case .handshake(let reason) = error { return reason + TLSError.hint(forHandshakeReason: reason) }
+        return error.description
     }
 
     private func flushCiphertext() {
@@ -273,7 +288,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
             currentMessageID = nil
             if let id { owner?.deliveryConnection(self, finished: id, outcome: .result(result)) }
         case .sessionFailed(let failure):
-            fail(failure)
+            // The session's own next actions (QUIT, then .close) end the connection: closing
+            // here would drop the QUIT it just queued and leave the transcript claiming it.
+            fail(failure, closeNow: false)
         case .close:
             stream?.closeAfterFlush()
         }
@@ -281,7 +298,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
 
     /// A failure outside a message: the owner hears it once; a message in hand is reported
     /// as a setup failure so the policy can retry it.
-    private func fail(_ failure: UpstreamFailure) {
+    private func fail(_ failure: UpstreamFailure, closeNow: Bool = true) {
         guard !failureReported else { return }
         failureReported = true
         if let id = currentMessageID {
@@ -289,7 +306,8 @@ final class DeliveryConnection: StreamConnectionDelegate {
             owner?.deliveryConnection(self, finished: id, outcome: .setupFailed(failure))
         }
         pendingFailure = failure
-        if let stream { stream.close() } else { finishClosed() }
+        guard let stream else { return finishClosed() }
+        if closeNow { stream.close() }
     }
 
     private var pendingFailure: UpstreamFailure?
@@ -322,7 +340,11 @@ final class DeliveryConnection: StreamConnectionDelegate {
             default: break
             }
         }
-        timer = loop.schedule(afterMilliseconds: target.timeoutMilliseconds) { [weak self] in
+        var delay = target.timeoutMilliseconds
+        if case .talking = phase, session.state == .greeting, let greeting = target.greetingTimeoutMilliseconds {
+            delay = min(delay, greeting)
+        }
+        timer = loop.schedule(afterMilliseconds: delay) { [weak self] in
             guard let self else { return }
             self.timer = nil
             self.timedOut()

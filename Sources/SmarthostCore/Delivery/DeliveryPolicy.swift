@@ -63,19 +63,14 @@ public struct DeliveryPolicy: Sendable {
         return decision
     }
 
-    /// Exponential back-off from `retryMin`, doubling per attempt up to `retryMax`, with up to
-    /// 25% random jitter so a queue that failed together does not retry in lock-step.
+    /// The spool's `RetrySchedule` (doubling from `retry_min` to `retry_max`) with its
+    /// "equal jitter": uniformly within [base/2, base], so a queue that failed together does
+    /// not retry in lock-step.
     public func retryDelay(attempts: Int) -> Int64 {
-        let exponent = min(max(attempts - 1, 0), 40)
-        let base = min(Double(retryMinMilliseconds) * pow2(exponent), Double(retryMaxMilliseconds))
-        let withJitter = base * (1 + 0.25 * jitter())
-        return Int64(min(withJitter, Double(retryMaxMilliseconds)).rounded())
-    }
-
-    private func pow2(_ exponent: Int) -> Double {
-        var value = 1.0
-        for _ in 0..<exponent { value *= 2 }
-        return value
+        let schedule = RetrySchedule(retryMin: retryMinMilliseconds, retryMax: retryMaxMilliseconds)
+        let base = schedule.baseDelay(afterAttempts: max(attempts, 1))
+        let low = max(retryMinMilliseconds, base / 2)
+        return low + Int64((Double(base - low) * jitter()).rounded())
     }
 
     private func classify(_ outcome: DeliveryAttemptOutcome, pendingRecipients: [String]) -> DeliveryDecision {
@@ -122,10 +117,12 @@ public struct DeliveryPolicy: Sendable {
     /// The transaction as a whole failed: a permanent reply fails every recipient still
     /// pending; anything else (4xx, timeout, lost connection) is retried.
     private func transactionFailed(_ failure: UpstreamFailure, pendingRecipients: [String], refused: [String: String]) -> DeliveryDecision {
-        if let reply = failure.reply, reply.isPermanent {
+        // `isPermanent` also covers refusals made before sending (over the upstream's SIZE,
+        // SMTPUTF8 not offered): retrying cannot help those either.
+        if failure.isPermanent {
             var all = refused
             for recipient in pendingRecipients where all[recipient] == nil {
-                all[recipient] = reply.description
+                all[recipient] = failure.reply?.description ?? failure.detail
             }
             return DeliveryDecision(disposition: .deadLetter, delivered: [], refused: all,
                                     reason: failure.summary, possibleDuplicate: false)

@@ -266,7 +266,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         let pending = entry.envelope.pendingRecipients
         entry.envelope.attempts += 1
         let decision = environment.policy.decide(outcome, pendingRecipients: pending, attempts: entry.envelope.attempts,
-                                                 receivedAtMilliseconds: entry.envelope.receivedAt * 1000, nowMilliseconds: now)
+                                                 receivedAtMilliseconds: entry.envelope.queuedAt * 1000, nowMilliseconds: now)
         entry.envelope.doneRecipients.formUnion(decision.delivered + Array(decision.refused.keys))
         var meta: Logger.Metadata = [
             "id": "\(id)", "org": "\(entry.envelope.org ?? "-")", "layer": "\(entry.envelope.layer ?? "-")",
@@ -333,4 +333,20 @@ struct DeliveryCounters: Sendable {
     var delivered = 0
     var deferred = 0
     var failed = 0
+}
+
+// MARK: - control socket (`smarthost queue …`)
+
+/// In this file because it reads the private entries; the rules are in `QueueControlService`.
+extension DeliveryScheduler: ControlQueue {
+    func controlState(of id: SpoolID) -> ControlQueueState {
+        guard let entry = entries[id] else { return .unknown }
+        return entry.inFlight ? .inFlight : .waiting
+    }
+
+    var controlCounts: ControlStatus {
+        ControlStatus(queued: queuedCount, deferred: deferredCount,
+                      inFlight: entries.values.filter { $0.inFlight }.count,
+                      delivered: counters.delivered, failed: counters.failed, routesDown: routesDown)
+    }
 }

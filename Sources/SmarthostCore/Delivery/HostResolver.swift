@@ -1,7 +1,7 @@
 import Glibc
 
 /// Why a host name did not resolve, in the words `smarthost test` shows.
-public struct ResolveError: Error, Sendable, CustomStringConvertible {
+public struct ResolveError: Error, Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var reason: String
     public var isTemporary: Bool

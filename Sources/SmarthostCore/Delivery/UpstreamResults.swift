@@ -2,6 +2,16 @@
 /// reply — never decisions: whether to retry or bounce is the delivery policy's call
 /// (Postfix `smtp_trouble.c` keeps that in one place too).
 
+/// The environment failure under an `UpstreamFailure`, as the value the lower layer threw.
+public enum UpstreamFailureCause: Sendable, Equatable {
+    /// The upstream's name did not resolve.
+    case dns(ResolveError)
+    /// Every address refused or timed out; one error per address tried, in order.
+    case connect([ConnectError])
+    /// TLS setup, handshake or certificate verification failed (implicit or after STARTTLS).
+    case tls(TLSError)
+}
+
 /// Why a connection, or a message on it, did not get through.
 public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Step: String, Sendable, Equatable, CaseIterable {
@@ -38,14 +48,19 @@ public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertib
     /// Retrying cannot help: a 5xx reply, or a local refusal that stands for one (a
     /// server without SMTPUTF8, a message over the announced SIZE).
     public var isPermanent: Bool
+    /// The typed environment failure behind this one (DNS, connect, TLS), when there was
+    /// one, for callers that explain rather than log (`smarthost test`); `detail` already
+    /// says it in words.
+    public var cause: UpstreamFailureCause?
 
     public init(step: Step, reply: SMTPReply? = nil, detail: String, mayHaveBeenDelivered: Bool = false,
-                permanent: Bool? = nil) {
+                permanent: Bool? = nil, cause: UpstreamFailureCause? = nil) {
         self.step = step
         self.reply = reply
         self.detail = detail
         self.mayHaveBeenDelivered = mayHaveBeenDelivered
         self.isPermanent = permanent ?? (reply?.isPermanent ?? false)
+        self.cause = cause
     }
 
     /// One line for logs, dead letters and `smarthost test`:

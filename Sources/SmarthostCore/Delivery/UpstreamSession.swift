@@ -64,9 +64,10 @@ public struct UpstreamSession: Sendable {
         }
     }
 
-    /// The driver's handshake or certificate check failed; `reason` says which and why.
-    public mutating func tlsFailed(_ reason: String) -> [UpstreamAction] {
-        run { $0.fail(UpstreamFailure(step: .tls, detail: "TLS handshake failed: \(reason)"), then: .closed) }
+    /// The driver's handshake or certificate check failed; `reason` says which and why,
+    /// `cause` is the typed error when the driver has one.
+    public mutating func tlsFailed(_ reason: String, cause: UpstreamFailureCause? = nil) -> [UpstreamAction] {
+        run { $0.fail(UpstreamFailure(step: .tls, detail: "TLS handshake failed: \(reason)", cause: cause), then: .closed) }
     }
 
     /// The timer for `timeoutKind` fired.

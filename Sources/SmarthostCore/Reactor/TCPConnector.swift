@@ -2,10 +2,12 @@ import CShim
 import Glibc
 
 /// Why a TCP connection could not be made, in an operator's words.
-public struct ConnectError: Error, Sendable, CustomStringConvertible {
+public struct ConnectError: Error, Sendable, Equatable, CustomStringConvertible {
     public var address: String
     public var reason: String
     public var timedOut: Bool
+    /// ECONNREFUSED: the host answered, but nothing accepts connections on the port.
+    public var refused = false
 
     public var description: String {
         if timedOut {
@@ -75,7 +77,7 @@ final class TCPConnector: IOHandler {
     private func error(_ code: Int32) -> ConnectError {
         var reason = String(cString: strerror(code))
         if code == ECONNREFUSED { reason += " (nothing listens on this port, or it is blocked)" }
-        return ConnectError(address: "\(address)", reason: reason, timedOut: false)
+        return ConnectError(address: "\(address)", reason: reason, timedOut: false, refused: code == ECONNREFUSED)
     }
 
     private func finish(_ result: Result<Int32, ConnectError>) {

@@ -33,6 +33,12 @@ public enum ConfigReport {
         return out.joined(separator: "\n") + "\n"
     }
 
+    /// Which layer's route an org takes and why, and the route's fields, without the
+    /// classification line: `smarthost test` names the org itself.
+    public static func explain(_ route: ResolvedRoute, config: RelayConfig) -> String {
+        (["route: " + layerReason(route, config: config)] + routeDetails(route.settings)).joined(separator: "\n") + "\n"
+    }
+
     // MARK: Reasons
 
     private static func orgReason(_ choice: OrgChoice, sender: String?) -> String {

@@ -11,6 +11,9 @@ struct SpoolInspector {
         var content: String
         var org: String?
         var layer: String?
+        var attempts: Int = 0
+        var lastError: String?
+        var failure: String?
 
         /// The message as the client sent it: everything after our `Received:` header.
         var contentAfterReceived: String {
@@ -25,11 +28,22 @@ struct SpoolInspector {
     var path: String
 
     func messages() throws -> [Kept] {
+        try messages(in: .queue)
+    }
+
+    /// Dead letters under `failed/`.
+    func deadLetters() throws -> [Kept] {
+        try messages(in: .failed)
+    }
+
+    func messages(in area: SpoolArea) throws -> [Kept] {
         let spool = try Spool(root: path, minimumFreeBytes: 0)
-        return try spool.list(.queue).map { envelope in
-            let bytes = try spool.readMessage(envelope.id)
+        defer { spool.shutdown() }
+        return try spool.list(area).map { envelope in
+            let bytes = (try? spool.readMessage(envelope.id)) ?? []
             return Kept(id: envelope.id.rawValue, sender: envelope.sender, recipients: envelope.recipients,
-                        content: String(decoding: bytes, as: UTF8.self), org: envelope.org, layer: envelope.layer)
+                        content: String(decoding: bytes, as: UTF8.self), org: envelope.org, layer: envelope.layer,
+                        attempts: envelope.attempts, lastError: envelope.lastError, failure: envelope.failure)
         }
     }
 }

@@ -33,6 +33,17 @@ final class UpstreamProcess: @unchecked Sendable {
         if let certificate { arguments += ["--cert", certificate.certificate, "--key", certificate.key] }
         if let auth { arguments += ["--auth", auth] }
         arguments += extra
+        try launch(arguments)
+    }
+
+    /// The scripted faulty upstream (`faulty_upstream.py --fault NAME`).
+    init(fault: String) throws {
+        outdir = FileManager.default.temporaryDirectory.appendingPathComponent("smarthost-upstream-\(UUID().uuidString)")
+        let script = URL(fileURLWithPath: Self.scriptPath).deletingLastPathComponent().appendingPathComponent("faulty_upstream.py").path
+        try launch([script, "--fault", fault, "--outdir", outdir.path])
+    }
+
+    private func launch(_ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = arguments
         process.standardInput = stdin
@@ -62,9 +73,10 @@ final class UpstreamProcess: @unchecked Sendable {
             .filter { $0.hasSuffix(".eml") }.sorted()
         return files.compactMap { name in
             let base = outdir.appendingPathComponent(String(name.dropLast(4)))
-            guard let content = try? String(contentsOf: base.appendingPathExtension("eml"), encoding: .utf8),
-                  let metaData = try? Data(contentsOf: base.appendingPathExtension("json")),
-                  let meta = try? JSONSerialization.jsonObject(with: metaData) as? [String: Any] else { return nil }
+            guard let content = try? String(contentsOf: base.appendingPathExtension("eml"), encoding: .utf8) else { return nil }
+            // The faulty upstream keeps no envelope file.
+            let meta = (try? Data(contentsOf: base.appendingPathExtension("json")))
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
             return Received(content: content, mailFrom: meta["mail_from"] as? String ?? "",
                             recipients: meta["rcpt_tos"] as? [String] ?? [], tls: meta["tls"] as? Bool ?? false,
                             authUser: meta["auth_user"] as? String, helo: meta["helo"] as? String)

@@ -1,0 +1,53 @@
+/// `smarthost queue list --json`: one array of objects, keys in a fixed order, absent
+/// values as `null`, times as Unix seconds. Written by hand: the core has no Foundation.
+extension QueueReport {
+    public static func json(_ envelopes: [SpoolEnvelope], area: SpoolArea) -> String {
+        if envelopes.isEmpty { return "[]\n" }
+        return "[\n" + envelopes.map { "  " + object($0, area: area) }.joined(separator: ",\n") + "\n]\n"
+    }
+
+    static func object(_ envelope: SpoolEnvelope, area: SpoolArea) -> String {
+        let fields: [(String, String)] = [
+            ("id", string(envelope.id.rawValue)),
+            ("area", string(area.rawValue)),
+            ("received_at", String(envelope.receivedAt)),
+            ("queued_at", String(envelope.queuedAt)),
+            ("size", String(envelope.size)),
+            ("sender", string(envelope.sender)),
+            ("recipients", array(envelope.recipients)),
+            ("done_recipients", array(envelope.doneRecipients.sorted())),
+            ("org", envelope.org.map(string) ?? "null"),
+            ("layer", envelope.layer.map(string) ?? "null"),
+            ("route", envelope.route.map(string) ?? "null"),
+            ("attempts", String(envelope.attempts)),
+            ("next_attempt_at", String(envelope.nextAttemptAt)),
+            ("last_error", envelope.lastError.map(string) ?? "null"),
+            ("failure", envelope.failure.map(string) ?? "null"),
+            ("failed_at", envelope.failedAt.map { String($0) } ?? "null"),
+        ]
+        return "{" + fields.map { "\(string($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
+    static func array(_ values: [String]) -> String {
+        "[" + values.map(string).joined(separator: ", ") + "]"
+    }
+
+    /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
+    static func string(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,207 @@
+import ArgumentParser
+import Glibc
+import SmarthostCore
+
+struct Queue: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect and manage the spool: queued messages and dead letters.",
+        discussion: """
+        Changes (retry, delete, flush) go through the running daemon's control socket \
+        (<spool>/control.sock), so a message being delivered is never deleted or moved under it. \
+        When no daemon runs they are made on the spool directly. list and show read the spool.
+        """,
+        subcommands: [QueueList.self, QueueShow.self, QueueRetry.self, QueueDelete.self, QueueFlush.self, QueueStatus.self]
+    )
+}
+
+/// `--config` / `--spool` / `--timeout`, shared by the queue commands.
+struct QueueOptions: ParsableArguments {
+    @OptionGroup var configOption: ConfigOption
+
+    @Option(name: .long, help: "The spool directory (default: `spool:` from the configuration).")
+    var spool: String?
+
+    @Option(name: .long, help: "Seconds to wait for the daemon's answer.")
+    var timeout: Int = 10
+
+    func spoolPath() throws -> String {
+        if let spool { return spool }
+        return try configOption.load().spool
+    }
+
+    /// Opens an existing spool; never creates one at a mistyped path.
+    func openSpool() throws -> Spool {
+        let root = try spoolPath()
+        var info = stat()
+        guard stat(root + "/queue", &info) == 0 else {
+            printError("no spool at \(root)")
+            throw ExitCode(1)
+        }
+        return try Spool(root: root)
+    }
+
+    /// Sends `request` to the daemon (asking again while it answers BUSY for up to about
+    /// the timeout), or carries it out on the spool when no daemon runs.
+    func perform(_ request: ControlRequest) throws -> ControlReply {
+        let root = try spoolPath()
+        let client = ControlClient(spool: root, timeoutMilliseconds: max(timeout, 1) * 1000)
+        do {
+            if let reply = try client.send(request, busyRetries: max(timeout, 1) * 4, delayMilliseconds: 250) {
+                return reply
+            }
+        } catch {
+            printError("\(error)")
+            throw ExitCode(75)  // EX_TEMPFAIL: nothing known to be changed; try again
+        }
+        return DirectQueueControl(spool: try openSpool()).perform(request)
+    }
+
+    /// Prints the reply; OK exits 0, NOTFOUND and ERROR 1, BUSY 75 (EX_TEMPFAIL).
+    func report(_ reply: ControlReply) throws {
+        switch reply.code {
+        case .ok:
+            print(reply.text)
+        case .busy:
+            printError(reply.text)
+            throw ExitCode(75)
+        case .notFound, .error:
+            printError(reply.text)
+            throw ExitCode(1)
+        }
+    }
+}
+
+func parseQueueID(_ text: String) throws -> SpoolID {
+    guard let id = SpoolID(text) else { throw ValidationError("not a queue id: \(text)") }
+    return id
+}
+
+struct QueueList: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "One message per line: id, age, size, org, route, attempts, next try (or failed), last error (or failure reason)."
+    )
+
+    @OptionGroup var options: QueueOptions
+    @Flag(name: .long, help: "List dead letters instead of the queue.") var failed = false
+    @Option(name: .long, help: "Only this org's messages (\"-\" for the host level).") var org: String?
+    @Flag(name: .long, help: "Print a JSON array instead of columns.") var json = false
+
+    func run() throws {
+        let spool = try options.openSpool()
+        let area: SpoolArea = failed ? .failed : .queue
+        let envelopes = try QueueReport.load(spool, area: area, org: org)
+        if json {
+            print(QueueReport.json(envelopes, area: area), terminator: "")
+        } else {
+            print(QueueReport.list(envelopes, area: area, now: WallClock.nowSeconds(), header: isatty(1) == 1), terminator: "")
+        }
+    }
+}
+
+struct QueueShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Envelope, delivery state and headers of one message.")
+
+    @OptionGroup var options: QueueOptions
+    @Flag(name: .long, help: "Print the whole message, not just its headers.") var body = false
+    @Argument(help: "The queue id.") var id: String
+
+    func run() throws {
+        let queueID = try parseQueueID(id)
+        let spool = try options.openSpool()
+        do {
+            let envelope = try spool.envelope(queueID)
+            let message = try spool.readMessage(queueID)
+            print(QueueReport.show(envelope, message: message, now: WallClock.nowSeconds(), body: body), terminator: "")
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct QueueRetry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Put a dead letter back in the queue, or make a deferred message due now.")
+
+    @OptionGroup var options: QueueOptions
+    @Flag(name: .long, help: "Every dead letter back to the queue, and every deferred message due now.") var all = false
+    @Argument(help: "Queue ids.") var ids: [String] = []
+
+    func validate() throws {
+        if all == !ids.isEmpty { throw ValidationError("give queue ids or --all") }
+    }
+
+    func run() throws {
+        if !all {
+            try runEach(ids.map(parseQueueID)) { .retry($0) }
+            return
+        }
+        let deadLetters = try QueueReport.load(try options.openSpool(), area: .failed).map(\.id)
+        try runEach(deadLetters) { .retry($0) }
+        try options.report(try options.perform(.flush(nil)))
+    }
+
+    private func runEach(_ ids: [SpoolID], _ request: (SpoolID) -> ControlRequest) throws {
+        try QueueDelete.each(ids, options: options, request)
+    }
+}
+
+struct QueueDelete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Remove messages (queued or dead letters) for good.")
+
+    @OptionGroup var options: QueueOptions
+    @Argument(help: "Queue ids.") var ids: [String]
+
+    func run() throws {
+        try Self.each(try ids.map(parseQueueID), options: options) { .delete($0) }
+    }
+
+    /// One request per id; every id is tried, the worst exit status wins.
+    static func each(_ ids: [SpoolID], options: QueueOptions, _ request: (SpoolID) -> ControlRequest) throws {
+        var worst: Int32 = 0
+        for id in ids {
+            do {
+                try options.report(try options.perform(request(id)))
+            } catch let exit as ExitCode {
+                worst = max(worst, exit.rawValue)
+            }
+        }
+        if worst != 0 { throw ExitCode(worst) }
+    }
+}
+
+struct QueueFlush: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flush", abstract: "Try every deferred message (or the ones given) now.")
+
+    @OptionGroup var options: QueueOptions
+    @Argument(help: "Queue ids (default: all).") var ids: [String] = []
+
+    func run() throws {
+        if ids.isEmpty {
+            try options.report(try options.perform(.flush(nil)))
+        } else {
+            try QueueDelete.each(try ids.map(parseQueueID), options: options) { .flush($0) }
+        }
+    }
+}
+
+struct QueueStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Queue and delivery counts from the running daemon (or the spool).")
+
+    @OptionGroup var options: QueueOptions
+
+    func run() throws {
+        let reply = try options.perform(.status)
+        guard reply.code == .ok, let status = ControlStatus(parsing: reply.text) else {
+            return try options.report(reply)
+        }
+        let who = status.pid > 0 ? "daemon running (pid \(status.pid))" : "daemon not running"
+        print("\(who): \(status.summary)")
+    }
+}

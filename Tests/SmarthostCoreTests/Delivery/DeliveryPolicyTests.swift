@@ -1,0 +1,78 @@
+import Testing
+@testable import SmarthostCore
+
+@Suite struct DeliveryPolicyTests {
+    static let minute: Int64 = 60_000
+    let policy = DeliveryPolicy(retryMinMilliseconds: minute, retryMaxMilliseconds: 60 * minute,
+                                maxAgeMilliseconds: 5 * 1440 * minute, jitter: { 1.0 })
+    let now: Int64 = 1_000_000_000_000
+
+    func decide(_ outcome: DeliveryAttemptOutcome, pending: [String] = ["a@x", "b@x"], attempts: Int = 1, age: Int64 = 0) -> DeliveryDecision {
+        policy.decide(outcome, pendingRecipients: pending, attempts: attempts, receivedAtMilliseconds: now - age, nowMilliseconds: now)
+    }
+
+    static func ok(_ r: String) -> UpstreamRecipientResult { UpstreamRecipientResult(recipient: r, reply: SMTPReply(250, "2.1.5", "ok")) }
+    static func refused(_ r: String, _ code: Int) -> UpstreamRecipientResult {
+        UpstreamRecipientResult(recipient: r, reply: SMTPReply(code, code >= 500 ? "5.1.1" : "4.2.0", "no"))
+    }
+
+    @Test func allAcceptedIsRemoved() {
+        let result = UpstreamDeliveryResult(accepted: [Self.ok("a@x"), Self.ok("b@x")], dataReply: SMTPReply(250, "2.0.0", "queued"))
+        let decision = decide(.result(result))
+        #expect(decision.disposition == .remove)
+        #expect(decision.delivered == ["a@x", "b@x"])
+    }
+
+    @Test func setupFailuresAreRetriedWithDoublingBackoffUpToTheCap() {
+        let failure = UpstreamFailure(step: .auth, reply: SMTPReply(535, "5.7.8", "bad credentials"), detail: "AUTH")
+        #expect(decide(.setupFailed(failure), attempts: 1).disposition == .retry(atMilliseconds: now + Self.minute))
+        #expect(decide(.setupFailed(failure), attempts: 3).disposition == .retry(atMilliseconds: now + 4 * Self.minute))
+        #expect(decide(.setupFailed(failure), attempts: 30).disposition == .retry(atMilliseconds: now + 60 * Self.minute))
+        #expect(decide(.setupFailed(failure)).reason.contains("535 5.7.8"))
+    }
+
+    @Test func jitterStaysWithinHalfToFullDelay() {
+        let low = DeliveryPolicy(retryMinMilliseconds: Self.minute, retryMaxMilliseconds: 60 * Self.minute, maxAgeMilliseconds: 1, jitter: { 0.0 })
+        #expect(low.retryDelay(attempts: 4) == 4 * Self.minute)
+        #expect(policy.retryDelay(attempts: 4) == 8 * Self.minute)
+    }
+
+    @Test func permanentTransactionFailureDeadLettersEveryPendingRecipient() {
+        let failure = UpstreamFailure(step: .dataEnd, reply: SMTPReply(554, "5.7.1", "policy"), detail: "")
+        let decision = decide(.result(UpstreamDeliveryResult(accepted: [Self.ok("a@x"), Self.ok("b@x")], failure: failure)))
+        #expect(decision.disposition == .deadLetter)
+        #expect(decision.refused.keys.sorted() == ["a@x", "b@x"])
+    }
+
+    @Test func transientTransactionFailureRetriesAndFlagsPossibleDuplicates() {
+        let failure = UpstreamFailure(step: .dataEnd, detail: "connection lost", mayHaveBeenDelivered: true)
+        let decision = decide(.result(UpstreamDeliveryResult(accepted: [Self.ok("a@x")], failure: failure)))
+        guard case .retry = decision.disposition else { Issue.record("expected retry"); return }
+        #expect(decision.possibleDuplicate)
+        #expect(decision.delivered.isEmpty, "nothing counts as delivered without the final reply")
+    }
+
+    @Test func mixedRecipientsKeepDeliveredOnesAndRetryTransientOnes() {
+        let result = UpstreamDeliveryResult(accepted: [Self.ok("a@x")], refused: [Self.refused("b@x", 450)], dataReply: SMTPReply(250, "2.0.0", "ok"))
+        let decision = decide(.result(result))
+        guard case .retry = decision.disposition else { Issue.record("expected retry"); return }
+        #expect(decision.delivered == ["a@x"])
+        #expect(decision.refused.isEmpty)
+    }
+
+    @Test func permanentlyRefusedRecipientBecomesADeadLetterWhileOthersAreDelivered() {
+        let result = UpstreamDeliveryResult(accepted: [Self.ok("a@x")], refused: [Self.refused("b@x", 550)], dataReply: SMTPReply(250, "2.0.0", "ok"))
+        let decision = decide(.result(result))
+        #expect(decision.disposition == .deadLetter)
+        #expect(decision.delivered == ["a@x"])
+        #expect(decision.refused["b@x"]?.contains("550") == true)
+    }
+
+    @Test func olderThanMaxAgeIsADeadLetterInsteadOfARetry() {
+        let failure = UpstreamFailure(step: .connect, detail: "connect to 192.0.2.1:25 timed out")
+        let decision = decide(.setupFailed(failure), age: 5 * 1440 * Self.minute)
+        #expect(decision.disposition == .deadLetter)
+        #expect(decision.reason.hasPrefix("expired after 5d"))
+        #expect(decision.reason.contains("timed out"))
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+@testable import SmarthostCore
+
+/// What happens to a message when the upstream or the route is wrong: deferred, retried or
+/// dead-lettered as specified, never lost, and no credential ever sent in clear text.
+@Suite(.serialized) struct DeliveryFailuresEndToEndTests {
+    static let certificates = TestCertificates.shared
+    static var localhostLeaf: (certificate: String, key: String) { (certificates.localhost.certificate, certificates.localhost.key) }
+
+    /// A relay whose host level is one custom route; fast retries.
+    static func relay(route: String, queue: String = "{ retry_min: 1s, retry_max: 2s, max_age: 1h }") throws -> RelayProcess {
+        let relay = try RelayProcess(configBody: """
+        queue: \(queue)
+        default:
+          host: 127.0.0.1
+          port: 9
+          tls: none
+        host:
+          use: custom
+        \(route)
+        """)
+        try relay.start()
+        return relay
+    }
+
+    static func route(port: UInt16, tls: String = "starttls", caFile: Bool = true, auth: String? = "user@test.example", password: String = "right-pass", host: String = "localhost", extra: String = "") -> String {
+        var lines = ["  host: \(host)", "  port: \(port)", "  tls: \(tls)", "  timeout: 5s"]
+        if caFile { lines.append("  ca_file: \(certificates.caCertificate)") }
+        if let auth { lines += ["  username: \(auth)", "  password: \(password)"] }
+        if !extra.isEmpty { lines.append("  " + extra) }
+        return lines.joined(separator: "\n")
+    }
+
+    static func send(_ relay: RelayProcess, to: [String] = ["rcpt@example.com"], subject: String = "test") throws {
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "app@platform.example", to: to,
+                                                data: "From: app@platform.example\r\nSubject: \(subject)\r\n\r\nbody line\r\n")
+    }
+
+    /// Waits until the one queued message has been attempted and returns it.
+    static func deferredMessage(_ relay: RelayProcess, attempts: Int = 1) throws -> SpoolInspector.Kept? {
+        var found: SpoolInspector.Kept?
+        _ = try eventually(timeout: 20) {
+            found = try SpoolInspector(path: relay.spoolPath).messages().first { $0.attempts >= attempts }
+            return found != nil
+        }
+        return found
+    }
+
+    @Test func certificateForAnotherHostIsDeferredWithTheReason() throws {
+        let upstream = try UpstreamProcess(mode: .starttls, certificate: (Self.certificates.wrongHost.certificate, Self.certificates.wrongHost.key), auth: "user@test.example:right-pass")
+        let relay = try Self.relay(route: Self.route(port: upstream.port))
+        try Self.send(relay)
+        let message = try #require(try Self.deferredMessage(relay))
+        #expect(message.lastError?.contains("host name") == true, "\(message.lastError ?? "nil")")
+        #expect(upstream.received().isEmpty)
+        #expect(upstream.authLog.isEmpty, "no AUTH may be sent over an unverified connection")
+        relay.stop()
+    }
+
+    @Test func selfSignedCertificateWithoutCAFileIsDeferred() throws {
+        let upstream = try UpstreamProcess(mode: .starttls, certificate: (Self.certificates.selfSigned.certificate, Self.certificates.selfSigned.key), auth: "user@test.example:right-pass")
+        let relay = try Self.relay(route: Self.route(port: upstream.port, caFile: false))
+        try Self.send(relay)
+        let message = try #require(try Self.deferredMessage(relay))
+        #expect(message.lastError?.lowercased().contains("certificate") == true, "\(message.lastError ?? "nil")")
+        #expect(upstream.authLog.isEmpty)
+        relay.stop()
+    }
+
+    @Test func starttlsNotOfferedNeverFallsBackToPlaintext() throws {
+        let upstream = try UpstreamProcess(mode: .plain, auth: "user@test.example:right-pass")
+        let relay = try Self.relay(route: Self.route(port: upstream.port))
+        try Self.send(relay)
+        let message = try #require(try Self.deferredMessage(relay))
+        #expect(message.lastError?.contains("STARTTLS") == true, "\(message.lastError ?? "nil")")
+        #expect(upstream.received().isEmpty)
+        #expect(upstream.authLog.isEmpty, "credentials must never be sent in clear text")
+        relay.stop()
+        #expect(!relay.allLogs.contains("right-pass"))
+    }
+
+    @Test func rejectedAuthIsDeferredAndSaysAuth() throws {
+        let upstream = try UpstreamProcess(mode: .starttls, certificate: Self.localhostLeaf, auth: "user@test.example:right-pass")
+        let relay = try Self.relay(route: Self.route(port: upstream.port, password: "wrong-pass"))
+        try Self.send(relay)
+        let message = try #require(try Self.deferredMessage(relay))
+        #expect(message.lastError?.contains("AUTH") == true, "\(message.lastError ?? "nil")")
+        #expect(!upstream.authLog.isEmpty && upstream.authLog.allSatisfy { $0.hasPrefix("tls=1") })
+        relay.stop()
+        #expect(!relay.allLogs.contains("wrong-pass"))
+    }
+
+    @Test func transientReplyIsRetriedThenDeliveredOnce() throws {
+        let upstream = try UpstreamProcess(mode: .plain, extra: ["--data-reply", "451 4.3.0 try again later:1"])
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil))
+        try Self.send(relay, subject: "retry me")
+        let arrived = upstream.waitForMessages(1, timeout: 20)
+        #expect(arrived.count == 1)
+        #expect(try eventually { try SpoolInspector(path: relay.spoolPath).messages().isEmpty })
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(upstream.received().count == 1, "delivered exactly once")
+        #expect(relay.log.contains("deferred"))
+        relay.stop()
+    }
+
+    @Test func permanentReplyMakesADeadLetterWithTheUpstreamReply() throws {
+        let upstream = try UpstreamProcess(mode: .plain, extra: ["--data-reply", "554 5.7.1 message refused by policy:100"])
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil))
+        try Self.send(relay)
+        var dead: [SpoolInspector.Kept] = []
+        #expect(try eventually { dead = try SpoolInspector(path: relay.spoolPath).deadLetters(); return !dead.isEmpty })
+        #expect(dead.first?.failure?.contains("554 5.7.1 message refused by policy") == true, "\(dead.first?.failure ?? "nil")")
+        #expect(try SpoolInspector(path: relay.spoolPath).messages().isEmpty)
+        relay.stop()
+    }
+
+    @Test func oneRefusedRecipientDoesNotFailTheOthers() throws {
+        let upstream = try UpstreamProcess(mode: .plain, extra: ["--reject-rcpt", "gone@example.com=550 5.1.1 no such user"])
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil))
+        try Self.send(relay, to: ["ok@example.com", "gone@example.com"])
+        let arrived = upstream.waitForMessages(1)
+        #expect(arrived.first?.recipients == ["ok@example.com"])
+        var dead: [SpoolInspector.Kept] = []
+        #expect(try eventually { dead = try SpoolInspector(path: relay.spoolPath).deadLetters(); return !dead.isEmpty })
+        #expect(dead.first?.failure?.contains("gone@example.com") == true)
+        #expect(dead.first?.failure?.contains("550 5.1.1") == true)
+        relay.stop()
+    }
+
+    @Test func upstreamDownThenUpIsDelivered() throws {
+        // A port with nothing behind it yet.
+        let probe = try ListeningSocket.bind(SocketAddress(ip: "127.0.0.1", port: 0)!)
+        let port = probe.address.port
+        probe.close()
+        let relay = try Self.relay(route: Self.route(port: port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))
+        try Self.send(relay)
+        let message = try #require(try Self.deferredMessage(relay))
+        #expect(message.lastError?.contains("refused") == true, "\(message.lastError ?? "nil")")
+        let upstream = try UpstreamProcess(mode: .plain, port: port)
+        #expect(upstream.waitForMessages(1, timeout: 20).count == 1)
+        relay.stop()
+    }
+
+    @Test func connectionCutMidDataIsRetriedAndLoggedAsPossibleDuplicate() throws {
+        let upstream = try UpstreamProcess(fault: "cut-in-data")
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))
+        try Self.send(relay, subject: "cut me")
+        let arrived = upstream.waitForMessages(1, timeout: 20)
+        #expect(arrived.count == 1)
+        #expect(arrived.first?.content.contains("Subject: cut me") == true)
+        #expect(try eventually { try SpoolInspector(path: relay.spoolPath).messages().isEmpty })
+        // The whole body had been written when the connection died: the upstream may have it.
+        #expect(relay.log.contains("possible_duplicate=yes"), "\(relay.log)")
+        relay.stop()
+    }
+}

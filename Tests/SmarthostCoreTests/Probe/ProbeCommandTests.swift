@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+@testable import SmarthostCore
+
+/// The built `smarthost test` and `smarthost routes` binaries against a real upstream:
+/// exit codes, the printed dialogue, and no password on the terminal.
+@Suite struct ProbeCommandTests {
+    private let certificates = TestCertificates.shared
+
+    private func writeConfig(port: UInt16, password: String) throws -> String {
+        let directory = NSTemporaryDirectory() + "smarthost-probe-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/smarthost.yaml"
+        let yaml = """
+            hostname: relay.test
+            listen: ["127.0.0.1:0"]
+            spool: \(directory)/spool
+            default:
+              host: 127.0.0.1
+              port: 9
+              tls: none
+            host:
+              use: default
+            orgs:
+              acme:
+                use: custom
+                senders: ["*@acme.example"]
+                host: localhost
+                port: \(port)
+                tls: starttls
+                timeout: 5s
+                ca_file: \(certificates.caCertificate)
+                username: robot
+                password: \(password)
+                from: alerts@acme.example
+                from_name: ACME Robots
+
+            """
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func testCommandShowsTheMaskedDialogueAndExitsZeroOrOne() throws {
+        let upstream = try ProbeUpstream(mode: "starttls", identity: certificates.localhost,
+                                         auth: "robot:\(ProbeRoutes.password)",
+                                         extra: ["--reject-rcpt", "nobody@example.test=550 5.1.1 no such user"])
+        let config = try writeConfig(port: upstream.port, password: ProbeRoutes.password)
+        defer { try? FileManager.default.removeItem(atPath: (config as NSString).deletingLastPathComponent) }
+        let binary = RelayProcess.binaryPath
+
+        let ok = try ToolRun.run(binary, ["test", "--config", config, "--org", "acme", "--to", "ops@example.test"])
+        #expect(ok.status == 0, "\(ok.output)")
+        #expect(ok.output.contains("route: org layer (org acme has use: custom)"))
+        #expect(ok.output.contains("C: STARTTLS\n"))
+        #expect(ok.output.contains("C: AUTH PLAIN ********\n"))
+        #expect(ok.output.contains("OK: localhost:\(upstream.port) (tls starttls) accepted the test message: 250"))
+        #expect(!ok.output.contains(ProbeRoutes.password))
+        #expect(try upstream.envelopes().count == 1)
+
+        let refused = try ToolRun.run(binary, ["test", "--config", config, "--org", "acme", "--to", "nobody@example.test"])
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(refused.output.contains("S: 550 5.1.1 no such user"))
+        #expect(refused.output.contains("failed at recipient (RCPT TO): RCPT TO rejected: 550 5.1.1 no such user"))
+        #expect(!refused.output.contains(ProbeRoutes.password))
+    }
+
+    @Test func routesCommandExplainsTheSenderMatch() throws {
+        let config = try writeConfig(port: 2525, password: ProbeRoutes.password)
+        defer { try? FileManager.default.removeItem(atPath: (config as NSString).deletingLastPathComponent) }
+        let run = try ToolRun.run(RelayProcess.binaryPath, ["routes", "--config", config, "--sender", "bob@acme.example"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("org: acme (sender bob@acme.example matches *@acme.example)"))
+        #expect(run.output.contains("route: org layer (org acme has use: custom)"))
+        #expect(run.output.contains("auth: robot, password ******** (inline)"))
+        #expect(!run.output.contains(ProbeRoutes.password))
+    }
+}

@@ -1,0 +1,90 @@
+import Testing
+@testable import SmarthostCore
+
+/// `ProbeFailure.classify` as a pure function: the cases a loopback upstream cannot easily
+/// produce (DNS, a firewall that drops, timeouts mid-dialogue).
+@Suite struct ProbeFailureTests {
+    private func classify(_ failure: UpstreamFailure, mode: TLSMode = .starttls,
+                          _ configure: (inout ProbeFailure.Observations) -> Void = { _ in }) -> ProbeFailure {
+        var observed = ProbeFailure.Observations()
+        observed.greetingWaitMilliseconds = 10_000
+        configure(&observed)
+        return ProbeFailure.classify(failure, mode: mode, endpoint: "smtp.example.com:587", observed: observed)
+    }
+
+    @Test func dnsFailureIsTheDNSStep() {
+        let error = ResolveError(host: "smtp.exmaple.com", reason: "Name or service not known", isTemporary: false)
+        let probe = classify(UpstreamFailure(step: .connect, detail: error.description, cause: .dns(error)))
+        #expect(probe.step == .dns)
+        #expect(probe.explanation == "DNS: cannot resolve smtp.exmaple.com: Name or service not known")
+        #expect(probe.hint?.contains("host name") == true)
+    }
+
+    @Test func connectTimeoutSuggestsABlockedPort() {
+        let error = ConnectError(address: "192.0.2.1:587", reason: "timed out", timedOut: true)
+        let probe = classify(UpstreamFailure(step: .connect, detail: error.description, cause: .connect([error])))
+        #expect(probe.step == .connect)
+        #expect(probe.explanation.contains("timed out"))
+        #expect(probe.hint?.contains("may be blocked by a firewall") == true)
+    }
+
+    @Test func silentServerAfterConnectIsAnImplicitTLSPort() {
+        let probe = classify(UpstreamFailure(step: .timeout, detail: "timeout while waiting for the greeting")) {
+            $0.connected = true
+        }
+        #expect(probe.step == .greeting)
+        #expect(probe.explanation == "no SMTP greeting from smtp.example.com:587 within 10 s")
+        #expect(probe.hint?.hasSuffix("use tls: implicit") == true)
+    }
+
+    @Test func garbageBeforeAnyReplyIsAnImplicitTLSPortToo() {
+        let failure = UpstreamFailure(step: .protocol, detail: "malformed reply line: ?? while waiting for the greeting")
+        let probe = classify(failure, mode: .none) { $0.connected = true }
+        #expect(probe.step == .greeting)
+        #expect(probe.hint?.contains("implicit TLS") == true)
+    }
+
+    @Test func timeoutsNameTheStepOfTheLastCommand() {
+        let timeout = UpstreamFailure(step: .timeout, detail: "timeout while sending MAIL FROM")
+        let seen: (String) -> ProbeFailure.Step = { command in
+            self.classify(timeout) {
+                $0.connected = true
+                $0.sawReply = true
+                $0.tlsEstablished = true
+                $0.lastCommand = command
+            }.step
+        }
+        #expect(seen("MAIL FROM:<a@b.example>") == .sender)
+        #expect(seen("RCPT TO:<c@d.example>") == .recipient)
+        #expect(seen("AUTH PLAIN ********") == .auth)
+        #expect(seen("EHLO relay.test") == .ehlo)
+        let afterData = classify(UpstreamFailure(step: .timeout, detail: "timeout while sending end of data",
+                                                 mayHaveBeenDelivered: true)) {
+            $0.connected = true
+            $0.sawReply = true
+            $0.dataSent = true
+        }
+        #expect(afterData.step == .data)
+        #expect(afterData.explanation.contains("may have been delivered"))
+    }
+
+    @Test func refusedSenderSuggestsTheFromAddress() {
+        let reply = SMTPReply(553, "5.7.1", "Sender address rejected: not owned by user")
+        let probe = classify(UpstreamFailure(step: .mailFrom, reply: reply, detail: "sender refused")) {
+            $0.connected = true
+            $0.sawReply = true
+        }
+        #expect(probe.step == .sender)
+        #expect(probe.explanation == "MAIL FROM rejected: 553 5.7.1 Sender address rejected: not owned by user")
+        #expect(probe.hint?.contains("from:") == true)
+    }
+
+    @Test func credentialsWithoutTLSAreRefusedLocally() {
+        let probe = classify(UpstreamFailure(step: .auth, detail: "refusing to send credentials without TLS"), mode: .none) {
+            $0.connected = true
+            $0.sawReply = true
+        }
+        #expect(probe.step == .auth)
+        #expect(probe.hint?.contains("tls: starttls") == true)
+    }
+}

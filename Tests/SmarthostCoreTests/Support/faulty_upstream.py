@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""An upstream that misbehaves in ways no real server does on demand, for delivery tests.
+
+--fault cut-in-data: the first connection is cut after the client has sent part of the
+message (after 354, before the final reply); later connections behave and record the
+message to --outdir as <n>.eml. Prints `READY port=N`; ends when stdin closes."""
+import argparse
+import os
+import socket
+import sys
+import threading
+
+
+def serve(conn, n, fault, outdir):
+    f = conn.makefile("rwb", buffering=0)
+
+    def reply(text):
+        f.write((text + "\r\n").encode())
+
+    reply("220 faulty.test ESMTP")
+    data_mode = False
+    body = b""
+    try:
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            if data_mode:
+                if fault == "cut-in-data" and n == 1 and len(body) > 10:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    conn.close()
+                    return
+                if line == b".\r\n":
+                    data_mode = False
+                    count = len([x for x in os.listdir(outdir) if x.endswith(".eml")]) + 1
+                    with open(os.path.join(outdir, "%06d.eml" % count), "wb") as out:
+                        out.write(body)
+                    body = b""
+                    reply("250 2.0.0 stored")
+                else:
+                    body += line[1:] if line.startswith(b"..") else line
+                continue
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                reply("250 faulty.test")
+            elif verb == b"DATA":
+                data_mode = True
+                reply("354 go ahead")
+            elif verb == b"QUIT":
+                reply("221 bye")
+                return
+            else:
+                reply("250 2.0.0 ok")
+    except OSError:
+        return
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--fault", default="cut-in-data")
+    p.add_argument("--outdir", required=True)
+    a = p.parse_args()
+    os.makedirs(a.outdir, exist_ok=True)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    print("READY port=%d" % listener.getsockname()[1], flush=True)
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    n = 0
+    while True:
+        conn, _ = listener.accept()
+        n += 1
+        threading.Thread(target=serve, args=(conn, n, a.fault, a.outdir), daemon=True).start()
+
+
+main()
