@@ -43,3 +43,38 @@ bench: release
 # The settings model in under a minute: three local TLS+AUTH upstreams, one message per case.
 demo: release
 	config/demo/demo.sh
+
+# Installs the relay for systemd: binary, units, sysusers.d/tmpfiles.d snippets, an example
+# config (never overwriting /etc/smarthost/smarthost.yaml) and the README.
+#   make release && sudo make install            (PREFIX=/usr/local)
+#   make install DESTDIR=/tmp/stage PREFIX=/usr  (packaging)
+# Unit files name $(PREFIX)/bin/smarthost; the config stays in $(SYSCONFDIR)/smarthost.
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SYSCONFDIR ?= /etc
+BIN        ?= $(RELEASE_BIN)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+DOCDIR     ?= $(PREFIX)/share/doc/smarthost
+
+.PHONY: install
+install:
+	@test -x $(BIN) || $(SWIFT) build -c release
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/smarthost
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	for unit in smarthost.service smarthost.socket; do \
+		sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/usr/local/share/doc/|$(PREFIX)/share/doc/|g' \
+		    -e 's|/etc/smarthost|$(SYSCONFDIR)/smarthost|g' deploy/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit || exit 1; \
+	done
+	install -D -m 0644 deploy/smarthost.sysusers $(DESTDIR)$(SYSUSERSDIR)/smarthost.conf
+	install -D -m 0644 deploy/smarthost.tmpfiles $(DESTDIR)$(TMPFILESDIR)/smarthost.conf
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/smarthost
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/smarthost/credentials
+	install -m 0640 deploy/smarthost.yaml.example $(DESTDIR)$(SYSCONFDIR)/smarthost/smarthost.yaml.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/smarthost/smarthost.yaml || \
+		install -m 0640 deploy/smarthost.yaml.example $(DESTDIR)$(SYSCONFDIR)/smarthost/smarthost.yaml
+	@if [ -f README.md ]; then install -D -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md; fi
+	@echo "installed; next: systemctl daemon-reload && systemd-sysusers && systemd-tmpfiles --create smarthost.conf" \
+	     "&& systemctl enable --now smarthost.socket smarthost.service"

@@ -44,7 +44,8 @@ public final class Daemon {
         // handler is looked up at delivery time, once `self` exists.
         signal(SIGPIPE, SIG_IGN)
         let signals = SignalRelay()
-        try loop.handleSignals([SIGTERM, SIGINT, SIGHUP]) { signals.target?($0) }
+        // systemd hook (wip-systemd): SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1.
+        try loop.handleSignals([SIGTERM, SIGINT, SIGHUP] + WatchdogTestHook.signals) { signals.target?($0) }
         spool = try Spool(root: config.spool, minimumFreeBytes: UInt64(max(config.limits.minFreeSpace, 0)))
         let context = InboundContext(loop: loop, spool: spool, config: config, logger: logger)
         server = InboundServer(loop: loop, context: context, logger: logger)
@@ -107,6 +108,9 @@ public final class Daemon {
         switch signal {
         case SIGHUP:
             reload()
+        case SIGUSR2:
+            // systemd hook (wip-systemd): only registered under SMARTHOST_TEST_HOOKS=1.
+            WatchdogTestHook.stall(logger: logger)
         default:
             beginStop()
         }
@@ -229,6 +233,13 @@ enum LoggingBootstrap {
     static func once() {
         guard !done else { return }
         done = true
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label) }
+        // systemd hook (wip-systemd): journald with structured fields when fd 2 is the journal's stream.
+        let destination = LogDestination.current()
+        LoggingSystem.bootstrap { label -> any LogHandler in
+            switch destination {
+            case .journald: return JournaldLogHandler(label: label)
+            case .lines: return LineLogHandler(label: label)
+            }
+        }
     }
 }

@@ -22,15 +22,18 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "<\(Self.syslogPriority(event.level))>"
-        line += event.message.description
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        for key in merged.keys.sorted() {
-            line += " \(key)=\(Self.quoted(merged[key]!.description))"
+        sink.write("<\(Self.syslogPriority(event.level))>" + Self.render(message: event.message.description, metadata: merged) + "\n")
+    }
+
+    /// `event key=value …`, keys sorted; shared with the journal's `MESSAGE=` field.
+    static func render(message: String, metadata: Logger.Metadata) -> String {
+        var line = message
+        for key in metadata.keys.sorted() {
+            line += " \(key)=\(quoted(metadata[key]!.description))"
         }
-        line += "\n"
-        sink.write(line)
+        return line
     }
 
     static func syslogPriority(_ level: Logger.Level) -> Int {

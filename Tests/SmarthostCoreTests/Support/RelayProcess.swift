@@ -14,18 +14,26 @@ final class RelayProcess: @unchecked Sendable {
     private var previousLogs = ""
     private var environment: [String: String]
 
-    /// `configBody` is the YAML after the listen/spool lines (routes, limits…).
-    init(configBody: String = RelayProcess.defaultRoutes, environment: [String: String] = [:]) throws {
+    /// `configBody` is the YAML after the listen/spool lines (routes, limits…); `listen` the
+    /// configured addresses (the first 127.0.0.1 one is the port `start` reports).
+    init(configBody: String = RelayProcess.defaultRoutes, environment: [String: String] = [:],
+         listen: [String] = ["127.0.0.1:0"]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("smarthost-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         spoolPath = directory.appendingPathComponent("spool").path
         configPath = directory.appendingPathComponent("smarthost.yaml").path
         self.environment = environment
+        try writeConfig(body: configBody, listen: listen)
+    }
+
+    /// Rewrites the config file in place (the next SIGHUP reads it); same layout as `init`.
+    func writeConfig(body: String, listen: [String] = ["127.0.0.1:0"]) throws {
+        let addresses = listen.map { "\"\($0)\"" }.joined(separator: ", ")
         let yaml = """
         hostname: relay.test
-        listen: ["127.0.0.1:0"]
+        listen: [\(addresses)]
         spool: \(spoolPath)
-        \(configBody)
+        \(body)
         """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
@@ -57,14 +65,25 @@ final class RelayProcess: @unchecked Sendable {
 
     /// Starts the daemon and waits until it reports its listening port.
     func start(timeout: TimeInterval = 20) throws {
+        try spawn()
+        try waitUntilListening(timeout: timeout)
+    }
+
+    /// Starts the daemon without waiting; `launcher` runs in front of it (for example
+    /// `systemd-socket-activate -l …`), with the relay's command line appended.
+    func spawn(launcher: [String] = []) throws {
         // A restart reports a new port: forget the previous run's lines.
         logLock.withLock { previousLogs += logText; logText = "" }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binaryPath)
-        process.arguments = ["serve", "--config", configPath]
+        let command = launcher + [Self.binaryPath, "serve", "--config", configPath]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
-        env.removeValue(forKey: "LISTEN_FDS")
+        // Whatever systemd gave the test runner is not for the relay under test.
+        for key in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"] {
+            env.removeValue(forKey: key)
+        }
         for (key, value) in environment { env[key] = value }
         process.environment = env
         let pipe = Pipe()
@@ -78,6 +97,11 @@ final class RelayProcess: @unchecked Sendable {
         }
         try process.run()
         self.process = process
+    }
+
+    /// Waits until the daemon reports its listening port.
+    func waitUntilListening(timeout: TimeInterval = 20) throws {
+        guard let process else { throw RelayProcessError.didNotStart("not spawned") }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let port = Self.listeningPort(in: log) {
