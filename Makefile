@@ -35,3 +35,25 @@ test: deps
 
 clean:
 	rm -rf .build var
+
+# --- stress, sanitizer and fuzzing (issue 5); none of these is part of `make test` ---
+
+.PHONY: test-asan fuzz
+
+ASAN_SCRATCH := .build-asan
+FUZZ_SECONDS ?= 60
+
+# The unit and end-to-end suites built with AddressSanitizer in their own scratch path.
+# End-to-end tests spawn the relay from the same build directory, so they run the ASan
+# binary too.
+test-asan: deps
+	$(SWIFT) build --build-tests -Xswiftc -sanitize=address --scratch-path $(ASAN_SCRATCH)
+	$(SWIFT) test --skip-build --scratch-path $(ASAN_SCRATCH)
+
+# libFuzzer targets (command, data, session, reply), FUZZ_SECONDS each; see Tests/Fuzz/run.sh.
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) Tests/Fuzz/run.sh
+
+# Crash (SIGKILL x20), abuse and a bounded fuzz run against the release binary; prints a table.
+stress: release
+	SMARTHOST_BIN=$(RELEASE_BIN) Tests/Stress/stress.sh
