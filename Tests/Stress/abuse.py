@@ -297,7 +297,10 @@ def main():
               "good_baseline_p99_ms": round(stresslib.percentile(baseline, 99) or 0, 1),
               "good_acked": len(good.acked), "good_lost": lost,
               "good_failures": {k: v[:3] for k, v in good.failures.items()},
-              "relay_alive_at_end": alive, "ok": alive and lost == 0}
+              "relay_alive_at_end": alive,
+              # "Stays responsive throughout": the good client got mail through in every phase.
+              "starved_phases": [ph["phase"] for ph in results if ph["good_ok"] == 0],
+              "ok": alive and lost == 0 and all(ph["good_ok"] > 0 for ph in results)}
     stresslib.emit(result)
     return 0 if result["ok"] else 1
 

@@ -39,7 +39,7 @@ if "abuse" in results:
         % (rss.get("start"), rss.get("peak"), rss.get("end"), r["good_baseline_p50_ms"],
            r["good_baseline_p99_ms"], r["good_acked"], r["good_lost"], r["relay_alive_at_end"]))
     for ph in r["phases"]:
-        row("abuse: " + ph["phase"], "alive" if ph["alive"] else "DIED",
+        row("abuse: " + ph["phase"], ("alive" if ph["good_ok"] else "STARVED") if ph["alive"] else "DIED",
             "%ss; good client %d ok / %d failed, p50 %s ms, p99 %s ms, max %s ms; RSS peak %s KiB; %s"
             % (ph["seconds"], ph["good_ok"], ph["good_failed"], ph["good_p50_ms"], ph["good_p99_ms"],
                ph["good_max_ms"], ph["rss_peak_kib"], json.dumps(ph["detail"])))
