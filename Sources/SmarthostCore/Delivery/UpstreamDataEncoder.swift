@@ -4,7 +4,8 @@
 /// - every line ends in CRLF: a bare LF or a bare CR becomes CRLF, so no upstream can be
 ///   handed an ambiguous line end (the "SMTP smuggling" class of bugs lives there);
 /// - NUL octets are dropped (RFC 5321 §4.5.2 forbids them in DATA);
-/// - lines longer than 998 octets are split with CRLF (RFC 5321 §4.5.3.1.6). The inbound
+/// - lines longer than 998 octets (not counting a stuffed dot) are split with CRLF
+///   (RFC 5321 §4.5.3.1.6). The inbound
 ///   side already refuses such lines, so this only matters for messages made locally;
 /// - dot-stuffing is applied last, to every line as sent, split lines included;
 /// - the payload ends with exactly one CRLF "." CRLF, the line end added when the
@@ -32,8 +33,10 @@ public enum UpstreamDataEncoder {
             default:
                 if lineLength == maxLineLength { endLine(&out, &lineLength) }
                 if lineLength == 0 && byte == UInt8(ascii: ".") {
-                    out.append(byte)   // counted: the limit is on the line as sent
-                    lineLength += 1
+                    // Not counted: RFC 5321 §4.5.3.1.6 excludes the dot added for
+                    // transparency, and counting it would split (corrupt) a legal
+                    // 998-octet line that starts with a dot.
+                    out.append(byte)
                 }
                 out.append(byte)
                 lineLength += 1

@@ -45,9 +45,17 @@ import Testing
         #expect(lines.map(\.count) == [998, 998, 4, 1, 0])
     }
 
-    @Test func splitLinesAreDotStuffedAndStuffingCounts() {
+    @Test func splitLinesAreDotStuffedAndStuffingDoesNotCount() {
+        // RFC 5321 §4.5.3.1.6: the limit does not count the dot added for transparency.
         let line = "." + String(repeating: "x", count: 996) + ".y"
         let lines = encode(line).split(separator: "\r\n", omittingEmptySubsequences: false)
-        #expect(lines.map(String.init) == [".." + String(repeating: "x", count: 996), "..y", ".", ""])
+        #expect(lines.map(String.init) == [".." + String(repeating: "x", count: 996) + ".", "y", ".", ""])
+    }
+
+    /// Found by the `data` fuzz target: a legal 998-octet line starting with a dot
+    /// (999 octets on the wire when it came in) was split in two on the way out.
+    @Test func fullLengthLineStartingWithADotIsNotSplit() {
+        let line = "." + String(repeating: "y", count: 997) + "\r\n"
+        #expect(encode(line) == "." + line + ".\r\n")
     }
 }
