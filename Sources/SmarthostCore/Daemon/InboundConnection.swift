@@ -11,6 +11,10 @@ final class InboundConnection: StreamConnectionDelegate {
     private var message: MessageInProgress?
     private var timer: TimerID?
     private var closed = false
+    private var committing = false
+    /// A client that sends but never reads replies must not make us buffer without bound,
+    /// nor keep the loop busy: past this much unsent output we stop reading from it.
+    static let outputHighWater = 64 * 1024
 
     init(serial: UInt64, stream: StreamConnection, session: InboundSession, context: InboundContext) {
         self.serial = serial
@@ -52,7 +56,14 @@ final class InboundConnection: StreamConnectionDelegate {
         apply(session.receive(Array(bytes)))
     }
 
-    func streamConnectionDidDrain(_ connection: StreamConnection) {}
+    func streamConnectionDidDrain(_ connection: StreamConnection) {
+        updateReading()
+    }
+
+    private func updateReading() {
+        guard !closed else { return }
+        stream.setReading(!committing && stream.pendingOutputCount <= Self.outputHighWater)
+    }
 
     func streamConnectionDidClose(_ connection: StreamConnection, error: SystemError?) {
         guard !closed else { return }
@@ -72,6 +83,7 @@ final class InboundConnection: StreamConnectionDelegate {
         for action in actions {
             perform(action)
         }
+        updateReading()
         rearmTimer()
     }
 
@@ -100,6 +112,7 @@ final class InboundConnection: StreamConnectionDelegate {
             return
         }
         self.message = nil
+        committing = true
         stream.setReading(false)
         let loop = context.loop
         let done = LoopCallback<Result<CommittedMessage, SpoolError>> { [weak self] result in
@@ -112,7 +125,8 @@ final class InboundConnection: StreamConnectionDelegate {
 
     private func committed(_ result: Result<CommittedMessage, SpoolError>) {
         guard !closed else { return }
-        stream.setReading(true)
+        committing = false
+        updateReading()
         switch result {
         case .success(let committed):
             context.messageAccepted(committed.envelope, peer: stream.peer)

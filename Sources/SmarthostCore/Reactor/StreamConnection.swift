@@ -36,7 +36,9 @@ public final class StreamConnection: IOHandler {
 
     /// Stops or resumes reading: back-pressure while a message commits or output piles up.
     public func setReading(_ enabled: Bool) {
-        wantsRead = enabled
+        guard !isClosed else { return }
+        // Once closing, reading stays off whatever the owner asks.
+        wantsRead = enabled && !closeWhenDrained
         updateInterest()
     }
 

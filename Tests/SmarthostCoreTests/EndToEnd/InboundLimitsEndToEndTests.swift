@@ -150,3 +150,39 @@ import Testing
         relay.stop()
     }
 }
+
+/// A client that pipelines commands and never reads the replies must not make the relay
+/// buffer without bound, nor stall the others.
+@Suite(.serialized) struct InboundBackPressureEndToEndTests {
+    static func residentKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test func clientsThatNeverReadDoNotStarveOthersOrGrowMemory() throws {
+        let relay = try InboundLimitsEndToEndTests.relay()
+        let before = Self.residentKiB(relay.pid)
+        let noops = Array(String(repeating: "NOOP\r\n", count: 10_000).utf8)
+        let group = DispatchGroup()
+        let deadline = Date().addingTimeInterval(4)
+        for _ in 0..<10 {
+            let flood = try RawSMTPClient(port: relay.port, timeoutSeconds: 1)
+            DispatchQueue.global().async(group: group) {
+                // Keeps sending (each send blocks at most 1 s once buffers are full), reads nothing.
+                while Date() < deadline { flood.send(noops) }
+                withExtendedLifetime(flood) {}
+            }
+        }
+        let client = try InboundLimitsEndToEndTests.greeted(relay)
+        client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        #expect(client.readReplies(3).last?.hasPrefix("354") == true)
+        client.send("Subject: still here\r\n\r\nbody\r\n.\r\n")
+        #expect(client.readReply().hasPrefix("250 2.0.0 Ok: queued as"))
+        group.wait()
+        let after = Self.residentKiB(relay.pid)
+        // Each flooding connection may hold about 64 KiB of unsent replies, not megabytes.
+        #expect(after - before < 32 * 1024, "RSS grew from \(before) KiB to \(after) KiB")
+        relay.stop()
+    }
+}

@@ -3,7 +3,7 @@ import Glibc
 
 /// A deliberately dumb SMTP client for end-to-end tests of bad input: it sends exactly the
 /// bytes it is given (bare LFs, NULs, pipelined groups) and reads whole replies back.
-final class RawSMTPClient {
+final class RawSMTPClient: @unchecked Sendable {
     let fd: Int32
     private var buffer: [UInt8] = []
 
