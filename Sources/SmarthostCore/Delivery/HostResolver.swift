@@ -1,3 +1,4 @@
+import CShim
 import Glibc
 
 /// Why a host name did not resolve, in the words `smarthost test` shows.
