@@ -30,6 +30,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private let logger: Logger
     private var environment: DeliveryEnvironment
     private var entries: [SpoolID: Entry] = [:]
+    private var dueQueue = DeliveryDueQueue()
     private var pools: [String: RoutePool] = [:]
     private var connectionTargets: [UInt64: String] = [:]
     private var idleTimers: [UInt64: TimerID] = [:]
@@ -64,13 +65,13 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     func enqueue(_ envelope: SpoolEnvelope) {
         let due = max(envelope.nextAttemptAt * 1000, 0)
         entries[envelope.id] = Entry(envelope: envelope, dueAt: due)
-        schedulePump(at: due)
+        setDue(envelope.id, due)
     }
 
     /// Retry a message (or all) now, e.g. `smarthost queue flush`.
     func flush(id: SpoolID? = nil) {
         for key in entries.keys where id == nil || key == id {
-            entries[key]?.dueAt = 0
+            setDue(key, 0)
         }
         for key in pools.keys { pools[key]?.downUntil = 0 }
         schedulePump(at: 0)
@@ -101,6 +102,14 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
 
     // MARK: pumping
 
+    /// Every change of a message's due time goes through here, so the due queue knows it.
+    private func setDue(_ id: SpoolID, _ due: Int64) {
+        guard entries[id] != nil else { return }
+        entries[id]?.dueAt = due
+        dueQueue.push(id, due: due)
+        schedulePump(at: due)
+    }
+
     private func schedulePump(at due: Int64) {
         guard !stopping else { return }
         let now = WallClock.nowMilliseconds()
@@ -119,13 +128,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private func pump() {
         guard !stopping else { return }
         let now = WallClock.nowMilliseconds()
-        var nextDue = Int64.max
-        for id in entries.keys.sorted(by: { entries[$0]!.dueAt < entries[$1]!.dueAt }) {
-            guard let entry = entries[id], !entry.inFlight else { continue }
-            if entry.dueAt > now {
-                nextDue = min(nextDue, entry.dueAt)
-                continue
-            }
+        while let (due, id) = dueQueue.popDue(now: now) {
+            // A stale copy (the message was rescheduled, sent or removed since) is dropped.
+            guard let entry = entries[id], !entry.inFlight, entry.dueAt == due else { continue }
             let target: DeliveryTarget
             do {
                 target = try environment.target(for: entry.envelope)
@@ -135,8 +140,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             }
             var pool = pools[target.key] ?? RoutePool()
             if pool.downUntil > now {
-                entries[id]?.dueAt = pool.downUntil
-                nextDue = min(nextDue, pool.downUntil)
+                setDue(id, pool.downUntil)
                 continue
             }
             entries[id]?.inFlight = true
@@ -144,7 +148,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             pools[target.key] = pool
             dispatch(key: target.key, target: target)
         }
-        if nextDue != .max { schedulePump(at: nextDue) }
+        if let earliest = dueQueue.earliest { schedulePump(at: earliest) }
     }
 
     /// Hands waiting messages of one route to idle connections, opening new ones up to the cap.
@@ -191,7 +195,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 connection.send(messageID: id, message: message)
             case .success:
                 self.entries[id]?.inFlight = false
-                self.schedulePump(at: 0)
+                self.setDue(id, 0)
             case .failure(let error as SpoolError) where error.isNotFound:
                 // Deleted by an operator (or already settled): nothing left to deliver.
                 self.entries.removeValue(forKey: id)
@@ -286,8 +290,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
             spoolAction("markDelivered", id) { try $0.markDelivered(id) }
         case .retry(let at):
-            entry.dueAt = at
             entries[id] = entry
+            setDue(id, at)
             counters.deferred += 1
             meta["reason"] = "\(decision.reason)"
             meta["retry_in"] = "\((at - now) / 1000)s"
@@ -298,7 +302,6 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
                                        lastError: decision.reason, doneRecipients: envelope.doneRecipients)
             }
-            schedulePump(at: at)
         case .deadLetter:
             entries.removeValue(forKey: id)
             counters.failed += 1
@@ -311,11 +314,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private func postpone(id: SpoolID, reason: String, possibleDuplicate: Bool) {
         guard var entry = entries[id] else { return }
         let delay = environment.policy.retryDelay(attempts: max(entry.envelope.attempts, 1))
-        entry.dueAt = WallClock.nowMilliseconds() + delay
         entry.inFlight = false
         entries[id] = entry
+        setDue(id, WallClock.nowMilliseconds() + delay)
         logger.warning("deferred", metadata: ["id": "\(id)", "reason": "\(reason)"])
-        schedulePump(at: entry.dueAt)
     }
 
     /// Spool updates fsync: they run on the spool worker, in order, never on the loop.
