@@ -6,11 +6,14 @@ APT_PKGS    := libssl-dev libsystemd-dev pkg-config openssl swaks postfix python
 
 .PHONY: deps build release run test bench demo stress clean
 
+# Postfix is only wanted for its smtp-source/smtp-sink tools: preseeded "No configuration",
+# so installing it never sets up or starts a system mail server.
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
