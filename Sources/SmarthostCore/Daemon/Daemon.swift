@@ -13,6 +13,7 @@ public final class Daemon {
     private let configPath: String
     private var config: RelayConfig
     private var socketActivated = false
+    private var finished = false
     private var control: ControlServer?
     private var controlService: QueueControlService?
     private var lastStatus = ""
@@ -46,7 +47,7 @@ public final class Daemon {
         let signals = SignalRelay()
         // systemd hook (wip-systemd): SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1.
         try loop.handleSignals([SIGTERM, SIGINT, SIGHUP] + WatchdogTestHook.signals) { signals.target?($0) }
-        spool = try Spool(root: config.spool, minimumFreeBytes: UInt64(max(config.limits.minFreeSpace, 0)))
+        spool = try Spool(root: config.spool, minimumFreeBytes: UInt64(max(config.limits.minFreeSpace, 0)), preallocatedFiles: 32)
         let context = InboundContext(loop: loop, spool: spool, config: config, logger: logger)
         server = InboundServer(loop: loop, context: context, logger: logger)
         context.server = server
@@ -133,6 +134,9 @@ public final class Daemon {
     /// Deliveries still in flight are abandoned safely: they stay queued (delivery state is
     /// only written after the upstream answered) and are retried at the next start.
     private func finishStop() {
+        // Reached from the last session closing, from the grace timer, or both: once only.
+        guard !finished else { return }
+        finished = true
         loop.cancel(stopDeadline)
         // Closed last: from now on the queue tools work on the spool directly, under its locks.
         control?.close()

@@ -30,12 +30,14 @@ public final class WorkerThread: @unchecked Sendable {
     }
 
     /// Lets queued jobs finish, then ends the thread.
+    /// Idempotent: joining a thread twice is undefined behaviour.
     public func stop() {
         pthread_mutex_lock(&mutex)
+        let first = !stopping
         stopping = true
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
-        pthread_join(thread, nil)
+        if first { pthread_join(thread, nil) }
     }
 
     private func loop() {

@@ -28,12 +28,15 @@ public final class Spool: Sendable {
     let quarantineDirectory: String
     let ids: SpoolIDGenerator
     let committer: SpoolCommitter
+    /// nil unless the owner asked for files created ahead (the daemon does; tests and the
+    /// CLI do not, so `tmp/` holds exactly the messages being received).
+    let filePool: SpoolFilePool?
     /// Unix seconds; injected so tests can age messages.
     let clock: @Sendable () -> Int64
 
     /// Opens (creating with mode 0700 if missing) the spool at `root`. Does not recover:
     /// the daemon calls `recover()` once before listening; CLI commands do not.
-    public init(root: String, minimumFreeBytes: UInt64 = 0,
+    public init(root: String, minimumFreeBytes: UInt64 = 0, preallocatedFiles: Int = 0,
                 clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }) throws(SpoolError) {
         self.root = root
         self.minimumFreeBytes = minimumFreeBytes
@@ -43,6 +46,11 @@ public final class Spool: Sendable {
         quarantineDirectory = root + "/quarantine"
         ids = SpoolIDGenerator()
         committer = SpoolCommitter(queueDirectory: queueDirectory)
+        let tmp = tmpDirectory
+        let generator = ids
+        filePool = preallocatedFiles > 0 ? SpoolFilePool(target: preallocatedFiles) {
+            Spool.createTemporaryFile(in: tmp, ids: generator)
+        } : nil
         self.clock = clock
         for directory in [root, tmpDirectory, queueDirectory, failedDirectory, quarantineDirectory] {
             try SpoolSystem.makeDirectory(directory)
@@ -51,11 +59,13 @@ public final class Spool: Sendable {
     }
 
     deinit {
+        filePool?.stop()
         committer.stop()
     }
 
     /// Commits what is already queued, then refuses further commits. Idempotent.
     public func shutdown() {
+        filePool?.stop()
         committer.stop()
     }
 
@@ -76,6 +86,9 @@ public final class Spool: Sendable {
             throw SpoolError.insufficientStorage(
                 detail: "\(free) bytes free in \(root), need \(expectedSize) above a floor of \(minimumFreeBytes)")
         }
+        if let file = filePool?.take() {
+            return IncomingMessage(id: file.id, path: file.path, fd: file.fd)
+        }
         var attempt = 0
         while true {
             let id = ids.next()
@@ -89,6 +102,19 @@ public final class Spool: Sendable {
                 guard case .io(_, _, EEXIST) = error, attempt < 8 else { throw error }
             }
         }
+    }
+
+    /// An empty `tmp/<id>` (O_EXCL, 0600) for the file pool; nil on any error (the loop
+    /// then creates its own file and reports the error itself).
+    static func createTemporaryFile(in directory: String, ids: SpoolIDGenerator) -> SpoolFilePool.File? {
+        for _ in 0..<8 {
+            let id = ids.next()
+            let path = directory + "/" + id.rawValue
+            if let fd = try? SpoolSystem.open(path, O_WRONLY | O_CREAT | O_EXCL) {
+                return SpoolFilePool.File(id: id, path: path, fd: fd)
+            }
+        }
+        return nil
     }
 
     /// Hands a fully received message to the committer thread. `completion` runs on that
