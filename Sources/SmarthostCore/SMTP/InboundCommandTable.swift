@@ -21,6 +21,10 @@ public enum InboundCommandTable {
         public static let endsGroup = Flags(rawValue: 1 << 4)
         /// Recognised, not offered: 502 (§4.2.4).
         public static let notImplemented = Flags(rawValue: 1 << 5)
+        /// Moves no mail forward (NOOP, RSET, HELP, VRFY): past a limit each one counts as
+        /// an error, so a client cannot keep the relay busy with them (Postfix
+        /// smtpd_junk_command_limit).
+        public static let junk = Flags(rawValue: 1 << 6)
     }
 
     struct Row: Sendable {
@@ -35,12 +39,12 @@ public enum InboundCommandTable {
         Row(verb: .mail, flags: [.needsHelo, .noTransaction], handler: { $0.handleMail($1) }),
         Row(verb: .rcpt, flags: [.needsHelo, .needsMail], handler: { $0.handleRcpt($1) }),
         Row(verb: .data, flags: [.needsHelo, .needsMail, .needsRecipient, .endsGroup], handler: { s, _ in s.handleData() }),
-        Row(verb: .rset, flags: [], handler: { s, _ in s.handleRset() }),
-        Row(verb: .noop, flags: [], handler: { s, _ in s.reply(SMTPReply(250, "2.0.0", "Ok")) }),
+        Row(verb: .rset, flags: [.junk], handler: { s, _ in s.handleRset() }),
+        Row(verb: .noop, flags: [.junk], handler: { s, _ in s.reply(SMTPReply(250, "2.0.0", "Ok")) }),
         Row(verb: .quit, flags: [], handler: { s, _ in s.close(with: SMTPReply(221, "2.0.0", "Bye")) }),
-        Row(verb: .help, flags: [], handler: { s, _ in s.reply(helpReply) }),
+        Row(verb: .help, flags: [.junk], handler: { s, _ in s.reply(helpReply) }),
         // §3.5.3: 252 when we will not verify but will try delivery.
-        Row(verb: .vrfy, flags: [], handler: { s, _ in
+        Row(verb: .vrfy, flags: [.junk], handler: { s, _ in
             s.reply(SMTPReply(252, "2.0.0", "Cannot VRFY user; send mail and delivery will be attempted"))
         }),
     ] + SMTPCommand.Verb.allCases.filter(isNotImplemented).map {
@@ -93,6 +97,18 @@ extension InboundSession {
                 return
             }
             row.handler(&self, command)
+            if row.flags.contains(.junk) { countJunk() }
+        }
+    }
+
+    /// Past `junkCommandLimit` junk commands in a session, each further one counts as an
+    /// error, so the error limit ends a flood of them with 421.
+    mutating func countJunk() {
+        junkCount += 1
+        guard junkCount > Self.junkCommandLimit, state != .closed else { return }
+        errorCount += 1
+        if errorCount >= configuration.maxErrors {
+            close(with: SMTPReply(421, "4.7.0", "\(configuration.hostname) Error: too many commands that move no mail"))
         }
     }
 

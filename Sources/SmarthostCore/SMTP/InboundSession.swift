@@ -151,6 +151,9 @@ public struct InboundSession: Sendable {
     var client: ClientGreeting?
     var transaction: Transaction?
     var errorCount = 0
+    var junkCount = 0
+    /// Postfix's default smtpd_junk_command_limit.
+    static let junkCommandLimit = 100
     var output = Output()
     /// Input held while committing went over `heldInputLimit` and was dropped.
     var heldInputOverflowed = false
