@@ -7,23 +7,19 @@ public struct TimerID: Hashable, Sendable {
 /// dropped lazily when they reach the top, so cancel is O(1) — sessions re-arm their idle
 /// timer on every command, which makes cancel the common case.
 struct TimerQueue {
-    private struct Entry {
-        var deadline: Int64
-        var id: UInt64
-    }
-
-    private var heap: [Entry] = []
-    private var actions: [UInt64: () -> Void] = [:]
+    private var heap = MinHeap<UInt64>()
+    private var actions: [UInt64: (deadline: Int64, action: () -> Void)] = [:]
     private var nextID: UInt64 = 1
 
     var count: Int { actions.count }
+    var heapCountForTesting: Int { heap.count }
 
     mutating func schedule(at deadline: Int64, _ action: @escaping () -> Void) -> TimerID {
         let id = nextID
         nextID &+= 1
-        actions[id] = action
-        heap.append(Entry(deadline: deadline, id: id))
-        siftUp(heap.count - 1)
+        actions[id] = (deadline, action)
+        heap.push(id, key: deadline)
+        compactIfMostlyCancelled()
         return TimerID(raw: id)
     }
 
@@ -35,7 +31,7 @@ struct TimerQueue {
     mutating func timeoutMilliseconds(now: Int64) -> Int32 {
         dropCancelledTop()
         guard let first = heap.first else { return -1 }
-        return Int32(clamping: max(0, first.deadline - now))
+        return Int32(clamping: max(0, first.key - now))
     }
 
     /// Removes and returns every action whose deadline has passed, earliest first.
@@ -43,46 +39,23 @@ struct TimerQueue {
         var due: [() -> Void] = []
         while true {
             dropCancelledTop()
-            guard let first = heap.first, first.deadline <= now else { break }
-            popTop()
-            if let action = actions.removeValue(forKey: first.id) { due.append(action) }
+            guard let first = heap.first, first.key <= now else { break }
+            heap.popFirst()
+            if let entry = actions.removeValue(forKey: first.value) { due.append(entry.action) }
         }
         return due
     }
 
+    /// Idle timers are re-armed on every command and run for minutes, so cancelled entries
+    /// would pile up far from the top: rebuild from the live ones when they are the minority.
+    private mutating func compactIfMostlyCancelled() {
+        guard heap.count > 1024, heap.count > 2 * actions.count else { return }
+        var fresh = MinHeap<UInt64>()
+        for (id, entry) in actions { fresh.push(id, key: entry.deadline) }
+        heap = fresh
+    }
+
     private mutating func dropCancelledTop() {
-        while let first = heap.first, actions[first.id] == nil { popTop() }
-    }
-
-    private mutating func popTop() {
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            siftDown(0)
-        }
-    }
-
-    private mutating func siftUp(_ index: Int) {
-        var child = index
-        while child > 0 {
-            let parent = (child - 1) / 2
-            if heap[parent].deadline <= heap[child].deadline { break }
-            heap.swapAt(parent, child)
-            child = parent
-        }
-    }
-
-    private mutating func siftDown(_ index: Int) {
-        var parent = index
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < heap.count, heap[left].deadline < heap[smallest].deadline { smallest = left }
-            if right < heap.count, heap[right].deadline < heap[smallest].deadline { smallest = right }
-            if smallest == parent { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
+        while let first = heap.first, actions[first.value] == nil { heap.popFirst() }
     }
 }

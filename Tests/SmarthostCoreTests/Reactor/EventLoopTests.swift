@@ -105,3 +105,20 @@ private final class ReactorEchoServer: IOHandler, StreamConnectionDelegate {
         connections[ObjectIdentifier(connection)] = nil
     }
 }
+
+@Suite struct ReactorTimerQueueTests {
+    @Test func cancelledTimersDoNotPileUp() {
+        var queue = TimerQueue()
+        var fired = 0
+        // A session re-arming its idle timer on every command: schedule, cancel, repeat.
+        var timer = queue.schedule(at: 1_000_000) { fired += 1 }
+        for step in 1...10_000 {
+            queue.cancel(timer)
+            timer = queue.schedule(at: 1_000_000 + Int64(step)) { fired += 1 }
+        }
+        #expect(queue.count == 1)
+        #expect(queue.heapCountForTesting <= 2048)
+        for action in queue.expired(now: 2_000_000) { action() }
+        #expect(fired == 1)
+    }
+}
