@@ -2,4 +2,5 @@
 #define SMARTHOST_CSHIM_H
 #include "shim_reactor.h"
 #include "shim_openssl.h"
+#include "shim_spool.h"
 #endif

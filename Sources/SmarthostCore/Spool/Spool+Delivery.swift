@@ -44,9 +44,26 @@ extension Spool {
     /// message file goes first, so a crash in between leaves an orphan `.state`
     /// (swept by recovery), never a message that forgot whom it was delivered to.
     public func markDelivered(_ id: SpoolID) throws(SpoolError) {
-        // No directory fsync: if a crash undoes this unlink the message is delivered again
-        // (a duplicate, never a loss), and the hot path saves one fsync per message.
-        try remove(id, from: [.queue], syncDirectory: false)
+        // No directory fsync: if a crash undoes this the message is delivered again (a
+        // duplicate, never a loss), and the hot path saves one fsync per message. Should
+        // a reused spare's old name come back after a crash, its header names another id
+        // and recovery quarantines it.
+        guard let filePool else {
+            try remove(id, from: [.queue], syncDirectory: false)
+            return
+        }
+        try withLockedMessage(id, in: [.queue]) { (area, fd) throws(SpoolError) in
+            // Only small files are worth keeping: a big one's blocks cost more to free on
+            // reuse than its inode saves, and spares must not hold much disk.
+            if try SpoolSystem.fileSize(fd, path: path(area, id)) <= SpoolFilePool.spareMaximumBytes {
+                let spare = spareDirectory + "/" + id.rawValue
+                try SpoolSystem.rename(path(area, id), spare)
+                if !filePool.offerSpare(spare) { try SpoolSystem.unlink(spare) }
+            } else {
+                try SpoolSystem.unlink(path(area, id))
+            }
+            try SpoolSystem.unlink(statePath(area, id))
+        }
     }
 
     /// Makes a dead letter, keeping `reason` in full (the step and the upstream reply).

@@ -26,6 +26,8 @@ public final class Spool: Sendable {
     let queueDirectory: String
     let failedDirectory: String
     let quarantineDirectory: String
+    /// Files of delivered messages waiting to be reused (see `SpoolFilePool`).
+    let spareDirectory: String
     let ids: SpoolIDGenerator
     let committer: SpoolCommitter
     /// nil unless the owner asked for files created ahead (the daemon does; tests and the
@@ -44,15 +46,17 @@ public final class Spool: Sendable {
         queueDirectory = root + "/queue"
         failedDirectory = root + "/failed"
         quarantineDirectory = root + "/quarantine"
+        spareDirectory = root + "/spare"
         ids = SpoolIDGenerator()
         committer = SpoolCommitter(queueDirectory: queueDirectory)
         let tmp = tmpDirectory
         let generator = ids
-        filePool = preallocatedFiles > 0 ? SpoolFilePool(target: preallocatedFiles) {
-            Spool.createTemporaryFile(in: tmp, ids: generator)
+        filePool = preallocatedFiles > 0 ? SpoolFilePool(target: preallocatedFiles) { spare in
+            Spool.createTemporaryFile(in: tmp, ids: generator, reusing: spare)
         } : nil
         self.clock = clock
-        for directory in [root, tmpDirectory, queueDirectory, failedDirectory, quarantineDirectory] {
+        for directory in [root, tmpDirectory, queueDirectory, failedDirectory, quarantineDirectory,
+                          spareDirectory] {
             try SpoolSystem.makeDirectory(directory)
         }
         try SpoolSystem.syncDirectory(root)
@@ -104,9 +108,23 @@ public final class Spool: Sendable {
         }
     }
 
-    /// An empty `tmp/<id>` (O_EXCL, 0600) for the file pool; nil on any error (the loop
-    /// then creates its own file and reports the error itself).
-    static func createTemporaryFile(in directory: String, ids: SpoolIDGenerator) -> SpoolFilePool.File? {
+    /// An empty `tmp/<id>` (0600) for the file pool: the spare renamed and truncated when
+    /// there is one, else created (O_EXCL). nil on any error (the loop then creates its own
+    /// file and reports the error itself).
+    static func createTemporaryFile(in directory: String, ids: SpoolIDGenerator,
+                                    reusing spare: String?) -> SpoolFilePool.File? {
+        if let spare {
+            let id = ids.next()
+            let path = directory + "/" + id.rawValue
+            if (try? SpoolSystem.moveNoReplace(spare, path)) != nil {
+                if let fd = try? SpoolSystem.open(path, O_WRONLY | O_TRUNC) {
+                    return SpoolFilePool.File(id: id, path: path, fd: fd)
+                }
+                _ = unlink(path)
+            } else {
+                _ = unlink(spare)
+            }
+        }
         for _ in 0..<8 {
             let id = ids.next()
             let path = directory + "/" + id.rawValue

@@ -33,7 +33,7 @@ final class SpoolCommitter: @unchecked Sendable {
     }
 
     private let queueDirectory: String
-    private let lock = SpoolLock()
+    private let lock = Mutex()
     private var pending: [Job] = []
     private var stopping = false
     private var running = false

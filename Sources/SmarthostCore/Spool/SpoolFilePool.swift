@@ -1,9 +1,15 @@
 import Glibc
 
-/// Empty `tmp/` files created ahead of time by a background thread, so `Spool.begin()` on
+/// Empty `tmp/` files made ready ahead of time by a background thread, so `Spool.begin()` on
 /// the event loop does not pay for inode allocation (on the benchmark machine ext4's create
-/// path was the largest single cost of accepting a small message). Files not taken are
-/// removed by `stop()`, and `recover()` clears `tmp/` at start-up anyway.
+/// path was the largest single cost of accepting a small message).
+///
+/// Files of delivered messages come back here as spares (`spare/<id>`) and are truncated
+/// and renamed into `tmp/` for the next message instead of being created anew: with a
+/// message delivered for each one accepted, the spool then allocates and frees no inode at
+/// all (ext4 scans the inode table past recently freed inodes on every create, which made
+/// inode churn a third of the relay's CPU time). Files and spares not taken are removed by
+/// `stop()`, and `recover()` clears `tmp/` and `spare/` at start-up anyway.
 final class SpoolFilePool: @unchecked Sendable {
     struct File: Sendable {
         let id: SpoolID
@@ -11,17 +17,34 @@ final class SpoolFilePool: @unchecked Sendable {
         let fd: Int32
     }
 
-    private let lock = SpoolLock()
-    private let create: @Sendable () -> File?
+    private let lock = Mutex()
+    /// Makes a ready file, from the spare at the given path when there is one.
+    private let create: @Sendable (String?) -> File?
     private let target: Int
+    private let spareLimit: Int
     private var ready: [File] = []
+    private var spares: [String] = []
     private var running = false
     private var stopping = false
     private var thread = pthread_t()
 
-    init(target: Int, create: @escaping @Sendable () -> File?) {
+    /// Larger delivered files are removed, not kept: at most `8 * target` of these wait.
+    static let spareMaximumBytes = 64 * 1024
+
+    init(target: Int, create: @escaping @Sendable (String?) -> File?) {
         self.target = target
+        spareLimit = 8 * target
         self.create = create
+    }
+
+    /// Keeps a delivered message's file (already renamed to `path` in `spare/`) for reuse.
+    /// False when enough spares wait or the pool is stopping: the caller removes the file.
+    func offerSpare(_ path: String) -> Bool {
+        lock.withLock {
+            guard !stopping, spares.count < spareLimit else { return false }
+            spares.append(path)
+            return true
+        }
     }
 
     /// A ready file, or nil when none is ready (the caller creates one itself).
@@ -44,15 +67,15 @@ final class SpoolFilePool: @unchecked Sendable {
             return (was, thread)
         }
         if wasRunning { pthread_join(handle, nil) }
-        let leftovers = lock.withLock { () -> [File] in
-            let files = ready
-            ready = []
-            return files
+        let (leftovers, leftoverSpares) = lock.withLock { () -> ([File], [String]) in
+            defer { ready = []; spares = [] }
+            return (ready, spares)
         }
         for file in leftovers {
             close(file.fd)
             unlink(file.path)
         }
+        for path in leftoverSpares { unlink(path) }
     }
 
     /// Called with the lock held.
@@ -75,11 +98,11 @@ final class SpoolFilePool: @unchecked Sendable {
 
     private func refill() {
         while true {
-            let proceed = lock.withLock { () -> Bool in
+            let (proceed, spare) = lock.withLock { () -> (Bool, String?) in
                 while !stopping && ready.count >= target { lock.wait() }
-                return !stopping
+                return (!stopping, stopping ? nil : spares.popLast())
             }
-            guard proceed, let file = create() else { return }
+            guard proceed, let file = create(spare) else { return }
             let keep = lock.withLock { () -> Bool in
                 guard !stopping else { return false }
                 ready.append(file)

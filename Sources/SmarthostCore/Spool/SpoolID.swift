@@ -46,7 +46,7 @@ public struct SpoolID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
 /// Hands out ids; safe to call from any thread.
 final class SpoolIDGenerator: @unchecked Sendable {
-    private let lock = SpoolLock()
+    private let lock = Mutex()
     private var lastMicros: UInt64 = 0
     private var counter: UInt64 = 0
     private let clock: @Sendable () -> UInt64

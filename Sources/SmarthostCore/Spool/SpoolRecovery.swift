@@ -21,7 +21,8 @@ public struct SpoolRecovery: Sendable {
 extension Spool {
     /// Run once by the daemon before it listens, with no other process using the spool.
     ///
-    /// 1. `tmp/` is emptied: nothing there was ever answered with 250.
+    /// 1. `tmp/` and `spare/` are emptied: nothing in `tmp/` was ever answered with 250,
+    ///    and everything in `spare/` was delivered.
     /// 2. Every `queue/` message is validated in full (header, end marker, lengths,
     ///    envelope and content CRC). A torn or unreadable file moves to `quarantine/`
     ///    with a `<name>.reason` file, so it is kept for a human but never delivered half.
@@ -31,6 +32,10 @@ extension Spool {
         for name in try SpoolSystem.list(tmpDirectory) {
             try SpoolSystem.unlink(tmpDirectory + "/" + name)
             recovery.removedTemporaryFiles += 1
+        }
+        // Spares are delivered messages kept only for their inodes.
+        for name in try SpoolSystem.list(spareDirectory) {
+            try SpoolSystem.unlink(spareDirectory + "/" + name)
         }
         let names = Set(try SpoolSystem.list(queueDirectory))
         for name in names.sorted() where !isStateName(name) {

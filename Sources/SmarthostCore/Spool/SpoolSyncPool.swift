@@ -4,7 +4,7 @@ import Glibc
 /// done — for the committer to fsync a batch's files at once. Threads start on first use
 /// and live until `stop()`. Plain pthreads, like the rest of the spool.
 final class SpoolSyncPool: @unchecked Sendable {
-    private let lock = SpoolLock()
+    private let lock = Mutex()
     private let threadCount: Int
     private var started = false
     private var stopping = false
@@ -29,7 +29,9 @@ final class SpoolSyncPool: @unchecked Sendable {
             next = 0
             self.count = count
             finished = 0
-            lock.broadcast()
+            // The caller takes indices too: wake only as many threads as there is other
+            // work, one each (a broadcast would wake all of them for every batch).
+            for _ in 0..<min(count - 1, threadCount) { lock.signal() }
         }
         while let index = claim() {
             body(index)
@@ -59,7 +61,9 @@ final class SpoolSyncPool: @unchecked Sendable {
     private func complete() {
         lock.withLock {
             finished += 1
-            lock.broadcast()
+            // Only the caller waits for this, and only for the last one; idle threads
+            // woken with it go back to sleep.
+            if finished == count { lock.broadcast() }
         }
     }
 
@@ -95,7 +99,7 @@ final class SpoolSyncPool: @unchecked Sendable {
 
 /// Results written by several threads, each to its own slot.
 final class SpoolResultSlots: @unchecked Sendable {
-    private let lock = SpoolLock()
+    private let lock = Mutex()
     private var storage: [Result<SpoolID, SpoolError>?]
 
     init(count: Int) {

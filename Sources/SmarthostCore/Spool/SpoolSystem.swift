@@ -1,3 +1,4 @@
+import CShim
 import Glibc
 
 /// The system calls the spool makes, each retrying EINTR and failing with a typed
@@ -59,9 +60,14 @@ enum SpoolSystem {
         if Glibc.rename(from, to) != 0 { throw SpoolError.system("rename", from + " -> " + to) }
     }
 
-    /// Moves a file to a name that must not exist yet. link(2) refuses to replace a
-    /// file (rename would silently overwrite); Glibc's Swift overlay has no renameat2.
+    /// Moves a file to a name that must not exist yet (rename would silently overwrite).
+    /// renameat2(RENAME_NOREPLACE) is one directory operation; file systems without it
+    /// get link(2), which refuses to replace a file too, then unlink.
     static func moveNoReplace(_ from: String, _ to: String) throws(SpoolError) {
+        if shim_rename_noreplace(from, to) == 0 { return }
+        guard errno == EINVAL || errno == ENOSYS else {
+            throw SpoolError.system("rename", from + " -> " + to)
+        }
         if Glibc.link(from, to) == 0 {
             // The link is the commit point; a tmp/ name left by a failed unlink is
             // swept by recovery and never acknowledged twice.

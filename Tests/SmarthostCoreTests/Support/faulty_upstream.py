@@ -33,8 +33,12 @@ def serve(conn, n, fault, outdir):
                 if line == b".\r\n":
                     data_mode = False
                     count = len([x for x in os.listdir(outdir) if x.endswith(".eml")]) + 1
-                    with open(os.path.join(outdir, "%06d.eml" % count), "wb") as out:
+                    # Written aside and renamed: the test polls for *.eml and must never
+                    # read a file that is still empty.
+                    path = os.path.join(outdir, "%06d.eml" % count)
+                    with open(path + ".part", "wb") as out:
                         out.write(body)
+                    os.rename(path + ".part", path)
                     body = b""
                     reply("250 2.0.0 stored")
                 else:

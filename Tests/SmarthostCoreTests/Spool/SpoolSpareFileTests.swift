@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+@testable import SmarthostCore
+
+/// Delivered messages' files are reused for new messages (no inode churn), and nothing of
+/// the old message survives in the new one.
+@Suite struct SpoolSpareFileTests {
+    @Test func deliveredFileIsReusedTruncatedForANewMessage() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root, preallocatedFiles: 2)
+        defer { spool.shutdown() }
+        let first = try SpoolTestData.storeOK(spool, SpoolTestData.message(lines: 400, tag: "old"))
+        let inode = dir.inode("queue/" + first.rawValue)
+        try spool.markDelivered(first)
+        #expect(dir.names("queue").isEmpty)
+        #expect(dir.names("spare") == [first.rawValue])
+
+        // The pool thread picks the spare up on its next refill; a few messages get there.
+        var reused: (SpoolID, [UInt8])?
+        for index in 0..<20 where reused == nil {
+            let content = SpoolTestData.message(lines: 3, tag: "new\(index)")
+            let id = try SpoolTestData.storeOK(spool, content)
+            if dir.inode("queue/" + id.rawValue) == inode { reused = (id, content) }
+        }
+        let (id, content) = try #require(reused, "the delivered file's inode was never reused")
+        #expect(id != first)
+        #expect(try spool.readMessage(id) == content)
+        #expect(try spool.envelope(id).id == id)
+        #expect(dir.names("spare").isEmpty)
+    }
+
+    @Test func largeDeliveredFileIsRemovedNotKept() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root, preallocatedFiles: 2)
+        defer { spool.shutdown() }
+        let big = SpoolTestData.message(lines: 3_000)
+        #expect(big.count > SpoolFilePool.spareMaximumBytes)
+        let id = try SpoolTestData.storeOK(spool, big)
+        try spool.markDelivered(id)
+        #expect(dir.names("queue").isEmpty)
+        #expect(dir.names("spare").isEmpty)
+    }
+
+    @Test func withoutAFilePoolDeliveredFilesAreRemoved() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root)
+        let id = try SpoolTestData.storeOK(spool, SpoolTestData.message())
+        try spool.markDelivered(id)
+        #expect(dir.names("queue").isEmpty)
+        #expect(dir.names("spare").isEmpty)
+    }
+
+    @Test func shutdownAndRecoveryRemoveSpares() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root, preallocatedFiles: 2)
+        let id = try SpoolTestData.storeOK(spool, SpoolTestData.message())
+        try spool.markDelivered(id)
+        #expect(dir.names("spare") == [id.rawValue])
+        spool.shutdown()
+        #expect(dir.names("spare").isEmpty)
+        #expect(dir.names("tmp").isEmpty)
+
+        // A crash leaves spares behind: they were delivered, so recovery drops them.
+        dir.write("spare/" + id.rawValue, SpoolTestData.message())
+        let recovery = try Spool(root: dir.root).recover()
+        #expect(recovery.queued.isEmpty)
+        #expect(dir.names("spare").isEmpty)
+    }
+}
