@@ -52,7 +52,7 @@ public final class Daemon {
         server = InboundServer(loop: loop, context: context, logger: logger)
         context.server = server
         scheduler = DeliveryScheduler(loop: loop, spool: spool, environment: DeliveryEnvironment(config: config), logger: logger)
-        context.onAccepted = { [unowned scheduler] envelope in scheduler.enqueue(envelope) }
+        context.onAccepted = { [unowned scheduler] envelope, content in scheduler.enqueue(envelope, content: content) }
         signals.target = { [unowned self] signal in self.received(signal: signal) }
     }
 

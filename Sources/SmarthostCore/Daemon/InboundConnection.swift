@@ -129,7 +129,7 @@ final class InboundConnection: StreamConnectionDelegate {
         updateReading()
         switch result {
         case .success(let committed):
-            context.messageAccepted(committed.envelope, peer: stream.peer)
+            context.messageAccepted(committed.envelope, content: committed.content, peer: stream.peer)
             apply(session.messageCommitted(queueID: committed.id))
             if context.server?.stopping == true { closeIfIdle(reply: InboundServer.shutdownReply(context.hostname)) }
         case .failure(let error):

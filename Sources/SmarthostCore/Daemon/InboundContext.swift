@@ -11,7 +11,8 @@ final class InboundContext {
     let classifier: OrgClassifier
     weak var server: InboundServer?
     /// Called with every message the spool has durably accepted (the delivery scheduler).
-    var onAccepted: ((SpoolEnvelope) -> Void)?
+    /// A message is durable and answered: envelope, and the content when it is in memory.
+    var onAccepted: ((SpoolEnvelope, [UInt8]?) -> Void)?
 
     init(loop: EventLoop, spool: Spool, config: RelayConfig, logger: Logger) {
         self.loop = loop
@@ -55,12 +56,12 @@ final class InboundContext {
         return (choice, RouteResolver.resolve(org: choice.orgID, config: config))
     }
 
-    func messageAccepted(_ envelope: SpoolEnvelope, peer: SocketAddress) {
+    func messageAccepted(_ envelope: SpoolEnvelope, content: [UInt8]?, peer: SocketAddress) {
         logger.info("accepted", metadata: [
             "id": "\(envelope.id)", "from": "<\(envelope.sender)>", "nrcpt": "\(envelope.recipients.count)",
             "size": "\(envelope.size)", "org": "\(envelope.org ?? "-")", "layer": "\(envelope.layer ?? "-")",
             "route": "\(envelope.route ?? "-")", "client": "\(peer.ipString)",
         ])
-        onAccepted?(envelope)
+        onAccepted?(envelope, content)
     }
 }

@@ -66,11 +66,12 @@ final class MessageInProgress {
             heloName: envelope.heloName, clientAddress: envelope.clientAddress, size: incoming.contentLength)
         record.nextAttemptAt = 0
         let accepted = record
+        let content = incoming.contentInMemory
         context.spool.commit(incoming, envelope: record) { result in
             completion(result.map { id in
                 var committed = accepted
                 committed.id = id
-                return CommittedMessage(envelope: committed)
+                return CommittedMessage(envelope: committed, content: content)
             })
         }
     }
@@ -79,5 +80,7 @@ final class MessageInProgress {
 /// What the log says about an accepted message.
 struct CommittedMessage: @unchecked Sendable {
     let envelope: SpoolEnvelope
+    /// The content when it is small and was kept in memory (delivery then skips a read).
+    let content: [UInt8]?
     var id: String { envelope.id.rawValue }
 }

@@ -54,8 +54,11 @@ final class DeliveryEnvironment: @unchecked Sendable {
     /// `from` when it has one, only the recipients still pending, canonical DATA.
     /// Reads the spool: call on a worker thread, not the loop.
     func prepare(_ envelope: SpoolEnvelope, spool: Spool) throws -> UpstreamMessage {
-        let route = resolve(envelope).settings
-        return try Self.prepare(envelope, content: spool.readMessage(envelope.id), route: route, orgHeader: config.orgHeader)
+        try prepare(envelope, content: spool.readMessage(envelope.id))
+    }
+
+    func prepare(_ envelope: SpoolEnvelope, content: [UInt8]) -> UpstreamMessage {
+        Self.prepare(envelope, content: content, route: resolve(envelope).settings, orgHeader: config.orgHeader)
     }
 
     static func prepare(_ envelope: SpoolEnvelope, content: [UInt8], route: RouteSettings, orgHeader: String) -> UpstreamMessage {

@@ -9,6 +9,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         var envelope: SpoolEnvelope
         var dueAt: Int64
         var inFlight = false
+        /// The content of a small message just accepted, so its first attempt needs no
+        /// spool read (and no trip to the spool worker). Dropped after that attempt.
+        var content: [UInt8]?
     }
 
     private struct RoutePool {
@@ -21,6 +24,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
 
     static let maxConnectionsPerRoute = 4
     static let idleQuitMilliseconds: Int64 = 5_000
+    /// At most this much accepted content waits in memory for a first attempt (a route
+    /// that is down must not make the queue a memory one); past it, delivery reads the spool.
+    static let contentInMemoryBudget = 32 << 20
 
     private let loop: EventLoop
     private let spool: Spool
@@ -38,6 +44,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private var wakeAt: Int64 = .max
     private var nextSerial: UInt64 = 1
     private(set) var counters = DeliveryCounters()
+    private var contentInMemoryBytes = 0
     private var stopping = false
 
     init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger) {
@@ -63,9 +70,32 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     }
 
     func enqueue(_ envelope: SpoolEnvelope) {
+        enqueue(envelope, content: nil)
+    }
+
+    func enqueue(_ envelope: SpoolEnvelope, content: [UInt8]?) {
         let due = max(envelope.nextAttemptAt * 1000, 0)
-        entries[envelope.id] = Entry(envelope: envelope, dueAt: due)
+        var entry = Entry(envelope: envelope, dueAt: due)
+        if let content, contentInMemoryBytes + content.count <= Self.contentInMemoryBudget {
+            contentInMemoryBytes += content.count
+            entry.content = content
+        }
+        removeEntry(envelope.id)
+        entries[envelope.id] = entry
         setDue(envelope.id, due)
+    }
+
+    /// Every removal goes through here, so the in-memory budget stays exact.
+    private func removeEntry(_ id: SpoolID) {
+        _ = takeContent(id)
+        entries.removeValue(forKey: id)
+    }
+
+    private func takeContent(_ id: SpoolID) -> [UInt8]? {
+        guard let content = entries[id]?.content else { return nil }
+        entries[id]?.content = nil
+        contentInMemoryBytes -= content.count
+        return content
     }
 
     /// Retry a message (or all) now, e.g. `smarthost queue flush`.
@@ -78,7 +108,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     }
 
     func forget(id: SpoolID) {
-        if entries[id]?.inFlight == false { entries.removeValue(forKey: id) }
+        if entries[id]?.inFlight == false { removeEntry(id) }
     }
 
     /// Stop: no new attempts; in-flight ones may finish; idle connections say QUIT.
@@ -182,6 +212,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     /// reserved meanwhile (`reserved`), so nothing else is sent on it.
     private func start(id: SpoolID, on connection: DeliveryConnection) {
         guard let entry = entries[id] else { return releaseIdle(connection) }
+        if connection.canSend, let content = takeContent(id) {
+            // Small and just accepted: rewriting it costs less than a hop to the worker.
+            return connection.send(messageID: id, message: environment.prepare(entry.envelope, content: content))
+        }
         connection.reserved = true
         let environment = self.environment
         let spool = self.spool
@@ -198,7 +232,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 self.setDue(id, 0)
             case .failure(let error as SpoolError) where error.isNotFound:
                 // Deleted by an operator (or already settled): nothing left to deliver.
-                self.entries.removeValue(forKey: id)
+                self.removeEntry(id)
                 self.releaseIdle(connection)
             case .failure(let error):
                 self.entries[id]?.inFlight = false
@@ -285,7 +319,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         if case .result(let result) = outcome, let reply = result.dataReply { meta["reply"] = "\(reply.description)" }
         switch decision.disposition {
         case .remove:
-            entries.removeValue(forKey: id)
+            removeEntry(id)
             counters.delivered += 1
             logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
             spoolAction("markDelivered", id) { try $0.markDelivered(id) }
@@ -303,7 +337,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                                        lastError: decision.reason, doneRecipients: envelope.doneRecipients)
             }
         case .deadLetter:
-            entries.removeValue(forKey: id)
+            removeEntry(id)
             counters.failed += 1
             meta["reason"] = "\(decision.reason)"
             logger.error("failed", metadata: meta)

@@ -13,6 +13,9 @@ public final class IncomingMessage {
     let path: String
     private(set) var fd: Int32
     private var buffer: [UInt8] = []
+    private let headerLength: Int
+    /// Nothing has been written to the file yet: the whole content is still in `buffer`.
+    private var onlyInMemory = true
     private var crc = SpoolCRC32C()
     /// Content bytes appended so far (the header is not counted).
     public private(set) var contentLength = 0
@@ -26,7 +29,9 @@ public final class IncomingMessage {
         self.path = path
         self.fd = fd
         buffer.reserveCapacity(IncomingMessage.bufferSize)
-        buffer += SpoolFileFormat.header(id)
+        let header = SpoolFileFormat.header(id)
+        headerLength = header.count
+        buffer += header
     }
 
     deinit {
@@ -58,6 +63,13 @@ public final class IncomingMessage {
         buffer = []
     }
 
+    /// A copy of the content while it is small enough to have stayed in the write buffer
+    /// (under 64 KiB), so delivery can start without reading the file back; nil otherwise.
+    public var contentInMemory: [UInt8]? {
+        guard fd >= 0, failure == nil, onlyInMemory else { return nil }
+        return Array(buffer[headerLength...])
+    }
+
     /// Passes the file to the committer: the rest of the buffer, the envelope record and
     /// the end marker are written there, off the event loop.
     func handOff(envelope: SpoolEnvelope) -> (fd: Int32, tail: [UInt8], failure: SpoolError?) {
@@ -82,6 +94,7 @@ public final class IncomingMessage {
     }
 
     private func writeDirect(_ bytes: some Collection<UInt8>) {
+        onlyInMemory = false
         let outcome: SpoolError?? = bytes.withContiguousStorageIfAvailable { buffer in
             do throws(SpoolError) {
                 try SpoolSystem.write(fd, UnsafeRawBufferPointer(buffer), path: path)

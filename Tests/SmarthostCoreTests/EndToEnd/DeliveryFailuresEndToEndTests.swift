@@ -142,6 +142,26 @@ import Testing
         relay.stop()
     }
 
+    /// Small messages go out from the copy kept in memory at acceptance, big ones (and every
+    /// retry) from the spool file: both must arrive byte for byte.
+    @Test func smallMessageFromMemoryAndBigOneFromSpoolArriveIntact() throws {
+        let upstream = try UpstreamProcess(mode: .plain)
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))
+        let small = "From: app@platform.example\r\nSubject: small\r\n\r\n.leading dot\r\nshort body\r\n"
+        var big = "From: app@platform.example\r\nSubject: big\r\n\r\n"
+        for line in 0..<3_000 { big += ".line \(line) of a message well past the 64 KiB write buffer\r\n" }
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "app@platform.example", to: ["a@example.com"], data: small)
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "app@platform.example", to: ["b@example.com"], data: big)
+        let arrived = upstream.waitForMessages(2)
+        #expect(arrived.count == 2)
+        let smallArrived = try #require(arrived.first { $0.content.contains("Subject: small") })
+        let bigArrived = try #require(arrived.first { $0.content.contains("Subject: big") })
+        #expect(smallArrived.content.hasSuffix("\r\n.leading dot\r\nshort body\r\n"))
+        #expect(bigArrived.content.hasSuffix(String(big.dropFirst(big.count - 70_000))))
+        #expect(bigArrived.content.utf8.count > 64 * 1024)
+        relay.stop()
+    }
+
     @Test func connectionCutMidDataIsRetriedAndLoggedAsPossibleDuplicate() throws {
         let upstream = try UpstreamProcess(fault: "cut-in-data")
         let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))

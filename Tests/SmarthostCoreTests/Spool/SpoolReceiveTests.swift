@@ -88,6 +88,26 @@ import Testing
         #expect(dir.names("queue").isEmpty)
     }
 
+    @Test func smallContentIsKeptInMemoryUntilTheBufferSpills() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root)
+        let small = try spool.begin()
+        let content = SpoolTestData.message(lines: 10)
+        small.append(content[..<40])
+        small.append(content[40...])
+        #expect(small.contentInMemory == content)
+        small.abort()
+        #expect(small.contentInMemory?.count == nil)
+
+        let big = try spool.begin()
+        big.append(SpoolTestData.message(lines: 100))
+        #expect(big.contentInMemory?.count == SpoolTestData.message(lines: 100).count)
+        big.append(SpoolTestData.message(lines: 5_000))  // past 64 KiB: written to the file
+        #expect(big.contentInMemory?.count == nil)
+        big.abort()
+    }
+
     @Test func droppedIncomingMessageIsRemoved() throws {
         let dir = SpoolTestDirectory()
         defer { dir.remove() }
