@@ -173,9 +173,13 @@ extension InboundSession {
     mutating func handleRcpt(_ command: SMTPCommand) {
         guard case .rcpt(let recipient) = command, var transaction else { preconditionFailure("RCPT row got \(command)") }
         // §4.5.3.1.8: 452 makes the client send the rest in a later transaction.
-        // Not counted as an error: a client with many recipients is not misbehaving.
+        // Not counted as an error: a client with many recipients is not misbehaving —
+        // until it overshoots by more than `recipientOvershootLimit` without listening
+        // (Postfix's smtpd_recipient_overshoot_limit); then each one is, up to the 421.
         guard transaction.recipients.count < configuration.maxRecipients else {
-            reply(SMTPReply(452, "4.5.3", "Error: too many recipients"), countsAsError: false)
+            recipientOvershoot += 1
+            reply(SMTPReply(452, "4.5.3", "Error: too many recipients"),
+                  countsAsError: recipientOvershoot > Self.recipientOvershootLimit)
             return
         }
         transaction.recipients.append(recipient)

@@ -152,6 +152,10 @@ public struct InboundSession: Sendable {
     var transaction: Transaction?
     var errorCount = 0
     var junkCount = 0
+    /// RCPTs refused with 452 for being past max_recipients, over the whole session.
+    var recipientOvershoot = 0
+    /// Postfix's default smtpd_recipient_overshoot_limit.
+    static let recipientOvershootLimit = 1000
     /// Postfix's default smtpd_junk_command_limit.
     static let junkCommandLimit = 100
     var output = Output()

@@ -29,4 +29,22 @@ import Testing
         let out = Self.replies(session.receive(Array("EHLO c\r\nNOOP\r\nRSET\r\nHELP\r\nVRFY x\r\nMAIL FROM:<a@b.example>\r\n".utf8)))
         #expect(out.last == "250 2.1.0 Ok")
     }
+
+    /// A client that keeps sending RCPTs past max_recipients without heeding 452 gets
+    /// 1 000 of them free (Postfix's overshoot limit), then each counts as an error.
+    @Test func recipientsPastTheOvershootLimitCountAsErrorsUntil421() {
+        var session = InboundSession(configuration: .init(hostname: "relay.test", maxRecipients: 2,
+                                                          clientAddress: "127.0.0.1"))
+        _ = session.start()
+        _ = session.receive(Array("EHLO client.test\r\nMAIL FROM:<a@b.example>\r\n".utf8))
+        let atLimit = Self.replies(session.receive(Array(String(repeating: "RCPT TO:<r@x.example>\r\n", count: 1002).utf8)))
+        #expect(atLimit.filter { $0 == "250 2.1.5 Ok" }.count == 2)
+        #expect(atLimit.filter { $0.hasPrefix("452 4.5.3") }.count == 1000)
+        #expect(session.errorCount == 0)
+        #expect(session.state == .rcpt)
+        let past = Self.replies(session.receive(Array(String(repeating: "RCPT TO:<r@x.example>\r\n", count: 20).utf8)))
+        #expect(past.filter { $0.hasPrefix("452 4.5.3") }.count == 10)
+        #expect(past.last?.hasPrefix("421 4.7.0") == true)
+        #expect(session.state == .closed)
+    }
 }
