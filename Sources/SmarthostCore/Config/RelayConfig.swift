@@ -95,6 +95,9 @@ public struct RelayConfig: Sendable, Equatable {
         public var retryMaxMs: Int64 = 3_600_000
         /// Older than this, a message becomes a dead letter.
         public var maxAgeMs: Int64 = 5 * 86_400_000
+        /// Parallel connections to one upstream (Postfix's per-destination concurrency):
+        /// more lets 20 busy clients be relayed without queueing behind each other.
+        public var connectionsPerRoute = 10
         public init() {}
     }
 }

@@ -14,7 +14,7 @@ extension RelayConfig {
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
                                 "data_timeout", "min_free_space"]
         static let accessKeys = ["allow"]
-        static let queueKeys = ["retry_min", "retry_max", "max_age"]
+        static let queueKeys = ["retry_min", "retry_max", "max_age", "connections_per_route"]
 
         init(baseDirectory: String, environment: [String: String], systemHostname: String) {
             self.baseDirectory = baseDirectory
@@ -152,6 +152,9 @@ extension RelayConfig {
             if let f = section.field("retry_min"), let v = reader.duration(f) { queue.retryMinMs = v }
             if let f = section.field("retry_max"), let v = reader.duration(f) { queue.retryMaxMs = v }
             if let f = section.field("max_age"), let v = reader.duration(f) { queue.maxAgeMs = v }
+            if let f = section.field("connections_per_route"), let v = reader.integer(f, in: 1...1000) {
+                queue.connectionsPerRoute = Int(v)
+            }
             if queue.retryMinMs > queue.retryMaxMs {
                 let f = section.field("retry_max") ?? section.field("retry_min")
                 reader.report(f?.line ?? section.line, section.child("retry_max"),

@@ -22,7 +22,6 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         var lastFailure: String?
     }
 
-    static let maxConnectionsPerRoute = 4
     static let idleQuitMilliseconds: Int64 = 5_000
     /// At most this much accepted content waits in memory for a first attempt (a route
     /// that is down must not make the queue a memory one); past it, delivery reads the spool.
@@ -192,7 +191,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             pool = pools[key] ?? pool
         }
         let busyOrStarting = pool.connections.count
-        let wanted = min(pool.waiting.count, Self.maxConnectionsPerRoute - busyOrStarting)
+        let wanted = min(pool.waiting.count, environment.config.queue.connectionsPerRoute - busyOrStarting)
         for _ in 0..<max(wanted, 0) {
             let serial = nextSerial
             nextSerial += 1

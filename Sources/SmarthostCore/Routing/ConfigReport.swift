@@ -108,6 +108,6 @@ public enum ConfigReport {
     private static func queueLine(_ queue: RelayConfig.Queue) -> String {
         let ms = RelayConfig.Units.formatMilliseconds
         return "queue: retry \(ms(queue.retryMinMs)) doubling to \(ms(queue.retryMaxMs)), "
-            + "dead letter after \(ms(queue.maxAgeMs))"
+            + "dead letter after \(ms(queue.maxAgeMs)), \(queue.connectionsPerRoute) connections per route"
     }
 }

@@ -19,6 +19,7 @@ import Testing
         #expect(config.queue.retryMinMs == 60_000)
         #expect(config.queue.retryMaxMs == 3_600_000)
         #expect(config.queue.maxAgeMs == 5 * 86_400_000)
+        #expect(config.queue.connectionsPerRoute == 10)
         #expect(config.host == .useDefault)
         #expect(config.orgs.isEmpty)
     }
@@ -60,6 +61,7 @@ import Testing
               retry_min: 90s
               retry_max: 2h
               max_age: 1d
+              connections_per_route: 3
             """ + "\n" + ConfigTestSupport.minimal)
         #expect(config.limits.maxMessageSize == 10_000_000)
         #expect(config.limits.maxRecipients == 5)
@@ -70,6 +72,7 @@ import Testing
         #expect(config.queue.retryMinMs == 90_000)
         #expect(config.queue.retryMaxMs == 7_200_000)
         #expect(config.queue.maxAgeMs == 86_400_000)
+        #expect(config.queue.connectionsPerRoute == 3)
     }
 
     @Test func sizeUnits() {

@@ -113,6 +113,8 @@ import Testing
                     path: "limits.max_recipients", containing: "not a whole number")
         expectIssue(ConfigTestSupport.minimal + "\nqueue:\n  retry_min: 2h\n  retry_max: 1h", line: 6,
                     path: "queue.retry_max", containing: "shorter than retry_min")
+        expectIssue(ConfigTestSupport.minimal + "\nqueue:\n  connections_per_route: 0", line: 5,
+                    path: "queue.connections_per_route", containing: "not a whole number")
     }
 
     @Test func badCIDRAndListen() {

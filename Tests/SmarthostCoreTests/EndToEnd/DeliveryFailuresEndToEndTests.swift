@@ -162,6 +162,23 @@ import Testing
         relay.stop()
     }
 
+    /// `queue.connections_per_route` caps the parallel connections to one upstream, and the
+    /// queue still drains through them.
+    @Test func parallelConnectionsToOneUpstreamStayWithinTheCap() throws {
+        let upstream = try UpstreamProcess(fault: "slow-data")
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"),
+                                   queue: "{ retry_min: 1s, retry_max: 2s, max_age: 1h, connections_per_route: 2 }")
+        let submissions = (0..<6).map { index in
+            Thread { try? Self.send(relay, subject: "parallel \(index)") }
+        }
+        submissions.forEach { $0.start() }
+        let arrived = upstream.waitForMessages(6, timeout: 30)
+        #expect(arrived.count == 6)
+        let peak = try String(contentsOf: upstream.outdir.appendingPathComponent("max_connections"), encoding: .utf8)
+        #expect(peak == "2", "at most 2 connections to the upstream at once, saw \(peak)")
+        relay.stop()
+    }
+
     @Test func connectionCutMidDataIsRetriedAndLoggedAsPossibleDuplicate() throws {
         let upstream = try UpstreamProcess(fault: "cut-in-data")
         let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))

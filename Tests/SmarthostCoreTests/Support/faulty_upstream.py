@@ -3,12 +3,19 @@
 
 --fault cut-in-data: the first connection is cut after the client has sent part of the
 message (after 354, before the final reply); later connections behave and record the
-message to --outdir as <n>.eml. Prints `READY port=N`; ends when stdin closes."""
+message to --outdir as <n>.eml.
+--fault slow-data: every message is answered 0.3 s after its final dot, and the highest number
+of connections open at once is kept in --outdir/max_connections (for the per-route cap).
+Prints `READY port=N`; ends when stdin closes."""
 import argparse
 import os
 import socket
 import sys
 import threading
+import time
+
+lock = threading.Lock()
+stats = {"open": 0, "max": 0, "stored": 0}
 
 
 def serve(conn, n, fault, outdir):
@@ -32,7 +39,11 @@ def serve(conn, n, fault, outdir):
                     return
                 if line == b".\r\n":
                     data_mode = False
-                    count = len([x for x in os.listdir(outdir) if x.endswith(".eml")]) + 1
+                    if fault == "slow-data":
+                        time.sleep(0.3)
+                    with lock:
+                        stats["stored"] += 1
+                        count = stats["stored"]
                     # Written aside and renamed: the test polls for *.eml and must never
                     # read a file that is still empty.
                     path = os.path.join(outdir, "%06d.eml" % count)
@@ -59,6 +70,21 @@ def serve(conn, n, fault, outdir):
         return
 
 
+def serve_counted(conn, n, fault, outdir):
+    with lock:
+        stats["open"] += 1
+        if stats["open"] > stats["max"]:
+            stats["max"] = stats["open"]
+            with open(os.path.join(outdir, "max_connections.part"), "w") as out:
+                out.write(str(stats["max"]))
+            os.rename(os.path.join(outdir, "max_connections.part"), os.path.join(outdir, "max_connections"))
+    try:
+        serve(conn, n, fault, outdir)
+    finally:
+        with lock:
+            stats["open"] -= 1
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--fault", default="cut-in-data")
@@ -74,7 +100,7 @@ def main():
     while True:
         conn, _ = listener.accept()
         n += 1
-        threading.Thread(target=serve, args=(conn, n, a.fault, a.outdir), daemon=True).start()
+        threading.Thread(target=serve_counted, args=(conn, n, a.fault, a.outdir), daemon=True).start()
 
 
 main()
