@@ -2,7 +2,9 @@
 """Crash stress: 20 sessions submit while the relay delivers to a recording sink; the relay is
 SIGKILLed at random moments (>= 20 times) and restarted on the same spool each time.
 At the end every message that ever got 250 must have reached the sink (lost = 0);
-duplicates (delivered, killed before the spool forgot it, delivered again) are counted.
+duplicates (delivered, killed before the spool forgot it, delivered again) are counted, and
+must not exceed the messages in flight at the kills (those still in queue/ right after each
+SIGKILL: only they can be delivered twice).
 
 usage: crash.py BINARY WORKDIR [--kills 20] [--sessions 20] [--drain 120] [--seed N]"""
 import argparse
@@ -61,9 +63,12 @@ def main():
 
     started = time.time()
     restart_ms = []
+    in_flight_at_kills = []
+    queue_dir = os.path.join(relay.spool, "queue")
     for _ in range(a.kills):
         time.sleep(rng.uniform(a.min_gap, a.max_gap))
         relay.kill9()
+        in_flight_at_kills.append(len([n for n in os.listdir(queue_dir) if not n.endswith(".state")]))
         t0 = time.time()
         relay.start()
         restart_ms.append((time.time() - t0) * 1000)
@@ -96,11 +101,14 @@ def main():
         "delivered_unique": len(delivered), "delivered_total": sum(delivered.values()),
         "lost": len(lost), "lost_sample": lost[:10], "duplicates": duplicates,
         "delivered_without_250": unacked_delivered,
+        "in_flight_at_kills": sum(in_flight_at_kills),
+        "in_flight_max_one_kill": max(in_flight_at_kills) if in_flight_at_kills else 0,
+        "duplicates_within_in_flight": duplicates <= sum(in_flight_at_kills),
         "client_errors": dict(errors), "spool_left": spooled,
         "restart_ms_max": round(max(restart_ms), 1) if restart_ms else None,
         "submit_s": round(submit_seconds, 1), "drain_s": round(drain_seconds, 1),
         "relay_alive_at_end": relay_alive,
-        "ok": not lost and relay_alive and relay.starts - 1 >= a.kills,
+        "ok": not lost and relay_alive and relay.starts - 1 >= a.kills and duplicates <= sum(in_flight_at_kills),
     }
     stresslib.emit(result)
     return 0 if result["ok"] else 1
