@@ -197,7 +197,7 @@ def main():
     p.add_argument("binary")
     p.add_argument("workdir")
     p.add_argument("--size-mib", type=int, default=8)
-    p.add_argument("--drain", type=float, default=60)
+    p.add_argument("--drain", type=float, default=30)
     p.add_argument("--hold", type=float, default=3, help="seconds each condition lasts")
     p.add_argument("--sessions", type=int, default=3, help="background sessions submitting throughout")
     p.add_argument("--seed", type=int, default=int(time.time()))
@@ -292,12 +292,11 @@ def main():
         live, live_replies = liveness(relay)
         if not live:
             problems.append("relay does not answer a new session / is not alive: %s" % live_replies)
-        # Partial files a refused message left in tmp/ (they hold disk space until a restart).
+        # Partial files that appeared in tmp/ during the step; those still there at the end were
+        # left behind by refused messages (a background message in flight is there for a moment).
         left = {n: b for n, b in partial_tmp_files(spool).items() if n not in before}
-        if left and tmp_writable:
-            problems.append("%d partial files left in tmp/ although tmp/ was writable: %s" % (len(left), left))
         entry = {"step": name, "expect": expect, "note": note, "free_bytes": free_bytes(spool),
-                 "tmp_left": left, "refused_at": sorted({p.refused_at for p in probes if p.refused_at}),
+                 "tmp_left": left, "tmp_writable": tmp_writable, "refused_at": sorted({p.refused_at for p in probes if p.refused_at}),
                  "probes": [pr.summary() for pr in probes], "liveness": live_replies, "alive": relay.alive(),
                  "problems": problems, "ok": not problems}
         steps.append(entry)
@@ -306,7 +305,7 @@ def main():
             print("   %s %dB: %s" % (pr.token, len(pr.content), short(pr.transcript)), flush=True)
         print("   liveness: %s%s" % (live_replies, "" if live else "  ** NOT ALIVE **"), flush=True)
         if left:
-            print("   partial files left in tmp/: %s" % left, flush=True)
+            print("   partial files in tmp/ at the end of the step: %d (%d bytes)" % (len(left), sum(left.values())), flush=True)
         for prob in problems:
             print("   PROBLEM: " + prob, flush=True)
         return entry
@@ -400,9 +399,19 @@ def main():
                  "chmod 700 spool/%s" % area)
             wait_drained(relay, sink, [t for t in list(accepted) if t.startswith("disk-")], queue_empty=False)
 
-        rc1, out1 = run("mount", "--bind", spool, spool)
-        rc2, out2 = run("mount", "-o", "remount,bind,ro", spool) if rc1 == 0 else (1, "")
-        bind_mounted = rc1 == 0
+        # Remounting read-only fails (EBUSY) while a file is open for writing through the new
+        # mount: pause the background load first, and retry.
+        quiesce()
+        for _ in range(10):
+            rc1, out1 = run("mount", "--bind", spool, spool)
+            rc2, out2 = run("mount", "-o", "remount,bind,ro", spool) if rc1 == 0 else (1, "")
+            bind_mounted = rc1 == 0
+            if rc2 == 0 or rc1 != 0:
+                break
+            run("umount", spool)
+            bind_mounted = False
+            time.sleep(0.3)
+        resume()
         if rc2 == 0:
             try:
                 step("read_only", "refuse", lambda: [Probe(relay.port, token(), 1024), Probe(relay.port, token(), 64 * 1024)],
@@ -425,10 +434,32 @@ def main():
         for t in bg_threads:
             t.join(timeout=60)
         drained = wait_drained(relay, sink, list(accepted), timeout=a.drain, queue_empty=False)
-        # Everything is at the sink; what is still in queue/ a moment later was delivered but
-        # the relay could not record it (e.g. markDelivered while queue/ was unwritable).
         wait_drained(relay, sink, [], timeout=5)
-        stale = [n for n in os.listdir(os.path.join(spool, "queue")) if not n.startswith(".") and "." not in n]
+        # What is still in queue/ now is either delivered but not recorded (a spool update failed,
+        # e.g. markDelivered while queue/ was unwritable: delivered again after a restart), or a
+        # message that got 250 and was never delivered by the running relay ("stuck").
+        at_sink = set(sink_tokens(sink))
+        token_of = {q: t for t, (q, _, _) in accepted.items()}
+        stale = sorted(n for n in os.listdir(os.path.join(spool, "queue")) if not n.startswith(".") and "." not in n)
+        stuck = [i for i in stale if token_of.get(i) not in at_sink]
+        unrecorded = [i for i in stale if i not in stuck]
+        log = relay.log_text()
+        stuck_evidence = []
+        if stuck:
+            listing = relay.queue_cli("list")[1]
+            flush = relay.queue_cli("flush")
+            time.sleep(3)
+            after_flush = set(sink_tokens(sink))
+            for i in stuck:
+                step_of = accepted.get(token_of.get(i), (None, "?"))[1]
+                stuck_evidence.append({
+                    "id": i, "token": token_of.get(i), "accepted_in_step": step_of,
+                    "log": [ln[:220] for ln in log.splitlines() if i in ln],
+                    "queue_list": [ln for ln in listing.splitlines() if ln.startswith(i)],
+                    "delivered_after_queue_flush": token_of.get(i) in after_flush,
+                    "flush_output": (flush[1] + flush[2]).strip()[:120]})
+            for ev in stuck_evidence:
+                print("STUCK: %s" % ev, flush=True)
         relay_alive = relay.alive()
         tmp_before_restart = partial_tmp_files(spool)
         # A restart on the same spool: recovery must clear what the faults left in tmp/, and
@@ -441,10 +472,10 @@ def main():
         tmp_partial = partial_tmp_files(spool)
         relay_alive = relay_alive and relay.alive()
         log = relay.log_text()
-        print("-- end: queue/ held %d delivered-but-unrecorded messages %s; tmp/ held %d partial files (%d bytes) "
-              "before a restart, %d after; after the restart: %s"
-              % (len(stale), stale[:5], len(tmp_before_restart), sum(tmp_before_restart.values()),
-                 len(tmp_partial), restart_replies), flush=True)
+        print("-- end: queue/ held %d delivered-but-unrecorded messages %s and %d never-delivered ones %s; "
+              "tmp/ held %d partial files (%d bytes) before a restart, %d after; after the restart: %s"
+              % (len(unrecorded), unrecorded[:5], len(stuck), stuck[:5], len(tmp_before_restart),
+                 sum(tmp_before_restart.values()), len(tmp_partial), restart_replies), flush=True)
     finally:
         bg_stop.set()
         filler.remove()
@@ -490,10 +521,21 @@ def main():
     if not drained or spooled["queue"]:
         problems.append("not drained: spool %s" % spooled)
     # Not the phase's assertions, but worth an operator's attention: shown as warnings.
+    if stuck:
+        problems.append("%d messages got 250 but the running relay never tried to deliver them (no log line after "
+                        "`accepted`; `queue flush` delivered %d of them; the rest only after a restart): %s"
+                        % (len(stuck), sum(e["delivered_after_queue_flush"] for e in stuck_evidence),
+                           ", ".join("%s (step %s)" % (e["id"], e["accepted_in_step"]) for e in stuck_evidence[:5])))
+    for s_ in steps:
+        leaked = {n: b for n, b in s_.get("tmp_left", {}).items() if n in tmp_before_restart}
+        s_["tmp_leaked"] = len(leaked)
+        if leaked and s_.get("tmp_writable", True):
+            problems.append("%s: %d partial files left in tmp/ although tmp/ was writable (%d bytes)"
+                            % (s_["step"], len(leaked), sum(leaked.values())))
     warnings = []
-    if stale:
+    if unrecorded:
         warnings.append("%d delivered messages stayed in queue/ until a restart (spool update failed), "
-                        "then were delivered again" % len(stale))
+                        "then were delivered again" % len(unrecorded))
     if tmp_before_restart:
         after_fix = sum(v for s_ in steps if s_["step"] in ("tmp_writable_again", "read_write_again")
                         for k, v in background.get(s_["step"], {}).items() if k != "250")
@@ -523,7 +565,7 @@ def main():
         "relay_without_dac_override": no_dac,
         "steps": [{k: s[k] for k in ("step", "expect", "note", "ok", "alive", "problems")}
                   | {"replies": sorted({p["refusal"] if not p["accepted"] else "250" for p in s["probes"]}),
-                     "refused_at": s.get("refused_at", []), "tmp_left": s.get("tmp_left", {}),
+                     "refused_at": s.get("refused_at", []), "tmp_leaked": s.get("tmp_leaked", 0),
                      "accepted": sum(p["accepted"] for p in s["probes"]), "probes": len(s["probes"]),
                      "liveness": s["liveness"], "background": dict(background.get(s["step"], {}))} for s in steps],
         "background_sessions": a.sessions, "background_bad": background_bad[:10],
@@ -533,7 +575,8 @@ def main():
         "tmp_partial_bytes_before_restart": sum(tmp_before_restart.values()),
         "tmp_partial_after_restart": len(tmp_partial), "relay_error_lines": spool_errors[:8],
         "seconds": round(time.time() - started, 1), "relay_alive_at_end": relay_alive,
-        "stale_in_queue": len(stale), "warnings": warnings,
+        "unrecorded_in_queue": len(unrecorded), "stuck": len(stuck), "stuck_evidence": stuck_evidence[:5],
+        "warnings": warnings,
         "problems": problems, "ok": not problems,
     }
     stresslib.emit(result)

@@ -54,10 +54,11 @@ if "disk" in results:
     r = results["disk"]
     row("disk (full / unwritable spool)", "PASS" if r["ok"] else "FAIL",
         "spool on %s, relay %s; accepted %d (probes and %d background sessions), delivered %d, **lost %d**, "
-        "damaged %d, delivered without 250 %d, duplicates %d; left after restart %s; relay alive %s; %ss"
+        "**never attempted while running %d**, damaged %d, delivered without 250 %d, duplicates %d; "
+        "left after restart %s; relay alive %s; %ss"
         % ("tmpfs %s MiB" % r["tmpfs_mib"] if r["tmpfs"] else "the work directory (no tmpfs)",
            "without CAP_DAC_OVERRIDE" if r["relay_without_dac_override"] else "as root",
-           r["accepted"], r["background_sessions"], r["delivered_unique"], r["lost"], len(r["damaged"]),
+           r["accepted"], r["background_sessions"], r["delivered_unique"], r["lost"], r.get("stuck", 0), len(r["damaged"]),
            r["delivered_without_250"], r["duplicates"], r["spool_left_after_restart"], r["relay_alive_at_end"],
            r["seconds"]))
     for st in r["steps"]:
@@ -69,6 +70,10 @@ if "disk" in results:
                "; " + "; ".join(st["problems"]) if st["problems"] else ""))
     for problem in r["problems"]:
         row("disk: problem", "FAIL", problem)
+    for ev in r.get("stuck_evidence", []):
+        row("disk: evidence", "", "%s accepted in %s; log: %s; queue list: %s; delivered after `queue flush`: %s"
+            % (ev["id"], ev["accepted_in_step"], " / ".join(ev["log"]), " / ".join(ev["queue_list"]),
+               ev["delivered_after_queue_flush"]))
     for warning in r["warnings"]:
         row("disk: warning", "note", warning)
 if "abuse" in results:
