@@ -30,6 +30,52 @@ if "crash" in results:
         % (r["restarts"], r["acked"], r["delivered_total"], r["delivered_unique"], r["lost"],
            r["duplicates"], r["delivered_without_250"], r["spool_left"], r["restart_ms_max"],
            r["relay_alive_at_end"]))
+if "upstream" in results:
+    r = results["upstream"]
+    row("upstream (faulty upstream)", "PASS" if r["ok"] else "FAIL",
+        "%d sessions × %d messages during %ss of faults (%s); accepted %d messages, %d deliverable "
+        "(message, recipient) pairs: delivered %d (%d pair deliveries before recovery), **lost %d** (%d of them "
+        "dead-lettered after a temporary refusal), duplicates %d; "
+        "dead letters %d: refused recipients %d, in failed/ with reason %d, **no dead letter %d**, "
+        "**reason missing %d**; unexpected dead letters %d; left queued %s; queue empty %s s after recovery%s; "
+        "faults injected %d over %d upstream connections; relay alive %s"
+        % (r["sessions"], r["messages_per_session"], r["fault_s"], ", ".join(r["schedule"]), r["accepted"],
+           r["deliverable_pairs"], r["delivered_pairs"], r["delivered_before_recovery"], r["lost"],
+           r.get("lost_dead_lettered", 0), r["duplicates"],
+           r["dead_letters"], r["refused_expected"], r["refused_in_failed"], r["refused_no_dead_letter"],
+           r["refused_reason_missing"], len(r["unexpected_failed"]), r["queue_left"], r["drain_s"],
+           " (after `queue flush` at %ss)" % r["flush"]["after_s"] if r.get("flush") else "",
+           sum(r["faults_injected"].values()), r["upstream_connections"], r["relay_alive_at_end"]))
+    for problem in r["problems"]:
+        row("upstream: problem", "FAIL", problem)
+    for sample in r["lost_sample"][:2] + r["refused_no_dead_letter_sample"][:2] + r["refused_reason_missing_sample"][:2]:
+        row("upstream: evidence", "", sample.replace("|", "/"))
+if "disk" in results:
+    r = results["disk"]
+    row("disk (full / unwritable spool)", "PASS" if r["ok"] else "FAIL",
+        "spool on %s, relay %s; accepted %d (probes and %d background sessions), delivered %d, **lost %d**, "
+        "**never attempted while running %d**, damaged %d, delivered without 250 %d, duplicates %d; "
+        "left after restart %s; relay alive %s; %ss"
+        % ("tmpfs %s MiB" % r["tmpfs_mib"] if r["tmpfs"] else "the work directory (no tmpfs)",
+           "without CAP_DAC_OVERRIDE" if r["relay_without_dac_override"] else "as root",
+           r["accepted"], r["background_sessions"], r["delivered_unique"], r["lost"], r.get("stuck", 0), len(r["damaged"]),
+           r["delivered_without_250"], r["duplicates"], r["spool_left_after_restart"], r["relay_alive_at_end"],
+           r["seconds"]))
+    for st in r["steps"]:
+        bg = ", ".join("%s ×%d" % (k, v) for k, v in sorted(st.get("background", {}).items()))
+        row("disk: " + st["step"], ("ok" if st["ok"] else "FAIL") if st["alive"] else "DIED",
+            "%s; expect %s; probes %d/%d accepted, replies: %s%s; background: %s%s"
+            % (st["note"], st["expect"], st["accepted"], st["probes"], "; ".join(st["replies"]) or "-",
+               " (at %s)" % ", ".join(st["refused_at"]) if st.get("refused_at") else "", bg or "-",
+               "; " + "; ".join(st["problems"]) if st["problems"] else ""))
+    for problem in r["problems"]:
+        row("disk: problem", "FAIL", problem)
+    for ev in r.get("stuck_evidence", []):
+        row("disk: evidence", "", "%s accepted in %s; log: %s; queue list: %s; delivered after `queue flush`: %s"
+            % (ev["id"], ev["accepted_in_step"], " / ".join(ev["log"]), " / ".join(ev["queue_list"]),
+               ev["delivered_after_queue_flush"]))
+    for warning in r["warnings"]:
+        row("disk: warning", "note", warning)
 if "abuse" in results:
     r = results["abuse"]
     rss = r["rss_kib"]
