@@ -70,7 +70,8 @@ public struct DirectQueueControl: Sendable {
     /// Rewrites only the next-attempt time; attempts, last error and done recipients stay.
     private func dueNow(_ envelope: SpoolEnvelope) throws(SpoolError) {
         try spool.markDeferred(envelope.id, attempts: envelope.attempts, nextAttemptAt: 0,
-                               lastError: envelope.lastError, doneRecipients: envelope.doneRecipients)
+                               lastError: envelope.lastError, doneRecipients: envelope.doneRecipients,
+                               refusedRecipients: envelope.refusedRecipients)
     }
 
     /// How many messages an area holds, from directory names alone (no file is opened).

@@ -16,6 +16,8 @@ extension QueueReport {
             ("sender", string(envelope.sender)),
             ("recipients", array(envelope.recipients)),
             ("done_recipients", array(envelope.doneRecipients.sorted())),
+            ("refused_recipients", "{" + envelope.refusedRecipients.keys.sorted().map {
+                "\(string($0)): \(string(envelope.refusedRecipients[$0]!))" }.joined(separator: ", ") + "}"),
             ("org", envelope.org.map(string) ?? "null"),
             ("layer", envelope.layer.map(string) ?? "null"),
             ("route", envelope.route.map(string) ?? "null"),

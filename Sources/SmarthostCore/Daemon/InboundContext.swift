@@ -32,7 +32,15 @@ final class InboundContext {
         InboundSession.Configuration(
             hostname: config.hostname, maxMessageSize: Int(config.limits.maxMessageSize),
             maxRecipients: config.limits.maxRecipients, clientAddress: peer.ipString,
-            clientAllowed: isAllowed(peer))
+            clientAllowed: isAllowed(peer),
+            storageCheck: { [spool] size in
+                do throws(SpoolError) {
+                    try spool.checkStorage(expectedSize: size)
+                    return nil
+                } catch {
+                    return error.reply
+                }
+            })
     }
 
     func isAllowed(_ peer: SocketAddress) -> Bool {

@@ -48,10 +48,20 @@ public struct DeliveryPolicy: Sendable {
 
     /// - Parameters:
     ///   - attempts: attempts made so far, including this one.
+    ///   - earlierRefusals: recipients refused for good by earlier attempts, with the reply:
+    ///     once nothing is left to retry, they make the message a dead letter.
     ///   - receivedAtMilliseconds/nowMilliseconds: wall clock, for the age limit.
     public func decide(_ outcome: DeliveryAttemptOutcome, pendingRecipients: [String], attempts: Int,
+                       earlierRefusals: [String: String] = [:],
                        receivedAtMilliseconds: Int64, nowMilliseconds: Int64) -> DeliveryDecision {
         var decision = classify(outcome, pendingRecipients: pendingRecipients)
+        if decision.disposition == .remove && !earlierRefusals.isEmpty {
+            // The rest is settled now; the recipients refused earlier still need a dead letter.
+            decision.disposition = .deadLetter
+            decision.reason = Self.refusalReason(earlierRefusals)
+        } else if decision.disposition == .deadLetter && !earlierRefusals.isEmpty {
+            decision.reason += "; earlier " + Self.refusalReason(earlierRefusals)
+        }
         if case .retry = decision.disposition {
             if nowMilliseconds - receivedAtMilliseconds >= maxAgeMilliseconds {
                 decision.disposition = .deadLetter
@@ -95,21 +105,25 @@ public struct DeliveryPolicy: Sendable {
                 retryLater = true
             }
         }
-        if let failure = result.failure {
+        // "No recipient accepted" is not a failure of the transaction as a whole: each
+        // recipient has its own reply, and a 4xx one must be retried even when another got
+        // 5xx (the session reports the last RCPT reply as the failure).
+        if let failure = result.failure, !(failure.step == .rcptTo && result.accepted.isEmpty && !result.refused.isEmpty) {
             return transactionFailed(failure, pendingRecipients: pendingRecipients, refused: refused)
         }
-        let delivered = result.accepted.map(\.recipient)
+        let delivered = result.failure == nil ? result.accepted.map(\.recipient) : []
         let answered = Set(delivered + result.refused.map(\.recipient))
         let unanswered = pendingRecipients.filter { !answered.contains($0) }
         if retryLater || !unanswered.isEmpty {
-            let reasons = result.refused.filter { $0.reply.isTransient }.map { "\($0.recipient): \($0.reply.description)" }
+            var reasons = result.refused.filter { $0.reply.isTransient }.map { "\($0.recipient): \($0.reply.description)" }
+            if reasons.isEmpty, let failure = result.failure { reasons.append(failure.summary) }
+            if !refused.isEmpty { reasons.append(Self.refusalReason(refused)) }
             return DeliveryDecision(disposition: .retry(atMilliseconds: 0), delivered: delivered, refused: refused,
                                     reason: reasons.joined(separator: "; "), possibleDuplicate: false)
         }
         if !refused.isEmpty {
-            let reason = refused.keys.sorted().map { "\($0): \(refused[$0]!)" }.joined(separator: "; ")
             return DeliveryDecision(disposition: .deadLetter, delivered: delivered, refused: refused,
-                                    reason: "recipient refused: " + reason, possibleDuplicate: false)
+                                    reason: Self.refusalReason(refused), possibleDuplicate: false)
         }
         return DeliveryDecision(disposition: .remove, delivered: delivered, refused: [:], reason: "", possibleDuplicate: false)
     }
@@ -129,6 +143,11 @@ public struct DeliveryPolicy: Sendable {
         }
         return DeliveryDecision(disposition: .retry(atMilliseconds: 0), delivered: [], refused: refused,
                                 reason: failure.summary, possibleDuplicate: failure.mayHaveBeenDelivered)
+    }
+
+    /// Every refused recipient with the upstream's reply, in a stable order.
+    static func refusalReason(_ refused: [String: String]) -> String {
+        "recipient refused: " + refused.keys.sorted().map { "\($0): \(refused[$0]!)" }.joined(separator: "; ")
     }
 
     static func humanDuration(_ milliseconds: Int64) -> String {

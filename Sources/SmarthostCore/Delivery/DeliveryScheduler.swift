@@ -23,6 +23,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     }
 
     static let idleQuitMilliseconds: Int64 = 5_000
+    /// First wait before a failed spool update is tried again; doubles up to a minute.
+    static let spoolRetryMilliseconds: Int64 = 1_000
     /// At most this much accepted content waits in memory for a first attempt (a route
     /// that is down must not make the queue a memory one); past it, delivery reads the spool.
     static let contentInMemoryBudget = 32 << 20
@@ -307,8 +309,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         let pending = entry.envelope.pendingRecipients
         entry.envelope.attempts += 1
         let decision = environment.policy.decide(outcome, pendingRecipients: pending, attempts: entry.envelope.attempts,
+                                                 earlierRefusals: entry.envelope.refusedRecipients,
                                                  receivedAtMilliseconds: entry.envelope.queuedAt * 1000, nowMilliseconds: now)
-        entry.envelope.doneRecipients.formUnion(decision.delivered + Array(decision.refused.keys))
+        entry.envelope.doneRecipients.formUnion(decision.delivered)
+        entry.envelope.refusedRecipients.merge(decision.refused) { _, new in new }
         var meta: Logger.Metadata = [
             "id": "\(id)", "org": "\(entry.envelope.org ?? "-")", "layer": "\(entry.envelope.layer ?? "-")",
             "route": "\(target.displayName)", "attempts": "\(entry.envelope.attempts)",
@@ -333,14 +337,16 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             let envelope = entry.envelope
             spoolAction("markDeferred", id) {
                 try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
-                                       lastError: decision.reason, doneRecipients: envelope.doneRecipients)
+                                       lastError: decision.reason, doneRecipients: envelope.doneRecipients,
+                                       refusedRecipients: envelope.refusedRecipients)
             }
         case .deadLetter:
             removeEntry(id)
             counters.failed += 1
             meta["reason"] = "\(decision.reason)"
             logger.error("failed", metadata: meta)
-            spoolAction("moveToFailed", id) { try $0.moveToFailed(id, reason: decision.reason) }
+            let envelope = entry.envelope
+            spoolAction("moveToFailed", id) { try $0.moveToFailed(id, reason: decision.reason, progress: envelope) }
         }
     }
 
@@ -354,14 +360,33 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     }
 
     /// Spool updates fsync: they run on the spool worker, in order, never on the loop.
-    private func spoolAction(_ name: String, _ id: SpoolID, _ body: @escaping @Sendable (Spool) throws -> Void) {
+    /// A failed one (an unwritable or full spool) is tried again with back-off until it
+    /// lands: a lost "delivered" would mean a duplicate after the next restart.
+    private func spoolAction(_ name: String, _ id: SpoolID, attempt: Int = 1,
+                             _ body: @escaping @Sendable (Spool) throws -> Void) {
         let spool = self.spool
         let logger = self.logger
+        let loop = self.loop
+        let again = LoopCallback<Void> { [weak self] in
+            guard let self, !self.stopping else { return }
+            let delay = min(Self.spoolRetryMilliseconds << min(attempt - 1, 6), 60_000)
+            _ = self.loop.schedule(afterMilliseconds: delay) { [weak self] in
+                self?.spoolAction(name, id, attempt: attempt + 1, body)
+            }
+        }
         spoolWorker.submit {
             do {
                 try body(spool)
+                if attempt > 1 {
+                    logger.info("spool update done", metadata: ["id": "\(id)", "operation": "\(name)", "attempts": "\(attempt)"])
+                }
+            } catch let error as SpoolError where error.isNotFound {
+                // Deleted or moved by an operator meanwhile: nothing left to record.
             } catch {
-                logger.error("spool update failed", metadata: ["id": "\(id)", "operation": "\(name)", "error": "\(error)"])
+                if attempt == 1 {
+                    logger.error("spool update failed, will retry", metadata: ["id": "\(id)", "operation": "\(name)", "error": "\(error)"])
+                }
+                loop.execute { again.call(()) }
             }
         }
     }

@@ -165,6 +165,11 @@ extension InboundSession {
             reply(SMTPReply(552, "5.3.4", "Error: message size exceeds fixed limit"))
             return
         }
+        if let refusal = configuration.storageCheck?(parameters.size ?? 0) {
+            // The relay's trouble, not the client's: not counted as an error.
+            reply(refusal, countsAsError: false)
+            return
+        }
         transaction = Transaction(sender: sender, parameters: parameters)
         enter(.mail)
         reply(SMTPReply(250, "2.1.0", "Ok"))
@@ -190,6 +195,13 @@ extension InboundSession {
 
     /// 354 takes no enhanced code: RFC 3463 defines none for class 3.
     mutating func handleData() {
+        // The disk may have filled since MAIL: say so now rather than after the content.
+        if let refusal = configuration.storageCheck?(transaction?.parameters.size ?? 0) {
+            transaction = nil
+            enter(.ready)
+            reply(refusal, countsAsError: false)
+            return
+        }
         send(SMTPReply(354, nil, "End data with <CR><LF>.<CR><LF>"))
         enter(.data)
     }

@@ -45,11 +45,16 @@ public struct InboundSession: Sendable {
         /// Told of every reply and every state change, so the driver can write
         /// its log lines (4xx/5xx rejects, transitions) from one place.
         public var observer: (@Sendable (Observation) -> Void)?
+        /// Asked at MAIL and DATA with the declared size (0 if none): a reply (`452 4.3.1`)
+        /// when the spool cannot take the message, so the client hears it before it sends
+        /// the content (RFC 1870 §6.1). nil accepts; the spool still checks at end of data.
+        public var storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)?
 
         public init(hostname: String, maxMessageSize: Int = 35 * 1024 * 1024, maxRecipients: Int = 100,
                     clientAddress: String, clientAllowed: Bool = true, maxErrors: Int = 10,
                     tlsActive: Bool = false, clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds,
-                    observer: (@Sendable (Observation) -> Void)? = nil) {
+                    observer: (@Sendable (Observation) -> Void)? = nil,
+                    storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil) {
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
             self.maxRecipients = maxRecipients
@@ -59,6 +64,7 @@ public struct InboundSession: Sendable {
             self.tlsActive = tlsActive
             self.clock = clock
             self.observer = observer
+            self.storageCheck = storageCheck
         }
     }
 

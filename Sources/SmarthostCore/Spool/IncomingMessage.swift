@@ -57,9 +57,9 @@ public final class IncomingMessage {
     /// Gives up on the message: closes and unlinks the tmp file. Safe to call twice.
     public func abort() {
         guard fd >= 0 else { return }
+        if unlink(path) != 0 { _ = ftruncate(fd, 0) }  // see SpoolCommitter.makeDurable
         SpoolSystem.close(fd)
         fd = -1
-        _ = unlink(path)
         buffer = []
     }
 

@@ -28,14 +28,15 @@ extension Spool {
     }
 
     /// Records a failed attempt. Rewrites only the small `.state` file.
-    public func markDeferred(_ id: SpoolID, attempts: Int, nextAttemptAt: Int64,
-                             lastError: String?, doneRecipients: Set<String>) throws(SpoolError) {
+    public func markDeferred(_ id: SpoolID, attempts: Int, nextAttemptAt: Int64, lastError: String?,
+                             doneRecipients: Set<String>, refusedRecipients: [String: String] = [:]) throws(SpoolError) {
         try withLockedMessage(id, in: [.queue]) { (area, fd) throws(SpoolError) in
             var envelope = try readEnvelope(fd: fd, id: id, area: area)
             envelope.attempts = attempts
             envelope.nextAttemptAt = nextAttemptAt
             envelope.lastError = lastError
             envelope.doneRecipients = doneRecipients
+            envelope.refusedRecipients = refusedRecipients
             try writeState(envelope, area: .queue)
         }
     }
@@ -67,9 +68,16 @@ extension Spool {
     }
 
     /// Makes a dead letter, keeping `reason` in full (the step and the upstream reply).
-    public func moveToFailed(_ id: SpoolID, reason: String) throws(SpoolError) {
+    /// `progress` (the delivery's view of the envelope) records the last attempt: its
+    /// attempts, delivered and refused recipients.
+    public func moveToFailed(_ id: SpoolID, reason: String, progress: SpoolEnvelope? = nil) throws(SpoolError) {
         try withLockedMessage(id, in: [.queue]) { (area, fd) throws(SpoolError) in
             var envelope = try readEnvelope(fd: fd, id: id, area: area)
+            if let progress {
+                envelope.attempts = progress.attempts
+                envelope.doneRecipients = progress.doneRecipients
+                envelope.refusedRecipients = progress.refusedRecipients
+            }
             envelope.failure = reason
             envelope.failedAt = clock()
             try move(envelope, from: .queue, to: .failed)
@@ -77,7 +85,8 @@ extension Spool {
     }
 
     /// Puts a dead letter back in the queue, due now. Attempts and the queue lifetime
-    /// start again (`queuedAt`); recipients already accepted stay done.
+    /// start again (`queuedAt`); recipients already accepted stay done, refused ones are
+    /// tried again (an operator retries because the cause was fixed).
     public func retryFailed(_ id: SpoolID) throws(SpoolError) {
         try withLockedMessage(id, in: [.failed]) { (area, fd) throws(SpoolError) in
             var envelope = try readEnvelope(fd: fd, id: id, area: area)
@@ -86,6 +95,7 @@ extension Spool {
             envelope.lastError = envelope.failure
             envelope.failure = nil
             envelope.failedAt = nil
+            envelope.refusedRecipients = [:]
             envelope.queuedAt = clock()
             try move(envelope, from: .failed, to: .queue)
         }

@@ -84,12 +84,7 @@ public final class Spool: Sendable {
     /// session can refuse DATA before the client sends 35 MiB. `expectedSize` (the
     /// client's SIZE= parameter, RFC 1870) must fit above the floor as well.
     public func begin(expectedSize: Int = 0) throws(SpoolError) -> IncomingMessage {
-        let free = try SpoolSystem.freeBytes(tmpDirectory)
-        let needed = minimumFreeBytes.addingReportingOverflow(UInt64(max(0, expectedSize)))
-        if needed.overflow || free < needed.partialValue {
-            throw SpoolError.insufficientStorage(
-                detail: "\(free) bytes free in \(root), need \(expectedSize) above a floor of \(minimumFreeBytes)")
-        }
+        try checkStorage(expectedSize: expectedSize)
         if let file = filePool?.take() {
             return IncomingMessage(id: file.id, path: file.path, fd: file.fd)
         }
@@ -105,6 +100,17 @@ public final class Spool: Sendable {
                 attempt += 1
                 guard case .io(_, _, EEXIST) = error, attempt < 8 else { throw error }
             }
+        }
+    }
+
+    /// Throws `.insufficientStorage` (452 4.3.1) when less than the floor plus
+    /// `expectedSize` is free. One statvfs: cheap enough for MAIL and DATA too.
+    public func checkStorage(expectedSize: Int = 0) throws(SpoolError) {
+        let free = try SpoolSystem.freeBytes(tmpDirectory)
+        let needed = minimumFreeBytes.addingReportingOverflow(UInt64(max(0, expectedSize)))
+        if needed.overflow || free < needed.partialValue {
+            throw SpoolError.insufficientStorage(
+                detail: "\(free) bytes free in \(root), need \(expectedSize) above a floor of \(minimumFreeBytes)")
         }
     }
 

@@ -161,7 +161,9 @@ final class SpoolCommitter: @unchecked Sendable {
             try SpoolSystem.fsync(job.fd, path: job.tmpPath)
             try SpoolSystem.moveNoReplace(job.tmpPath, job.queuePath)
         } catch {
-            _ = unlink(job.tmpPath)
+            // If tmp/ refuses the unlink too (unwritable), at least give the space back:
+            // recovery removes the empty file at the next start.
+            if unlink(job.tmpPath) != 0 { _ = ftruncate(job.fd, 0) }
             throw error
         }
     }

@@ -30,6 +30,9 @@ public struct SpoolEnvelope: Sendable, Equatable {
     /// Recipients an upstream has already accepted: a later attempt skips them, so a
     /// partial delivery is never sent twice to the same mailbox.
     public var doneRecipients: Set<String>
+    /// Recipients an upstream refused for good (5xx), with its reply: not tried again, and
+    /// the message ends as a dead letter naming them once the others are settled.
+    public var refusedRecipients: [String: String]
     /// When the message (re-)entered the queue: `receivedAt`, or the time an operator
     /// ran `queue retry`. Queue lifetime (`max_age`) counts from here.
     public var queuedAt: Int64
@@ -54,6 +57,7 @@ public struct SpoolEnvelope: Sendable, Equatable {
         self.nextAttemptAt = 0
         self.lastError = nil
         self.doneRecipients = []
+        self.refusedRecipients = [:]
         self.queuedAt = receivedAt
         self.failure = nil
         self.failedAt = nil
@@ -61,7 +65,7 @@ public struct SpoolEnvelope: Sendable, Equatable {
 
     /// Recipients still to be delivered, in their original order.
     public var pendingRecipients: [String] {
-        recipients.filter { !doneRecipients.contains($0) }
+        recipients.filter { !doneRecipients.contains($0) && refusedRecipients[$0] == nil }
     }
 }
 
@@ -105,6 +109,8 @@ extension SpoolEnvelope {
         ]
         if let lastError { records.append(("error", lastError)) }
         records += doneRecipients.sorted().map { ("done", $0) }
+        // A mailbox never holds a tab (RFC 5321 qtextSMTP/quoted-pairSMTP), so it separates.
+        records += refusedRecipients.keys.sorted().map { ("refused", $0 + "\t" + refusedRecipients[$0]!) }
         if let failure { records.append(("failure", failure)) }
         if let failedAt { records.append(("failed", String(failedAt))) }
         return records
@@ -114,6 +120,7 @@ extension SpoolEnvelope {
     mutating func applyState(_ records: [(String, String)]) -> Bool {
         var copy = self
         copy.doneRecipients = []
+        copy.refusedRecipients = [:]
         for (key, value) in records {
             switch key {
             case "attempts": guard let number = Int(value) else { return false }; copy.attempts = number
@@ -122,6 +129,9 @@ extension SpoolEnvelope {
             case "failed": guard let number = Int64(value) else { return false }; copy.failedAt = number
             case "error": copy.lastError = value
             case "done": copy.doneRecipients.insert(value)
+            case "refused":
+                let parts = value.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false)
+                copy.refusedRecipients[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             case "failure": copy.failure = value
             default: continue  // written by a newer version; keep reading
             }

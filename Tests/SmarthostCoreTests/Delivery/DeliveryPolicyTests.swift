@@ -16,6 +16,34 @@ import Testing
         UpstreamRecipientResult(recipient: r, reply: SMTPReply(code, code >= 500 ? "5.1.1" : "4.2.0", "no"))
     }
 
+    /// The upstream session reports "no recipient accepted" with the last RCPT reply; each
+    /// recipient must still be judged by its own reply.
+    @Test func noRecipientAcceptedJudgesEachRecipientByItsOwnReply() {
+        let lastReply = SMTPReply(550, "5.1.1", "no")
+        let failure = UpstreamFailure(step: .rcptTo, reply: lastReply, detail: "no recipient accepted")
+        let mixed = decide(.result(UpstreamDeliveryResult(refused: [Self.refused("a@x", 450), Self.refused("b@x", 550)], failure: failure)))
+        guard case .retry = mixed.disposition else { Issue.record("a 4xx recipient must be retried, got \(mixed.disposition)"); return }
+        #expect(mixed.refused.keys.sorted() == ["b@x"])
+        #expect(mixed.reason.contains("a@x") && mixed.reason.contains("b@x"))
+
+        let both = decide(.result(UpstreamDeliveryResult(refused: [Self.refused("a@x", 550), Self.refused("b@x", 551)], failure: failure)))
+        #expect(both.disposition == .deadLetter)
+        #expect(both.refused.keys.sorted() == ["a@x", "b@x"])
+        #expect(both.reason.contains("a@x: 550") && both.reason.contains("b@x: 551"), "\(both.reason)")
+    }
+
+    /// A recipient refused in an earlier attempt (while another was deferred) is not
+    /// forgotten when the other one is finally delivered.
+    @Test func earlierRefusalsMakeADeadLetterOnceTheRestIsDelivered() {
+        let result = UpstreamDeliveryResult(accepted: [Self.ok("a@x")], dataReply: SMTPReply(250, "2.0.0", "queued"))
+        let decision = policy.decide(.result(result), pendingRecipients: ["a@x"], attempts: 3,
+                                     earlierRefusals: ["b@x": "550 5.1.1 no such user"],
+                                     receivedAtMilliseconds: now, nowMilliseconds: now)
+        #expect(decision.disposition == .deadLetter)
+        #expect(decision.delivered == ["a@x"])
+        #expect(decision.reason == "recipient refused: b@x: 550 5.1.1 no such user")
+    }
+
     @Test func allAcceptedIsRemoved() {
         let result = UpstreamDeliveryResult(accepted: [Self.ok("a@x"), Self.ok("b@x")], dataReply: SMTPReply(250, "2.0.0", "queued"))
         let decision = decide(.result(result))

@@ -179,6 +179,34 @@ import Testing
         relay.stop()
     }
 
+    /// The spool cannot record a delivery (here `queue/` is immutable, which stops root
+    /// too): the relay keeps trying, and the message leaves the queue once it can — instead
+    /// of staying there to be delivered again after the next restart.
+    @Test func deliveredButUnrecordedIsRecordedOnceTheSpoolRecovers() throws {
+        let probe = try ListeningSocket.bind(SocketAddress(ip: "127.0.0.1", port: 0)!)
+        let port = probe.address.port
+        probe.close()
+        let relay = try Self.relay(route: Self.route(port: port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))
+        defer { relay.stop() }
+        try Self.send(relay, subject: "record me")
+        _ = try #require(try Self.deferredMessage(relay))
+        let queue = relay.spoolPath + "/queue"
+        let locked = try ToolRun.run("/usr/bin/chattr", ["+i", queue])
+        guard locked.status == 0 else {
+            Issue.record("chattr +i not possible here: \(locked.output)")
+            return
+        }
+        defer { _ = try? ToolRun.run("/usr/bin/chattr", ["-i", queue]) }
+        let upstream = try UpstreamProcess(mode: .plain, port: port)
+        #expect(upstream.waitForMessages(1, timeout: 20).count == 1)
+        #expect(eventually { relay.log.contains("spool update failed, will retry") }, "\(relay.log)")
+        #expect(try SpoolInspector(path: relay.spoolPath).messages().count == 1)
+        _ = try ToolRun.run("/usr/bin/chattr", ["-i", queue])
+        #expect(try eventually { try SpoolInspector(path: relay.spoolPath).messages().isEmpty })
+        #expect(relay.log.contains("spool update done"))
+        #expect(upstream.received().count == 1, "recorded, not delivered twice")
+    }
+
     @Test func connectionCutMidDataIsRetriedAndLoggedAsPossibleDuplicate() throws {
         let upstream = try UpstreamProcess(fault: "cut-in-data")
         let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))

@@ -140,10 +140,13 @@ import Testing
     @Test func belowFreeSpaceFloorGets452AndLeavesNothing() throws {
         let relay = try Self.relay(limits: "limits:\n  min_free_space: 1000000GiB")
         let client = try Self.greeted(relay)
-        client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
-        _ = client.readReplies(3)
-        client.send("Subject: x\r\n\r\nbody\r\n.\r\n")
+        // Refused at MAIL, before the client sends anything big (RFC 1870 §6.1)...
+        client.send("MAIL FROM:<a@acme.example> SIZE=100\r\n")
         #expect(client.readReply().hasPrefix("452 4.3.1"))
+        client.send("MAIL FROM:<a@acme.example>\r\n")
+        #expect(client.readReply().hasPrefix("452 4.3.1"))
+        client.send("NOOP\r\n")
+        #expect(client.readReply().hasPrefix("250"), "the session goes on: the relay's trouble is not the client's error")
         #expect(try SpoolInspector(path: relay.spoolPath).messages().isEmpty)
         let tmp = (try? FileManager.default.contentsOfDirectory(atPath: relay.spoolPath + "/tmp")) ?? []
         #expect(tmp.isEmpty)

@@ -247,6 +247,28 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
         #expect(session.state == .mail)
     }
 
+    /// The spool's free-space check answers at MAIL (with the declared size) and again at
+    /// DATA, so a client hears 452 before it sends the content.
+    @Test func storageShortageIsRefusedAtMailAndAtData() {
+        let free = ManagedFreeSpace(bytes: 500)
+        var session = InboundSession(configuration: .init(
+            hostname: "relay.test", maxMessageSize: 1000, clientAddress: "127.0.0.1",
+            storageCheck: { size in size > free.bytes ? SMTPReply(452, "4.3.1", "Insufficient system storage") : nil }))
+        _ = session.start()
+        _ = session.receive(D.bytes("EHLO app.local\r\n"))
+        #expect(D.replies(session.receive(D.bytes("MAIL FROM:<a@x.example> SIZE=600\r\n")))
+            == "452 4.3.1 Insufficient system storage\r\n")
+        #expect(session.state == .ready)
+        #expect(D.replies(session.receive(D.bytes("MAIL FROM:<a@x.example> SIZE=400\r\nRCPT TO:<b@x.example>\r\n")))
+            == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+        free.bytes = 100  // the disk fills between MAIL and DATA
+        let actions = session.receive(D.bytes("DATA\r\n"))
+        #expect(D.replies(actions) == "452 4.3.1 Insufficient system storage\r\n")
+        #expect(!actions.contains { if case .beginMessage = $0 { true } else { false } })
+        #expect(session.state == .ready)
+        #expect(session.errorCount == 0)
+    }
+
     @Test func recipientsAtAndOverTheLimit() {
         var session = D.ready(maxRecipients: 3)
         let actions = session.receive(D.bytes("MAIL FROM:<a@x.example>\r\nRCPT TO:<1@x.example>\r\nRCPT TO:<2@x.example>\r\n"
@@ -421,4 +443,10 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
                 + "421 4.7.0 relay.test Error: too many errors\r\n"), .close,
         ])
     }
+}
+
+/// Free space that a test changes while the session holds the check closure.
+final class ManagedFreeSpace: @unchecked Sendable {
+    var bytes: Int
+    init(bytes: Int) { self.bytes = bytes }
 }

@@ -22,6 +22,32 @@ import Testing
         #expect(dir.names("tmp").isEmpty)
     }
 
+    @Test func refusedRecipientsAreKeptWithTheirReplyAndRetriedOnlyByAnOperator() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root)
+        let id = try SpoolTestData.storeOK(spool, SpoolTestData.message())
+        let reply = "550 5.1.1 <b@example.com>: no such user\tafter a tab"
+        try spool.markDeferred(id, attempts: 1, nextAttemptAt: 10, lastError: "451 later", doneRecipients: [],
+                               refusedRecipients: ["b@example.com": reply])
+        let deferred = try spool.envelope(id)
+        #expect(deferred.refusedRecipients == ["b@example.com": reply])
+        #expect(deferred.pendingRecipients == ["a@example.com"])
+
+        var progress = deferred
+        progress.attempts = 2
+        progress.doneRecipients = ["a@example.com"]
+        try spool.moveToFailed(id, reason: "recipient refused: b@example.com: " + reply, progress: progress)
+        let dead = try spool.envelope(id)
+        #expect(dead.attempts == 2)
+        #expect(dead.doneRecipients == ["a@example.com"])
+        #expect(dead.refusedRecipients == ["b@example.com": reply])
+
+        try spool.retryFailed(id)
+        let again = try spool.envelope(id)
+        #expect(again.pendingRecipients == ["b@example.com"], "retry sends to the refused one, never again to a done one")
+    }
+
     @Test func deliveredMessageLeavesNoFiles() throws {
         let dir = SpoolTestDirectory()
         defer { dir.remove() }
