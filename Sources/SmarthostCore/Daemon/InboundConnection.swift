@@ -124,12 +124,16 @@ final class InboundConnection: StreamConnectionDelegate {
     }
 
     private func committed(_ result: Result<CommittedMessage, SpoolError>) {
+        if case .success(let committed) = result {
+            // Durable in queue/ now, whether or not the client is still there to hear 250:
+            // delivery must learn of it, or it would wait in the spool until a restart.
+            context.messageAccepted(committed.envelope, content: committed.content, peer: stream.peer)
+        }
         guard !closed else { return }
         committing = false
         updateReading()
         switch result {
         case .success(let committed):
-            context.messageAccepted(committed.envelope, content: committed.content, peer: stream.peer)
             apply(session.messageCommitted(queueID: committed.id))
             if context.server?.stopping == true { closeIfIdle(reply: InboundServer.shutdownReply(context.hostname)) }
         case .failure(let error):

@@ -223,7 +223,14 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         let envelope = entry.envelope
         let loop = self.loop
         let back = LoopCallback<Result<UpstreamMessage, Error>> { [weak self, weak connection] result in
-            guard let self, let connection else { return }
+            guard let self else { return }
+            guard let connection else {
+                // The connection went away while the worker read the message: the message
+                // must not stay "in flight" with nothing carrying it until a restart.
+                self.entries[id]?.inFlight = false
+                self.setDue(id, 0)
+                return
+            }
             connection.reserved = false
             switch result {
             case .success(let message) where connection.canSend:

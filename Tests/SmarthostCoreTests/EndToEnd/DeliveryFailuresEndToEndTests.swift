@@ -207,6 +207,22 @@ import Testing
         #expect(upstream.received().count == 1, "recorded, not delivered twice")
     }
 
+    /// A client that resets the connection right after its final dot does not hear 250,
+    /// but the message is durable by then: it must be delivered now, not after a restart.
+    @Test func messageCommittedAfterTheClientVanishedIsStillDelivered() throws {
+        let upstream = try UpstreamProcess(mode: .plain)
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))
+        defer { relay.stop() }
+        let client = try InboundLimitsEndToEndTests.greeted(relay)
+        client.send("MAIL FROM:<app@platform.example>\r\nRCPT TO:<rcpt@example.com>\r\nDATA\r\n")
+        #expect(client.readReplies(3).last?.hasPrefix("354") == true)
+        client.send("Subject: vanished\r\n\r\nbody\r\n.\r\n")
+        client.abort()
+        let arrived = upstream.waitForMessages(1, timeout: 10)
+        #expect(arrived.first?.content.contains("Subject: vanished") == true,
+                "queued: \((try? SpoolInspector(path: relay.spoolPath).messages().count) ?? -1)")
+    }
+
     @Test func connectionCutMidDataIsRetriedAndLoggedAsPossibleDuplicate() throws {
         let upstream = try UpstreamProcess(fault: "cut-in-data")
         let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))

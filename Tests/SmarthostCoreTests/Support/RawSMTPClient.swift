@@ -4,7 +4,7 @@ import Glibc
 /// A deliberately dumb SMTP client for end-to-end tests of bad input: it sends exactly the
 /// bytes it is given (bare LFs, NULs, pipelined groups) and reads whole replies back.
 final class RawSMTPClient: @unchecked Sendable {
-    let fd: Int32
+    private(set) var fd: Int32
     private var buffer: [UInt8] = []
 
     init(port: UInt16, host: String = "127.0.0.1", timeoutSeconds: Int = 10) throws {
@@ -33,7 +33,16 @@ final class RawSMTPClient: @unchecked Sendable {
         }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Drops the connection with a TCP reset (SO_LINGER 0), as a crashing client would.
+    func abort() {
+        guard fd >= 0 else { return }
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+        fd = -1
+    }
 
     func send(_ text: String) { send(Array(text.utf8)) }
 
