@@ -25,10 +25,12 @@ row("---", "---", "---")
 if "crash" in results:
     r = results["crash"]
     row("crash (SIGKILL + restart)", "PASS" if r["ok"] else "FAIL",
-        "kills %d, acked %d, delivered %d (unique %d), **lost %d**, duplicates %d, "
+        "kills %d, acked %d, delivered %d (unique %d), **lost %d**, duplicates %d "
+        "(bound: %s in queue/ at the kills, at most %s at one), "
         "delivered without 250 %d, left in spool %s, max restart %s ms, relay alive %s"
         % (r["restarts"], r["acked"], r["delivered_total"], r["delivered_unique"], r["lost"],
-           r["duplicates"], r["delivered_without_250"], r["spool_left"], r["restart_ms_max"],
+           r["duplicates"], r.get("in_flight_at_kills", "?"), r.get("in_flight_max_one_kill", "?"),
+           r["delivered_without_250"], r["spool_left"], r["restart_ms_max"],
            r["relay_alive_at_end"]))
 if "upstream" in results:
     r = results["upstream"]
