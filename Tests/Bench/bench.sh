@@ -421,7 +421,12 @@ collect_meta() {
     else
         meta smarthost "$SMARTHOST_BIN (missing)"
     fi
-    meta smarthost_commit "$(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null | cut -c1-80 || echo '?')"
+    local head; head=$(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null | cut -c1-72 || echo '?')
+    if [ "$SMARTHOST_BIN" = "$REPO/.build/release/smarthost" ]; then
+        meta smarthost_commit "$head"
+    else                           # a binary from elsewhere: the checkout says nothing about it
+        meta smarthost_commit "n/a (SMARTHOST_BIN from outside this checkout; bench scripts at $head)"
+    fi
     meta command "$(source_cmd PORT SIZE SESSIONS MESSAGES)  [messages: $M_SMALL for <= 10 KiB, $M_LARGE above$M_NOTE; warm-up $WARMUP; median of $REPEAT]"
     [ "$DO_LATENCY" = 1 ] && meta latency "latency.py send --senders N --messages $LAT_MESSAGES (1 KiB, new connection per message, next message once the previous one has arrived; median of $REPEAT runs)"
     [ "$DO_MEMORY" = 1 ] && meta memory "load: smtp-source -s $MEM_SESSIONS -m $MEM_SMALL (<= 10 KiB) / $MEM_LARGE, sampled every 0.2 s; idle connections: idleconns.py N (postfix at most $PF_CONNS); nofile $NOFILE"
