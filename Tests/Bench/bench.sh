@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# make bench — accept rate (and end-to-end rate) of smarthost vs Debian's Postfix, same machine,
-# same run, on loopback only.
+# make bench — smarthost vs Debian's Postfix, same machine, same run, on loopback only:
+# accept rate, end-to-end rate and CPU per message (the matrix), per-message latency, and resident
+# memory (idle, under load, holding idle connections); then the issue's targets, MET or NOT MET.
 #
-#   Tests/Bench/bench.sh                 full matrix (what `make bench` runs, after `make release`)
-#   BENCH_QUICK=1 Tests/Bench/bench.sh   smoke run with small message counts
+#   Tests/Bench/bench.sh                 everything (what `make bench` runs, after `make release`)
+#   BENCH_QUICK=1 Tests/Bench/bench.sh   smoke run with small counts
 #
-# For every relay ("sink" = smtp-source straight into smtp-sink, the tool pair's own limit;
+# Matrix: for every relay ("sink" = smtp-source straight into smtp-sink, the tool pair's own limit;
 # "postfix" = a private Postfix instance set up here; "smarthost" = $SMARTHOST_BIN serve) and every
 # cell of size x sessions it runs
 #
@@ -17,22 +18,43 @@
 #             smtp-sink on loopback, which both relays forward to) has received them all.
 # Each cell starts with the relay's queue empty (the previous cell's mail has reached the sink).
 #
+# Latency (latency.py): mail from *@latency.bench goes, in both relays, to a second upstream, a
+# small Python sink that notes when each message arrived; N senders (smtplib, new connection per
+# message) each send one message, wait until it has arrived, send the next. Reported: submit ->
+# 250 and submit -> arrival at the upstream, p50/p99. The "sink" column sends straight into the
+# latency sink (the tools' own floor).
+#
+# Memory (VmRSS summed over the relay's processes, and PSS): idle after the warm-up, idle before
+# the memory phase, the peak while 100 sessions submit, and holding N idle client connections
+# (idleconns.py: connect, read the banner, sit).
+#
 # Environment:
 #   SMARTHOST_BIN          relay binary (default: <repo>/.build/release/smarthost)
 #   BENCH_QUICK=1          small counts (smoke run)
-#   BENCH_MESSAGES         messages per cell, all sizes (default 20000 for sizes <= 10 KiB,
-#                          BENCH_MESSAGES_LARGE=2000 above; quick: 400 / 100)
-#   BENCH_MESSAGES_LARGE   messages per cell for sizes > 10 KiB
+#   BENCH_MESSAGES         messages per matrix cell, all sizes (default 10000 for sizes <= 10 KiB,
+#                          BENCH_MESSAGES_LARGE=1000 above; quick: 400 / 100)
+#   BENCH_MESSAGES_LARGE   messages per matrix cell for sizes > 10 KiB
 #   BENCH_SIZES            payload sizes in bytes (default "1024 102400")
-#   BENCH_SESSIONS         parallel sessions (default "1 20")
+#   BENCH_SESSIONS         parallel sessions (default "1 20 100")
 #   BENCH_RELAYS           which columns to measure (default "sink postfix smarthost")
 #   BENCH_WARMUP           warm-up messages per relay, not reported (default 200; quick: 50)
 #   BENCH_RUN_TIMEOUT      seconds allowed for one smtp-source run (default 900)
 #   BENCH_DRAIN_TIMEOUT    seconds allowed for the sink to receive one cell's mail (default 900)
 #   BENCH_STALL            give up waiting for the sink after this many seconds without progress (20)
-#   BENCH_REPEAT           runs per cell and relay, interleaved; the table shows the median (default 1)
+#   BENCH_REPEAT           runs per matrix cell / latency level and relay, interleaved; the tables
+#                          show the median (default 3; quick: 1)
 #   BENCH_REUSE=1          smtp-source -d: send all of a session's messages over one connection
 #                          (default: a new connection per message, as applications do)
+#   BENCH_MATRIX=0         skip the throughput matrix
+#   BENCH_LATENCY=0        skip the latency phase
+#   BENCH_LAT_SESSIONS     concurrent latency senders (default "1 20")
+#   BENCH_LAT_MESSAGES     messages per latency run (default 1000; quick: 100), 1 KiB each
+#   BENCH_MEMORY=0         skip the memory phase
+#   BENCH_MEM_MESSAGES     messages of the 100-session load, per size (default 4000 for <= 10 KiB,
+#                          1000 above; quick: 400 / 100)
+#   BENCH_MEM_CONNS        idle connections held (default "100 10000"; quick: "100 2000")
+#   BENCH_PF_CONNS         most idle connections held against Postfix (default 100, its
+#                          default_process_limit: one smtpd process per connection)
 #   BENCH_TMPDIR           where the spools go (default: $TMPDIR or /tmp) — its file system is measured
 #   BENCH_OUT              also write the table to this file
 #   BENCH_KEEP=1           keep the work directory (logs, spools) for inspection
@@ -50,19 +72,34 @@ export BENCH_DIR
 
 QUICK=${BENCH_QUICK:-0}
 SIZES=${BENCH_SIZES:-"1024 102400"}
-SESSIONS=${BENCH_SESSIONS:-"1 20"}
+SESSIONS=${BENCH_SESSIONS:-"1 20 100"}
 RELAYS=${BENCH_RELAYS:-"sink postfix smarthost"}
+DO_MATRIX=${BENCH_MATRIX:-1} DO_LATENCY=${BENCH_LATENCY:-1} DO_MEMORY=${BENCH_MEMORY:-1}
+LAT_SESSIONS=${BENCH_LAT_SESSIONS:-"1 20"}
+PF_CONNS=${BENCH_PF_CONNS:-100}
+MEM_SESSIONS=100
 if [ "$QUICK" = 1 ]; then
     M_SMALL=${BENCH_MESSAGES:-400}; M_LARGE=${BENCH_MESSAGES_LARGE:-${BENCH_MESSAGES:-100}}
     WARMUP=${BENCH_WARMUP:-50}
+    REPEAT=${BENCH_REPEAT:-1}
+    LAT_MESSAGES=${BENCH_LAT_MESSAGES:-100}
+    MEM_SMALL=${BENCH_MEM_MESSAGES:-400}; MEM_LARGE=${BENCH_MEM_MESSAGES:-100}
+    MEM_CONNS=${BENCH_MEM_CONNS:-"100 2000"}
 else
-    M_SMALL=${BENCH_MESSAGES:-20000}; M_LARGE=${BENCH_MESSAGES_LARGE:-${BENCH_MESSAGES:-2000}}
+    # The issue asks for 20 000 messages per 1 KiB cell; 10 000 (and 1 000 at 100 KiB) with three
+    # runs per cell keeps the whole default run at about 8-10 minutes on a 2-core machine.
+    M_SMALL=${BENCH_MESSAGES:-10000}; M_LARGE=${BENCH_MESSAGES_LARGE:-${BENCH_MESSAGES:-1000}}
     WARMUP=${BENCH_WARMUP:-200}
+    REPEAT=${BENCH_REPEAT:-3}
+    LAT_MESSAGES=${BENCH_LAT_MESSAGES:-1000}
+    MEM_SMALL=${BENCH_MEM_MESSAGES:-4000}; MEM_LARGE=${BENCH_MEM_MESSAGES:-1000}
+    MEM_CONNS=${BENCH_MEM_CONNS:-"100 10000"}
 fi
+M_NOTE=""
+[ "$M_SMALL" -lt 20000 ] && M_NOTE=" (the issue asks for 20 000 at 1 KiB: BENCH_MESSAGES=20000 BENCH_MESSAGES_LARGE=1000, ~14 min)"
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-900}
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-900}
 STALL=${BENCH_STALL:-20}
-REPEAT=${BENCH_REPEAT:-1}
 START_TIMEOUT=30
 SOURCE_OPTS=()
 [ "${BENCH_REUSE:-0}" = 1 ] && SOURCE_OPTS+=(-d)
@@ -70,6 +107,7 @@ FROM=from@bench.local
 TO=to@bench.example
 
 messages_for() { if [ "$1" -le 10240 ]; then echo "$M_SMALL"; else echo "$M_LARGE"; fi; }
+mem_messages_for() { if [ "$1" -le 10240 ]; then echo "$MEM_SMALL"; else echo "$MEM_LARGE"; fi; }
 
 # ---------------------------------------------------------------- dependencies (idempotent)
 install_deps() {
@@ -90,6 +128,10 @@ install_deps() {
 }
 install_deps
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (it sets up a private Postfix instance)" >&2; exit 1; }
+# Holding 10 000 idle connections needs as many descriptors in the relay (which inherits this
+# limit) and in idleconns.py: raise the soft limit to the hard one.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
 for t in smtp-source smtp-sink postfix postconf; do
     command -v "$t" >/dev/null || { echo "bench.sh: $t not found (package postfix)" >&2; exit 1; }
 done
@@ -249,7 +291,18 @@ ready() {
             log "$relay: ${R_E2E_FAILED[$relay]}"
         fi
     fi
+    if [ "$DO_MEMORY" = 1 ] && [ -n "$cpupid" ]; then
+        sleep 1
+        record_rss "$relay" warm "$cpupid"
+    fi
     READY+=("$relay")
+}
+
+# record_rss RELAY PHASE ROOT [COMM [PREFIX]]: "RELAY mem PHASE rss|pss|procs KiB"
+record_rss() {
+    local r p n
+    read -r r p n < <(util rss "$3" ${4:+"$4"})
+    record "$1" mem "$2" "${5:-}rss" "$r"; record "$1" mem "$2" "${5:-}pss" "$p"; record "$1" mem "$2" "${5:-}procs" "$n"
 }
 
 # probe RELAY: count the relay's fsync/fdatasync calls per message under strace -f (after the
@@ -296,7 +349,7 @@ start_postfix() {
     start_sink postfix || { note postfix "smtp-sink failed to start"; return 0; }
     local dir=$W/postfix port
     port=$(util freeports 1)
-    if ! pf_setup "$dir" "$port" "$SINK_PORT" 2>"$W/postfix-setup.err"; then
+    if ! pf_setup "$dir" "$port" "$SINK_PORT" "$LAT_PORT" 2>"$W/postfix-setup.err"; then
         note postfix "setup failed: $(tail -3 "$W/postfix-setup.err" | oneline)"; return 0
     fi
     PF_DIRS+=("$dir")
@@ -320,10 +373,16 @@ start_smarthost() {
 hostname: bench.local
 listen: ["127.0.0.1:$port"]
 spool: $dir/spool
-limits: { max_message_size: 35MiB, max_recipients: 100, max_connections: 1000, idle_timeout: 5m }
+limits: { max_message_size: 35MiB, max_recipients: 100, max_connections: $SH_MAX_CONNECTIONS, idle_timeout: 5m }
 default: { host: 127.0.0.1, port: $SINK_PORT, tls: none }
 host: { use: default }
 EOF
+    if [ -n "$LAT_PORT" ]; then       # the latency phase's mail goes to the latency sink
+        cat >>"$dir/smarthost.yaml" <<EOF
+orgs:
+  latency: { use: custom, senders: ["*@latency.bench"], host: 127.0.0.1, port: $LAT_PORT, tls: none }
+EOF
+    fi
     "$SMARTHOST_BIN" serve --config "$dir/smarthost.yaml" >"$dir/smarthost.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
@@ -356,22 +415,156 @@ collect_meta() {
     meta os "$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-?}")"
     meta tmpdir "$W"
     meta filesystem "$(findmnt -no FSTYPE,SOURCE,OPTIONS -T "$W" 2>/dev/null | head -1 || df -PT "$W" | awk 'NR==2 { print $2, $1 }')"
-    meta postfix "$(postconf -h mail_version 2>/dev/null) (Debian package $(dpkg-query -W -f='${Version}' postfix 2>/dev/null)), private instance, chroot off, queue fsync as shipped"
+    meta postfix "$(postconf -d -h mail_version 2>/dev/null) (Debian package $(dpkg-query -W -f='${Version}' postfix 2>/dev/null)), private instance, chroot off, queue fsync as shipped"
     if [ -x "$SMARTHOST_BIN" ]; then
         meta smarthost "$SMARTHOST_BIN ($(stat -c '%y' "$SMARTHOST_BIN" | cut -d. -f1))"
     else
         meta smarthost "$SMARTHOST_BIN (missing)"
     fi
-    meta smarthost_commit "$(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null | cut -c1-80 || echo '?')"
-    meta command "$(source_cmd PORT SIZE SESSIONS MESSAGES)  [messages: $M_SMALL for <= 10 KiB, $M_LARGE above; warm-up $WARMUP]"
+    local head; head=$(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null | cut -c1-72 || echo '?')
+    if [ "$SMARTHOST_BIN" = "$REPO/.build/release/smarthost" ]; then
+        meta smarthost_commit "$head"
+    else                           # a binary from elsewhere: the checkout says nothing about it
+        meta smarthost_commit "n/a (SMARTHOST_BIN from outside this checkout; bench scripts at $head)"
+    fi
+    meta command "$(source_cmd PORT SIZE SESSIONS MESSAGES)  [messages: $M_SMALL for <= 10 KiB, $M_LARGE above$M_NOTE; warm-up $WARMUP; median of $REPEAT]"
+    [ "$DO_LATENCY" = 1 ] && meta latency "latency.py send --senders N --messages $LAT_MESSAGES (1 KiB, new connection per message, next message once the previous one has arrived; median of $REPEAT runs)"
+    [ "$DO_MEMORY" = 1 ] && meta memory "load: smtp-source -s $MEM_SESSIONS -m $MEM_SMALL (<= 10 KiB) / $MEM_LARGE, sampled every 0.2 s; idle connections: idleconns.py N (postfix at most $PF_CONNS); nofile $NOFILE"
+    true
 }
+
+# ---------------------------------------------------------------- latency phase
+# start_latency_sink: the latency sink (latency.py sink) that both relays send *@latency.bench
+# mail to; sets LAT_PORT (empty when it cannot start: the latency table is then n/a).
+LAT_PORT=""
+start_latency_sink() {
+    local pid
+    "$PY" "$BENCH_DIR/latency.py" sink --port-file "$W/lat.port" --events "$W/lat.events" \
+        --notify "$W/lat.sock" 2>"$W/lat-sink.err" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 100); do
+        [ -s "$W/lat.port" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -s "$W/lat.port" ]; then
+        LAT_PORT=$(cat "$W/lat.port")
+        log "latency sink on 127.0.0.1:$LAT_PORT"
+    else
+        note latency "latency sink did not start: $(tail -3 "$W/lat-sink.err" | oneline)"
+    fi
+}
+
+# run_latency RELAY N: one latency.py send run with N senders; records "RELAY lat N METRIC ms".
+run_latency() {
+    local relay=$1 n=$2 port rc=0 line out=$W/$relay-lat-$2.out livepid=${R_PID[$relay]:-} kv
+    if [ "$relay" = sink ]; then port=$LAT_PORT; else port=${R_PORT[$relay]}; fi
+    if [ -n "$livepid" ] && ! kill -0 "$livepid" 2>/dev/null; then
+        record "$relay" lat "$n" e2e_p99 fail "relay process is gone"; return 1
+    fi
+    log "$relay: latency, $n senders, $LAT_MESSAGES messages"
+    run_bounded "$out" "$PY" "$BENCH_DIR/latency.py" send --relay-port "$port" --notify "$W/lat.sock" \
+        --senders "$n" --messages "$LAT_MESSAGES" --warmup $((n * 2 > 20 ? n * 2 : 20)) || rc=$?
+    line=$(grep '^n=' "$out" | tail -1 || true)
+    if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+        local why=${line:-$(tail -3 "$out" | oneline)}
+        [ "$rc" = 124 ] && why="timed out after ${RUN_TIMEOUT}s; $why"
+        for kv in ack_p50 ack_p99 e2e_p50 e2e_p99; do record "$relay" lat "$n" "$kv" fail "$why"; done
+        log "$relay: latency FAILED: $why"
+        return 1
+    fi
+    for kv in $line; do
+        case ${kv%%=*} in
+            ack_p50|ack_p99|e2e_p50|e2e_p99|e2e_max|n|up_conns|up_peak) record "$relay" lat "$n" "${kv%%=*}" "${kv#*=}" ;;
+        esac
+    done
+    log "$relay: $line"
+}
+
+# ---------------------------------------------------------------- memory phase
+# mem_phase RELAY: resident memory of the relay's processes: idle, the peak while MEM_SESSIONS
+# sessions submit (each size), and holding N idle connections (each of MEM_CONNS).
+mem_phase() {
+    local relay=$1 root=${R_CPUPID[$1]:-} port=${R_PORT[$1]} sinkout=${R_SINK[$1]}
+    local size n c0 spid wpid rc conns c hpid ready=$W/idle.ready line ok why r p k
+    [ -n "$root" ] || return 0
+    if ! kill -0 "$root" 2>/dev/null; then record "$relay" mem idle rss fail "relay process is gone"; return 1; fi
+    sleep 2
+    record_rss "$relay" idle "$root"
+    for size in $SIZES; do
+        n=$(mem_messages_for "$size")
+        c0=$(util sinkcount "$sinkout")
+        log "$relay: memory under load: $(source_cmd "$port" "$size" "$MEM_SESSIONS" "$n")"
+        # shellcheck disable=SC2046
+        timeout "$RUN_TIMEOUT" $(source_cmd "$port" "$size" "$MEM_SESSIONS" "$n") >"$W/$relay-memload.out" 2>&1 &
+        spid=$!
+        util rsswatch "$root" "$spid" 0.2 >"$W/$relay-memload.peak" &
+        wpid=$!
+        rc=0; CHILD_PID=$spid; wait "$spid" || rc=$?; CHILD_PID=""
+        wait "$wpid" || true
+        read -r r p k _ <"$W/$relay-memload.peak" || true
+        if [ "$rc" -ne 0 ]; then
+            record "$relay" mem "load_$size" rss fail "smtp-source exit $rc: $(tail -2 "$W/$relay-memload.out" | oneline)"
+        else
+            record "$relay" mem "load_$size" rss "$r"; record "$relay" mem "load_$size" pss "$p"
+            record "$relay" mem "load_$size" procs "$k"
+        fi
+        log "$relay: peak RSS ${r:-?} KiB, PSS ${p:-?} KiB, ${k:-?} processes"
+        if [ "${R_E2E[$relay]}" = 1 ] && [ -z "${R_E2E_FAILED[$relay]}" ]; then
+            run_bg "$PY" "$BENCH_DIR/benchutil.py" waitsink "$sinkout" $((c0 + n)) "$DRAIN_TIMEOUT" "$STALL" >/dev/null 2>&1 || true
+        fi
+    done
+    for conns in $MEM_CONNS; do
+        c=$conns
+        if [ "$relay" = postfix ] && [ "$c" -gt "$PF_CONNS" ]; then
+            record "$relay" mem "conns_$conns" rss "n/a" "process per connection: $conns idle connections would need $conns smtpd processes (limit $PF_CONNS)"
+            continue
+        fi
+        if [ "$c" -gt $((NOFILE - 200)) ]; then
+            c=$((NOFILE - 200))
+            note "memory" "idle connections capped at $c (open-file limit $NOFILE)"
+        fi
+        sleep 1
+        record_rss "$relay" "conns_$conns" "$root" "" base_
+        rm -f "$ready"
+        log "$relay: holding $c idle connections"
+        "$PY" "$BENCH_DIR/idleconns.py" "$port" "$c" "$ready" 900 >"$W/$relay-idle.out" 2>&1 &
+        hpid=$!
+        PIDS+=("$hpid")
+        for _ in $(seq 1 2000); do
+            [ -s "$ready" ] && break
+            kill -0 "$hpid" 2>/dev/null || break
+            sleep 0.1
+        done
+        line=$(cat "$ready" 2>/dev/null || echo "fail=? why=idleconns.py: $(tail -2 "$W/$relay-idle.out" | oneline)")
+        sleep 1
+        record_rss "$relay" "conns_$conns" "$root"
+        [ "$relay" = postfix ] && record_rss "$relay" "conns_$conns" "$root" smtpd smtpd_
+        ok=$(sed -n 's/.*ok=\([0-9]*\).*/\1/p' <<<"$line")
+        record "$relay" mem "conns_$conns" ok "${ok:-0}"
+        why=$(sed -n 's/.*why=//p' <<<"$line" | tr _ ' ')
+        [ "${ok:-0}" -lt "$c" ] && record "$relay" mem "conns_$conns" short "$((c - ${ok:-0}))" "${why:-?}"
+        log "$relay: $line"
+        stop_pid "$hpid" 10
+        sleep 2
+    done
+    record_rss "$relay" after "$root"
+}
+
+# smarthost's max_connections: room for the most idle connections the memory phase holds
+SH_MAX_CONNECTIONS=1000
+for c in $MEM_CONNS; do [ $((c + 1000)) -gt "$SH_MAX_CONNECTIONS" ] && SH_MAX_CONNECTIONS=$((c + 1000)); done
 
 collect_meta
 meta load "start $(cut -d' ' -f1-3 /proc/loadavg)"
-log "work dir $W; relays: $RELAYS; sizes: $SIZES; sessions: $SESSIONS"
-for size in $SIZES; do
-    for sess in $SESSIONS; do record meta "$size" "$sess" messages "$(messages_for "$size")"; done
-done
+log "work dir $W; relays: $RELAYS; sizes: $SIZES; sessions: $SESSIONS; repeat: $REPEAT"
+if [ "$DO_MATRIX" = 1 ]; then
+    for size in $SIZES; do
+        for sess in $SESSIONS; do record meta "$size" "$sess" messages "$(messages_for "$size")"; done
+    done
+fi
+[ "$DO_LATENCY" = 1 ] && start_latency_sink
 # Start every relay first (each with its own counting sink), then measure cell by cell with the
 # relays interleaved, so that load from elsewhere on the machine hits the columns alike.
 for relay in $RELAYS; do
@@ -382,15 +575,28 @@ for relay in $RELAYS; do
         *) echo "bench.sh: unknown relay '$relay' in BENCH_RELAYS" >&2; exit 2 ;;
     esac
 done
-for size in $SIZES; do
-    for sess in $SESSIONS; do
-        for _ in $(seq 1 "$REPEAT"); do
-            for relay in ${READY[@]+"${READY[@]}"}; do
-                run_cell "$relay" "$size" "$sess" "$(messages_for "$size")" || true
+if [ "$DO_MATRIX" = 1 ]; then
+    for size in $SIZES; do
+        for sess in $SESSIONS; do
+            for _ in $(seq 1 "$REPEAT"); do
+                for relay in ${READY[@]+"${READY[@]}"}; do
+                    run_cell "$relay" "$size" "$sess" "$(messages_for "$size")" || true
+                done
             done
         done
     done
-done
+fi
+if [ "$DO_LATENCY" = 1 ] && [ -n "$LAT_PORT" ]; then
+    for n in $LAT_SESSIONS; do
+        record meta lat "$n" messages "$LAT_MESSAGES"
+        for _ in $(seq 1 "$REPEAT"); do
+            for relay in ${READY[@]+"${READY[@]}"}; do run_latency "$relay" "$n" || true; done
+        done
+    done
+fi
+if [ "$DO_MEMORY" = 1 ]; then
+    for relay in ${READY[@]+"${READY[@]}"}; do [ "$relay" = sink ] || mem_phase "$relay" || true; done
+fi
 if [ "${BENCH_PROBE:-1}" = 1 ]; then
     for relay in ${READY[@]+"${READY[@]}"}; do probe "$relay"; done
 fi

@@ -11,14 +11,23 @@ Subcommands:
   rate N T0 T1                     N / (T1 - T0), one decimal
   cputime PID                      CPU seconds used by PID and its descendants (incl. reaped ones)
   cpupermsg N CPU0 CPU1            (CPU1 - CPU0) / N in microseconds
+  rss ROOT [COMM]                  resident memory of ROOT and its descendants (only those whose
+                                   command name is COMM, if given): "RSS_KiB PSS_KiB PROCESSES",
+                                   RSS = sum of VmRSS (/proc/PID/status), PSS = sum of Pss
+                                   (/proc/PID/smaps_rollup; shared pages split between sharers)
+  rsswatch ROOT PID [SECS]         sample `rss ROOT` every SECS (0.2) until PID exits; print the
+                                   peak: "RSS_KiB PSS_KiB PROCESSES SAMPLES" (peak of each)
   table RESULTS META [OUT]         render the results table (TSV in RESULTS, key=value lines in META)
 """
+import math
 import os
 import re
 import socket
 import statistics
 import sys
 import time
+
+MEM_SESSIONS = 100     # sessions of the memory phase's load (bench.sh MEM_SESSIONS)
 
 
 def freeports(n):
@@ -122,6 +131,51 @@ def tree(root):
     return out
 
 
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _kib(path, field):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss(root, comm=None):
+    """(sum VmRSS KiB, sum Pss KiB, process count) over ROOT's process tree."""
+    r = p = n = 0
+    for pid in tree(root):
+        if comm and _comm(pid) != comm:
+            continue
+        v = _kib(f"/proc/{pid}/status", "VmRSS:")
+        if v == 0:
+            continue            # gone, or a zombie
+        r += v
+        p += _kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+        n += 1
+    return r, p, n
+
+
+def rsswatch(root, pid, every=0.2):
+    peak = [0, 0, 0]
+    samples = 0
+    while alive(pid):
+        r, p, n = rss(root)
+        peak = [max(peak[0], r), max(peak[1], p), max(peak[2], n)]
+        samples += 1
+        time.sleep(every)
+    return peak + [samples]
+
+
 def synccount(path):
     """Count the sync calls in an strace -f output file."""
     counts = {}
@@ -181,7 +235,8 @@ def table(results_path, meta_path, out_path=None):
     details = {}      # same key -> why a cell is not a number
     notes = {}        # target -> note (why a whole column is n/a)
     probes = []       # (target, durability probe result)
-    order = []
+    order = []        # matrix cells (size, sessions), in run order
+    lat_order = []    # latency levels (senders), in run order
     with open(results_path) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
@@ -192,9 +247,11 @@ def table(results_path, meta_path, out_path=None):
                 probes.append((parts[1], parts[2]))
                 continue
             target, size, sess, metric, value = parts[:5]
-            key = (size, sess)
-            if key not in order:
-                order.append(key)
+            if size == "lat":
+                if sess not in lat_order:
+                    lat_order.append(sess)
+            elif size != "mem" and (size, sess) not in order:
+                order.append((size, sess))
             res.setdefault((target, size, sess, metric), []).append(value)
             if len(parts) > 5 and parts[5]:
                 details[(target, size, sess, metric)] = parts[5]
@@ -208,6 +265,7 @@ def table(results_path, meta_path, out_path=None):
         return statistics.median(nums)
 
     res = {k: collapse(v) for k, v in res.items()}
+    raw = dict(res)   # full precision, for the memory and latency tables
     res = {k: (f"{v:.1f}" if isinstance(v, float) else v) for k, v in res.items()}
 
     def get(target, size, sess, metric):
@@ -219,6 +277,13 @@ def table(results_path, meta_path, out_path=None):
         except ValueError:
             return v
 
+    def rawget(target, size, sess, metric):
+        v = raw.get((target, size, sess, metric))
+        return v if isinstance(v, float) else (None if v is None else v)
+
+    def num(v):
+        return isinstance(v, float) and not math.isnan(v)
+
     def cell(target, size, sess, metric):
         v = get(target, size, sess, metric)
         if v is None:
@@ -228,13 +293,16 @@ def table(results_path, meta_path, out_path=None):
         return fmt_rate(v) if isinstance(v, float) else str(v)
 
     def ratio(a, b):
-        if isinstance(a, float) and isinstance(b, float) and b > 0:
+        if num(a) and num(b) and b > 0:
             return f"{a / b:.2f}x"
         return "n/a"
 
     def size_label(s):
         n = int(s)
         return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n} B"
+
+    def count_label(s):
+        return f"{int(s):,}".replace(",", " ")
 
     # A table is a list of columns: (title, width, function of (size, sessions) -> text).
     def metric(target, name):
@@ -246,70 +314,238 @@ def table(results_path, meta_path, out_path=None):
             return ratio(y, x) if inverse else ratio(x, y)
         return f
 
+    def render(title, cols, rows):
+        out = title.split("\n")
+        def fit(text, w):            # a negative width aligns left
+            return f"{text:<{-w}}" if w < 0 else f"{text:>{w}}"
+        header = "  ".join(fit(name, w) for name, w, _ in cols)
+        out.append(header)
+        out.append("-" * len(header))
+        for row in rows:
+            out.append("  ".join(fit(str(fn(*row)), w) for _, w, fn in cols))
+        out.append("")
+        return out
+
     basic = [
         ("size", 8, lambda size, sess: size_label(size)),
         ("sessions", 8, lambda size, sess: sess),
         ("messages", 8, lambda size, sess: res.get(("meta", size, sess, "messages"), "?").split(".")[0]),
     ]
-    tables = [
-        ("Accept rate, msg/s: messages / wall seconds until smtp-source has had every 250", basic + [
+    lines = []
+    if order:
+        lines += render("Accept rate, msg/s: messages / wall seconds until smtp-source has had every 250", basic + [
             ("smarthost", 10, metric("smarthost", "accept")),
             ("postfix", 10, metric("postfix", "accept")),
             ("ratio", 7, ratio_of("accept")),
             ("sink-limit", 10, metric("sink", "accept")),
-        ]),
-        ("End to end, msg/s: messages / wall seconds from the start until the relay's upstream "
-         "smtp-sink has them all;\nCPU, us/msg: user+sys of the relay's processes over the same span "
-         "(accepting and relaying), per message", basic + [
+        ], order)
+        lines += render("End to end, msg/s: messages / wall seconds from the start until the relay's upstream "
+                        "smtp-sink has them all;\nCPU, us/msg: user+sys of the relay's processes over the same span "
+                        "(accepting and relaying), per message", basic + [
             ("e2e smarthost", 13, metric("smarthost", "e2e")),
             ("e2e postfix", 11, metric("postfix", "e2e")),
             ("ratio", 7, ratio_of("e2e")),
             ("CPU smarthost", 13, metric("smarthost", "cpu")),
             ("CPU postfix", 11, metric("postfix", "cpu")),
             ("CPU ratio", 9, ratio_of("cpu", inverse=True)),
-        ]),
-    ]
-    lines = []
-    for title, cols in tables:
-        lines.extend(title.split("\n"))
-        header = "  ".join(f"{name:>{w}}" for name, w, _ in cols)
-        lines.append(header)
-        lines.append("-" * len(header))
-        for size, sess in order:
-            lines.append("  ".join(f"{str(fn(size, sess)):>{w}}" for _, w, fn in cols))
+        ], order)
+        lines.append("(ratio = smarthost / postfix; CPU ratio = postfix CPU / smarthost CPU, > 1 means smarthost is cheaper)")
         lines.append("")
-    lines.append("(ratio = smarthost / postfix; CPU ratio = postfix CPU / smarthost CPU, > 1 means smarthost is cheaper)")
-    verdicts = []
+
+    # ---- latency
+    def ms(v):
+        if v is None:
+            return "-"
+        if not isinstance(v, float):
+            return str(v)
+        return "nan" if math.isnan(v) else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}")
+
+    def count(v):
+        return f"{v:,.0f}" if num(v) else ("-" if v is None else str(v))
+
+    lat_measures = [("250 p50", "ack_p50", ms), ("250 p99", "ack_p99", ms),
+                    ("arrival p50", "e2e_p50", ms), ("arrival p99", "e2e_p99", ms),
+                    ("up. conns", "up_conns", count), ("up. parallel", "up_peak", count)]
+    if lat_order:
+        rows = [(n, label, m, f) for n in lat_order for label, m, f in lat_measures]
+
+        def lat(target):
+            return lambda n, label, m, f: f(rawget(target, "lat", n, m)) if (target, "lat", n, m) in raw else (
+                "n/a" if target in notes or "latency" in notes else "-")
+
+        def lat_ratio(n, label, m, f):
+            a, b = rawget("smarthost", "lat", n, m), rawget("postfix", "lat", n, m)
+            if f is not ms:
+                return ""
+            return f"{b / a:.2f}x" if num(a) and num(b) and a > 0 else "n/a"
+
+        lines += render(
+            "Latency, ms, per message (1 KiB, a new connection per message; each sender sends its next message once\n"
+            "the previous one has arrived upstream): 250 = submit start (connect) -> 250 after the data;\n"
+            "arrival = submit start -> the relay's upstream has the whole message. Median of the runs' percentiles.",
+            [("senders", 7, lambda n, label, m, f: n),
+             ("messages", 8, lambda n, label, m, f: res.get(("meta", "lat", n, "messages"), "?").split(".")[0]),
+             ("measure", -12, lambda n, label, m, f: label),
+             ("smarthost", 10, lat("smarthost")),
+             ("postfix", 10, lat("postfix")),
+             ("pf/sh", 7, lat_ratio),
+             ("sink-limit", 10, lat("sink"))], rows)
+        lines.append("(pf/sh = postfix / smarthost, > 1 means smarthost is faster; sink-limit = the senders straight "
+                     "into the latency sink;\n up. conns = connections that carried mail to the latency sink in a run, "
+                     "up. parallel = most transactions there at once)")
+        lines.append("")
+
+    # ---- memory
+    mem_phases = sorted({k[2] for k in raw if k[1] == "mem"})
+    mem_relays = [t for t in ("smarthost", "postfix") if any(k[0] == t and k[1] == "mem" for k in raw)]
+    conns_counts = sorted({int(p.split("_")[1]) for p in mem_phases if p.startswith("conns_")})
+    load_sizes = sorted({int(p.split("_")[1]) for p in mem_phases if p.startswith("load_")})
+
+    def memval(target, phase, m):
+        return raw.get((target, "mem", phase, m))
+
+    def per_conn(target, conns, kind):
+        """KiB per idle connection: one smtpd process (postfix), or the growth / connections."""
+        phase = f"conns_{conns}"
+        if memval(target, phase, "smtpd_procs") is not None:
+            n, v = memval(target, phase, "smtpd_procs"), memval(target, phase, f"smtpd_{kind}")
+            return v / n if num(n) and num(v) and n > 0 else memval(target, phase, "rss")
+        v, base, ok = memval(target, phase, kind), memval(target, phase, f"base_{kind}"), memval(target, phase, "ok")
+        if num(v) and num(base) and num(ok) and ok > 0:
+            return (v - base) / ok
+        r = memval(target, phase, "rss")           # a failure or n/a is recorded on rss
+        return r if isinstance(r, str) else None
+
+    if mem_relays:
+        rows = [("idle after warm-up", "warm"), ("idle before the memory phase", "idle")]
+        rows += [(f"peak, {MEM_SESSIONS} sessions, {size_label(s)}", f"load_{s}") for s in load_sizes]
+        rows += [(f"holding {count_label(c)} idle connections", f"conns_{c}") for c in conns_counts]
+        rows += [("idle after they closed", "after")]
+        rows += [(f"KiB per idle connection, {count_label(c)}", f"per_{c}") for c in conns_counts]
+
+        def memcell(target, kind):
+            def f(label, phase):
+                if phase.startswith("per_") and kind == "procs":
+                    return ""
+                if phase.startswith("per_"):
+                    v = per_conn(target, int(phase[4:]), kind)
+                    return f"{v:,.1f}" if num(v) else (v or "-")
+                if kind == "procs":
+                    v = memval(target, phase, "procs")
+                    return f"{v:.0f}" if num(v) else "-"
+                v = memval(target, phase, kind)
+                if v is None:
+                    v = memval(target, phase, "rss")      # a failure or n/a is recorded on rss
+                    return v if isinstance(v, str) else "-"
+                return f"{v / 1024:,.1f}" if num(v) else str(v)
+            return f
+
+        cols = [("measure", -36, lambda label, phase: label)]
+        for t in mem_relays:
+            cols += [(f"{t} RSS", len(t) + 4, memcell(t, "rss")), (f"{t} PSS", len(t) + 4, memcell(t, "pss")),
+                     ("procs", 5, memcell(t, "procs"))]
+        lines += render(
+            "Memory, MiB: VmRSS summed over the relay's processes (RSS), and PSS (shared pages split between the\n"
+            "processes that share them; a sum of RSS counts Postfix's shared libraries once per process)", cols, rows)
+        lines.append("(KiB per idle connection: smarthost = (RSS holding N - RSS just before) / N, a lower bound when N is\n"
+                     " small: heap freed after the load phases is reused; postfix = one smtpd process per connection: mean\n"
+                     " RSS / PSS of its smtpd processes while holding N. Postfix's idle figures include the smtpd/cleanup\n"
+                     " processes that linger after load (max_idle = 100 s as shipped), hence its procs column)")
+        lines.append("")
+
+    # ---- targets
+    def verdict(ok):
+        return "MET" if ok else "NOT MET"
+
+    tlines = []
+
+    def t(desc, ok, detail):
+        tlines.append(f"  {desc:<52} {('n/a' if ok is None else verdict(ok)):<8} {detail}")
+
     for size, sess in order:
         if sess == "20":
             sh, pf = get("smarthost", size, sess, "accept"), get("postfix", size, sess, "accept")
-            if isinstance(sh, float) and isinstance(pf, float) and pf > 0:
-                ok = sh >= 2 * pf
-                verdicts.append(f"target smarthost >= 2x postfix accept rate, {size_label(size)}, 20 sessions: "
-                                f"{'MET' if ok else 'NOT MET'} ({sh / pf:.2f}x)")
-            else:
-                verdicts.append(f"target smarthost >= 2x postfix accept rate, {size_label(size)}, 20 sessions: n/a")
-    lines.append("")
-    lines.extend(verdicts)
+            ok = sh >= 2 * pf if num(sh) and num(pf) and pf > 0 else None
+            t(f"accept >= 2x postfix, {size_label(size)} x{sess}", ok,
+              f"{sh / pf:.2f}x ({fmt_rate(sh)} vs {fmt_rate(pf)} msg/s)" if ok is not None else "")
+    busy = [(size, sess) for size, sess in order if int(sess) >= 20]
+    for size, sess in busy:
+        sh, pf = get("smarthost", size, sess, "accept"), get("postfix", size, sess, "accept")
+        ok = sh >= 5 * pf if num(sh) and num(pf) and pf > 0 else None
+        t(f"accept >= 5x postfix, {size_label(size)} x{sess}", ok,
+          f"{sh / pf:.2f}x ({fmt_rate(sh)} vs {fmt_rate(pf)} msg/s)" if ok is not None else "")
+    for size, sess in busy:
+        sh, lim = get("smarthost", size, sess, "accept"), get("sink", size, sess, "accept")
+        ok = sh >= 0.5 * lim if num(sh) and num(lim) and lim > 0 else None
+        t(f"accept >= 50% of the tool-pair limit, {size_label(size)} x{sess}", ok,
+          f"{sh / lim:.0%} ({fmt_rate(sh)} of {fmt_rate(lim)} msg/s)" if ok is not None else "")
+    for size, sess in busy:
+        sh, pf = get("smarthost", size, sess, "e2e"), get("postfix", size, sess, "e2e")
+        ok = sh >= 5 * pf if num(sh) and num(pf) and pf > 0 else None
+        t(f"end to end >= 5x postfix, {size_label(size)} x{sess}", ok,
+          f"{sh / pf:.2f}x ({fmt_rate(sh)} vs {fmt_rate(pf)} msg/s)" if ok is not None else "")
+    if "20" in lat_order:
+        sh, pf, fl = (rawget(r, "lat", "20", "e2e_p99") for r in ("smarthost", "postfix", "sink"))
+        ok = sh < 50 if num(sh) else None
+        t("latency p99 (submit -> arrival) < 50 ms, 20 senders", ok,
+          f"{ms(sh)} ms = {sh / 50:.2f} of the target (postfix {ms(pf)} ms; tools alone {ms(fl)} ms)"
+          if ok is not None else str(sh or ""))
+    if conns_counts and "smarthost" in mem_relays:
+        c = conns_counts[-1]
+        v = per_conn("smarthost", c, "rss")
+        pc = [x for x in conns_counts if memval("postfix", f"conns_{x}", "smtpd_procs") is not None]
+        pf = ""
+        if pc:
+            pv, pp = per_conn("postfix", pc[-1], "rss"), per_conn("postfix", pc[-1], "pss")
+            pf = (f"; postfix: a process per connection, {pv:,.0f} KiB RSS / {pp:,.0f} KiB PSS each"
+                  if num(pv) and num(pp) else "")
+        ok = v < 16 if num(v) else None
+        t(f"< 16 KiB per idle connection ({count_label(c)} held)", ok,
+          (f"{v:.1f} KiB = {v / 16:.2f} of the target" if ok is not None else str(v or "")) + pf)
+    if load_sizes and "smarthost" in mem_relays:
+        peaks = [(memval("smarthost", f"load_{s}", "rss"), s) for s in load_sizes]
+        nums = [(v, s) for v, s in peaks if num(v)]
+        if nums:
+            v, s = max(nums)
+            pr, pp = memval("postfix", f"load_{s}", "rss"), memval("postfix", f"load_{s}", "pss")
+            pn = memval("postfix", f"load_{s}", "procs")
+            pf = (f"; postfix {pr / 1024:,.0f} MiB RSS over {pn:.0f} processes, {pp / 1024:,.0f} MiB PSS"
+                  if num(pr) and num(pp) and num(pn) else "")
+            t(f"RSS at {MEM_SESSIONS} sessions < 64 MiB", v < 64 * 1024,
+              f"peak {v / 1024:.1f} MiB ({size_label(s)}) = {v / 65536:.2f} of the target{pf}")
+        else:
+            t(f"RSS at {MEM_SESSIONS} sessions < 64 MiB", None, str(peaks[0][0]))
+    if tlines:
+        lines.append("targets (issue 5; smarthost's figure, with Postfix's from the same run):")
+        lines.extend(tlines)
+        lines.append("")
     for target, note in notes.items():
         lines.append(f"{target}: n/a ({note})")
     # per-cell failures are listed in full here, the table only has room for a word
     groups = {}       # (target, metric, value, why) -> cells, so a reason shared by a column prints once
     for key, why in details.items():
         target, size, sess, metric = key
-        groups.setdefault((target, metric, res[key], why), []).append(f"{size_label(size)} x{sess}")
+        if size == "lat":
+            where = f"latency, {sess} senders"
+        elif size == "mem":
+            where = f"memory, {sess}"
+        else:
+            where = f"{size_label(size)} x{sess}"
+        groups.setdefault((target, metric, res[key], why), []).append((size, where))
     for (target, metric, value, why), where in groups.items():
-        cells = "all cells" if len(where) == len(order) else ", ".join(where)
+        matrix_cells = [w for s, w in where if s not in ("lat", "mem")]
+        cells = "all cells" if order and len(matrix_cells) == len(order) == len(where) else ", ".join(w for _, w in where)
         lines.append(f"{target} {metric} ({cells}): {value} ({why})")
     if probes:
         lines.append("")
         lines.append("durability probe (strace -f on the relay while it accepts and relays, 1 KiB, 1 session):")
         for target, text in probes:
             lines.append(f"  {target:<10} {text}")
-    lines.append("")
+    if lines and lines[-1] != "":
+        lines.append("")
     lines.append("machine:")
     for k in ("date", "host", "nproc", "cpu", "mem", "kernel", "os", "tmpdir", "filesystem",
-              "postfix", "smarthost", "smarthost_commit", "command", "load", "notes"):
+              "postfix", "smarthost", "smarthost_commit", "command", "latency", "memory", "load", "notes"):
         if k in meta:
             lines.append(f"  {k:<16} {meta[k]}")
     text = "\n".join(lines) + "\n"
@@ -342,6 +578,12 @@ def main(argv):
         total = sum(counts.values())
         parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
         print(f"{total / n:.2f} sync calls per message ({parts}; {n} messages)")
+        return 0
+    if cmd == "rss":
+        print(*rss(int(args[0]), args[1] if len(args) > 1 else None))
+        return 0
+    if cmd == "rsswatch":
+        print(*rsswatch(int(args[0]), int(args[1]), float(args[2]) if len(args) > 2 else 0.2))
         return 0
     if cmd == "cputime":
         print(f"{cputime(int(args[0])):.2f}")

@@ -1,7 +1,10 @@
 # shellcheck shell=bash
 # A private, throw-away Postfix instance for the benchmark (sourced by bench.sh).
 #
-#   pf_setup DIR SMTPD_PORT RELAY_PORT   write DIR/etc/{main,master}.cf, make DIR/spool, DIR/data
+#   pf_setup DIR SMTPD_PORT RELAY_PORT [LATENCY_PORT]
+#                                        write DIR/etc/{main,master}.cf, make DIR/spool, DIR/data;
+#                                        with LATENCY_PORT, mail from *@latency.bench is relayed
+#                                        to [127.0.0.1]:LATENCY_PORT instead (the latency sink)
 #   pf_start DIR                         postfix -c DIR/etc start, wait until smtpd listens
 #   pf_stop DIR                          postfix -c DIR/etc stop (then kill the master if it lingers)
 #
@@ -15,7 +18,7 @@ PF_TIMEOUT=${PF_TIMEOUT:-60}
 pf_postconf() { postconf -c "$1/etc" "${@:2}"; }
 
 pf_setup() {
-    local dir=$1 port=$2 relay_port=$3
+    local dir=$1 port=$2 relay_port=$3 latency_port=${4:-}
     mkdir -p "$dir/etc" "$dir/spool" "$dir/data"
     # queue_directory must be root-owned and reachable by the postfix user; post-install
     # (via set-permissions / create-missing) makes its subdirectories with the right owners.
@@ -61,6 +64,14 @@ mailbox_size_limit = 0
 # no syslog daemon in a container: Postfix's own logger writes the log under DIR
 maillog_file = $dir/maillog
 maillog_file_prefixes = $dir
+EOF
+    if [ -n "$latency_port" ]; then
+        cat >>"$dir/etc/main.cf" <<EOF
+# the latency phase: its senders use *@latency.bench, relayed to the latency sink
+sender_dependent_relayhost_maps = inline:{@latency.bench=[127.0.0.1]:$latency_port}
+EOF
+    fi
+    cat >>"$dir/etc/main.cf" <<EOF
 # Debian runs services chrooted into the queue directory, which needs copies of /etc files
 # there (its init script makes them); the benchmark runs them unchrooted (master.cf below).
 EOF
