@@ -72,7 +72,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
     var reserved = false
     var isBusy: Bool { currentMessageID != nil || reserved }
     var canSend: Bool {
-        guard case .talking = phase, currentMessageID == nil, !failureReported else { return false }
+        // The session too: an idle connection that has sent QUIT is still "talking" until
+        // the server closes it, and must not be handed a message meanwhile.
+        guard case .talking = phase, currentMessageID == nil, !failureReported, session.canSend else { return false }
         return true
     }
     var tlsDescription: String? { tls.map { "\($0.negotiatedVersion ?? "TLS") \($0.cipher ?? "")" } }

@@ -186,6 +186,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private func dispatch(key: String, target: DeliveryTarget) {
         guard var pool = pools[key] else { return }
         while !pool.waiting.isEmpty, let serial = pool.idle.popLast(), let connection = pool.connections[serial] {
+            guard connection.canSend else { continue }  // quitting: it will close by itself
             let id = pool.waiting.removeFirst()
             pools[key] = pool
             loop.cancel(idleTimers.removeValue(forKey: serial))
@@ -261,7 +262,11 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             return start(id: id, on: connection)
         }
         pools[key]?.idle.append(connection.serial)
-        idleTimers[connection.serial] = loop.schedule(afterMilliseconds: Self.idleQuitMilliseconds) { [weak connection] in
+        let serial = connection.serial
+        idleTimers[serial] = loop.schedule(afterMilliseconds: Self.idleQuitMilliseconds) { [weak self, weak connection] in
+            // Out of the idle list first: a connection that has sent QUIT takes no message.
+            self?.pools[key]?.idle.removeAll { $0 == serial }
+            self?.idleTimers.removeValue(forKey: serial)
             connection?.quit()
         }
         if stopping { connection.quit() }

@@ -20,28 +20,45 @@ public enum UpstreamDataEncoder {
         out.reserveCapacity(content.count + content.count / 64 + 8)
         var lineLength = 0
         var previousWasCR = false
-        for byte in content {
-            switch byte {
-            case 0:
-                continue
-            case 13:
-                endLine(&out, &lineLength)
-                previousWasCR = true
-                continue
-            case 10:
-                if !previousWasCR { endLine(&out, &lineLength) }   // CRLF already ended it
-            default:
-                if lineLength == maxLineLength { endLine(&out, &lineLength) }
-                if lineLength == 0 && byte == UInt8(ascii: ".") {
-                    // Not counted: RFC 5321 §4.5.3.1.6 excludes the dot added for
-                    // transparency, and counting it would split (corrupt) a legal
-                    // 998-octet line that starts with a dot.
-                    out.append(byte)
+        content.withUnsafeBufferPointer { input in
+            var index = 0
+            while index < input.count {
+                let byte = input[index]
+                switch byte {
+                case 0:
+                    index += 1
+                    continue  // dropped; a CR before it still pairs with an LF after it
+                case 13:
+                    endLine(&out, &lineLength)
+                    previousWasCR = true
+                    index += 1
+                    continue
+                case 10:
+                    if !previousWasCR { endLine(&out, &lineLength) }   // CRLF already ended it
+                    index += 1
+                default:
+                    if lineLength == maxLineLength { endLine(&out, &lineLength) }
+                    if lineLength == 0 && byte == UInt8(ascii: ".") {
+                        // Not counted: RFC 5321 §4.5.3.1.6 excludes the dot added for
+                        // transparency, and counting it would split (corrupt) a legal
+                        // 998-octet line that starts with a dot.
+                        out.append(byte)
+                    }
+                    // Copy the run of ordinary octets at once (a byte-at-a-time append
+                    // cost more than the rest of a large message's delivery path).
+                    let limit = min(input.count, index + (maxLineLength - lineLength))
+                    var end = index + 1
+                    while end < limit {
+                        let next = input[end]
+                        if next == 0 || next == 10 || next == 13 { break }
+                        end += 1
+                    }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<end]))
+                    lineLength += end - index
+                    index = end
                 }
-                out.append(byte)
-                lineLength += 1
+                previousWasCR = false
             }
-            previousWasCR = false
         }
         if lineLength > 0 { endLine(&out, &lineLength) }
         out.append(contentsOf: [UInt8(ascii: "."), 13, 10])

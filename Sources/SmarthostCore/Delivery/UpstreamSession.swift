@@ -109,6 +109,9 @@ public struct UpstreamSession: Sendable {
     }
 
     /// Ends the session: QUIT when idle, otherwise the connection is abandoned.
+    /// Whether `send(message:)` may be called now: between transactions, not after QUIT.
+    public var canSend: Bool { state == .ready && transaction == nil }
+
     public mutating func quit() -> [UpstreamAction] {
         run { session in
             switch session.state {

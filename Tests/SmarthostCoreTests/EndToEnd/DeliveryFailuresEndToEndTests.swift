@@ -223,6 +223,22 @@ import Testing
                 "queued: \((try? SpoolInspector(path: relay.spoolPath).messages().count) ?? -1)")
     }
 
+    /// An idle upstream connection says QUIT after 5 s; until the server answers and
+    /// closes, it must not be given the next message (that crashed the relay once: the
+    /// session refuses to send after QUIT).
+    @Test func messageArrivingWhileAnIdleConnectionQuitsGoesOnANewConnection() throws {
+        let upstream = try UpstreamProcess(fault: "slow-quit")
+        let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))
+        defer { relay.stop() }
+        try Self.send(relay, subject: "first")
+        #expect(upstream.waitForMessages(1).count == 1)
+        Thread.sleep(forTimeInterval: Double(DeliveryScheduler.idleQuitMilliseconds) / 1000 + 1)
+        try Self.send(relay, subject: "second")
+        let arrived = upstream.waitForMessages(2, timeout: 20)
+        #expect(arrived.contains { $0.content.contains("Subject: second") })
+        #expect(relay.isRunning, "\(relay.log)")
+    }
+
     @Test func connectionCutMidDataIsRetriedAndLoggedAsPossibleDuplicate() throws {
         let upstream = try UpstreamProcess(fault: "cut-in-data")
         let relay = try Self.relay(route: Self.route(port: upstream.port, tls: "none", caFile: false, auth: nil, host: "127.0.0.1"))

@@ -6,6 +6,8 @@ message (after 354, before the final reply); later connections behave and record
 message to --outdir as <n>.eml.
 --fault slow-data: every message is answered 0.3 s after its final dot, and the highest number
 of connections open at once is kept in --outdir/max_connections (for the per-route cap).
+--fault slow-quit: QUIT is answered 3 s late, so a relay's idle connection stays open after
+its QUIT for a while (it must not be handed a message meanwhile).
 Prints `READY port=N`; ends when stdin closes."""
 import argparse
 import os
@@ -62,6 +64,8 @@ def serve(conn, n, fault, outdir):
                 data_mode = True
                 reply("354 go ahead")
             elif verb == b"QUIT":
+                if fault == "slow-quit":
+                    time.sleep(3)
                 reply("221 bye")
                 return
             else:
