@@ -12,7 +12,7 @@ import Testing
     }
 
     @Test func jitteredDelayStaysWithinBounds() {
-        var random = SpoolSeededRandom(seed: 42)
+        var random = SplitMix64(seed: 42)
         for attempts in 1...20 {
             let base = schedule.baseDelay(afterAttempts: attempts)
             for _ in 0..<200 {
@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func jitterSpreadsAndIsReproducibleWithTheSameSeed() {
-        var first = SpoolSeededRandom(seed: 7), second = SpoolSeededRandom(seed: 7)
+        var first = SplitMix64(seed: 7), second = SplitMix64(seed: 7)
         let a = (0..<50).map { _ in schedule.delay(afterAttempts: 5, using: &first) }
         let b = (0..<50).map { _ in schedule.delay(afterAttempts: 5, using: &second) }
         #expect(a == b)
@@ -33,7 +33,7 @@ import Testing
 
     @Test func nextAttemptRoundsUpToWholeSeconds() {
         let tight = RetrySchedule(retryMin: 1500, retryMax: 1500)
-        var random = SpoolSeededRandom(seed: 1)
+        var random = SplitMix64(seed: 1)
         #expect(tight.nextAttempt(afterAttempts: 1, now: 100, using: &random) == 102)
     }
 
@@ -41,18 +41,5 @@ import Testing
         let fiveDays: Int64 = 5 * 86_400
         #expect(!RetrySchedule.isExpired(receivedAt: 1_000, now: 1_000 + fiveDays - 1, maxAge: fiveDays))
         #expect(RetrySchedule.isExpired(receivedAt: 1_000, now: 1_000 + fiveDays, maxAge: fiveDays))
-    }
-}
-
-/// SplitMix64: a deterministic generator for reproducible jitter.
-private struct SpoolSeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
