@@ -128,15 +128,19 @@ enum SpoolSystem {
         return short ? nil : bytes
     }
 
+    private static let direntNameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+
     /// Names in a directory, without "." and "..", in no particular order.
     static func list(_ path: String) throws(SpoolError) -> [String] {
         guard let dir = opendir(path) else { throw SpoolError.system("opendir", path) }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
-                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
+            // d_name is read in place: a dirent is only as long as its name (d_reclen), so
+            // copying the 256-byte field reads past the end of glibc's buffer for the last entry.
+            let namePointer = UnsafeRawPointer(entry).advanced(by: direntNameOffset)
+                .assumingMemoryBound(to: CChar.self)
+            let name = String(cString: namePointer)
             if name != "." && name != ".." { names.append(name) }
         }
         return names
