@@ -1,6 +1,7 @@
 import Glibc
 
-/// A message being received: an open `tmp/<id>` file that DATA is streamed into.
+/// A message being received: an open file that DATA is streamed into, `tmp/<id>` or a
+/// reused `spare/<old id>` (committed as `queue/<id>` either way).
 ///
 /// Owned by the event-loop thread and not `Sendable`: `append` only copies into a
 /// 64 KiB buffer and, when it is full, calls write(2), which lands in the page cache
@@ -14,6 +15,8 @@ public final class IncomingMessage {
     private(set) var fd: Int32
     private var buffer: [UInt8] = []
     private let headerLength: Int
+    /// The reused file's old length; 0 for a new file.
+    private let staleLength: Int
     /// Nothing has been written to the file yet: the whole content is still in `buffer`.
     private var onlyInMemory = true
     private var crc = SpoolCRC32C()
@@ -24,10 +27,11 @@ public final class IncomingMessage {
 
     static let bufferSize = 64 * 1024
 
-    init(id: SpoolID, path: String, fd: Int32) {
+    init(id: SpoolID, path: String, fd: Int32, staleLength: Int = 0) {
         self.id = id
         self.path = path
         self.fd = fd
+        self.staleLength = staleLength
         buffer.reserveCapacity(IncomingMessage.bufferSize)
         let header = SpoolFileFormat.header(id)
         headerLength = header.count
@@ -71,8 +75,9 @@ public final class IncomingMessage {
     }
 
     /// Passes the file to the committer: the rest of the buffer, the envelope record and
-    /// the end marker are written there, off the event loop.
-    func handOff(envelope: SpoolEnvelope) -> (fd: Int32, tail: [UInt8], failure: SpoolError?) {
+    /// the end marker are written there, off the event loop. `truncateTo` is the file's
+    /// final length when a reused file held more than that.
+    func handOff(envelope: SpoolEnvelope) -> (fd: Int32, tail: [UInt8], truncateTo: Int?, failure: SpoolError?) {
         precondition(fd >= 0, "IncomingMessage committed after abort or a second commit")
         var envelope = envelope
         envelope.id = id
@@ -80,8 +85,10 @@ public final class IncomingMessage {
         let record = SpoolRecord.encode(envelope.envelopeRecords)
         var tail = buffer
         tail += record
-        tail += SpoolFileFormat.trailer(contentLength: contentLength, contentCRC: crc.value, envelope: record)
-        let handed = (fd, tail, failure)
+        let trailer = SpoolFileFormat.trailer(contentLength: contentLength, contentCRC: crc.value, envelope: record)
+        tail += trailer
+        let finalLength = headerLength + contentLength + record.count + trailer.count
+        let handed = (fd, tail, staleLength > finalLength ? finalLength : nil, failure)
         fd = -1
         buffer = []
         return handed

@@ -56,10 +56,11 @@ extension Spool {
         try withLockedMessage(id, in: [.queue]) { (area, fd) throws(SpoolError) in
             // Only small files are worth keeping: a big one's blocks cost more to free on
             // reuse than its inode saves, and spares must not hold much disk.
-            if try SpoolSystem.fileSize(fd, path: path(area, id)) <= SpoolFilePool.spareMaximumBytes {
+            let length = try SpoolSystem.fileSize(fd, path: path(area, id))
+            if length <= SpoolFilePool.spareMaximumBytes {
                 let spare = spareDirectory + "/" + id.rawValue
                 try SpoolSystem.rename(path(area, id), spare)
-                if !filePool.offerSpare(spare) { try SpoolSystem.unlink(spare) }
+                if !filePool.offerSpare(.init(path: spare, length: length)) { try SpoolSystem.unlink(spare) }
             } else {
                 try SpoolSystem.unlink(path(area, id))
             }

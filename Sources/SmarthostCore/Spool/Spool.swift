@@ -86,7 +86,7 @@ public final class Spool: Sendable {
     public func begin(expectedSize: Int = 0) throws(SpoolError) -> IncomingMessage {
         try checkStorage(expectedSize: expectedSize)
         if let file = filePool?.take() {
-            return IncomingMessage(id: file.id, path: file.path, fd: file.fd)
+            return IncomingMessage(id: file.id, path: file.path, fd: file.fd, staleLength: file.staleLength)
         }
         var attempt = 0
         while true {
@@ -114,22 +114,17 @@ public final class Spool: Sendable {
         }
     }
 
-    /// An empty `tmp/<id>` (0600) for the file pool: the spare renamed and truncated when
-    /// there is one, else created (O_EXCL). nil on any error (the loop then creates its own
-    /// file and reports the error itself).
+    /// A file for the next message, for the file pool: the spare, opened where it lies with
+    /// its old content still in it (see `SpoolFilePool`), when there is one, else a new
+    /// `tmp/<id>` (0600, O_EXCL). nil on any error (the loop then creates its own file and
+    /// reports the error itself).
     static func createTemporaryFile(in directory: String, ids: SpoolIDGenerator,
-                                    reusing spare: String?) -> SpoolFilePool.File? {
+                                    reusing spare: SpoolFilePool.Spare?) -> SpoolFilePool.File? {
         if let spare {
-            let id = ids.next()
-            let path = directory + "/" + id.rawValue
-            if (try? SpoolSystem.moveNoReplace(spare, path)) != nil {
-                if let fd = try? SpoolSystem.open(path, O_WRONLY | O_TRUNC) {
-                    return SpoolFilePool.File(id: id, path: path, fd: fd)
-                }
-                _ = unlink(path)
-            } else {
-                _ = unlink(spare)
+            if let fd = try? SpoolSystem.open(spare.path, O_WRONLY) {
+                return SpoolFilePool.File(id: ids.next(), path: spare.path, fd: fd, staleLength: spare.length)
             }
+            _ = unlink(spare.path)
         }
         for _ in 0..<8 {
             let id = ids.next()
@@ -151,7 +146,7 @@ public final class Spool: Sendable {
         let handed = incoming.handOff(envelope: envelope)
         let job = SpoolCommitter.Job(
             id: incoming.id, fd: handed.fd, tmpPath: incoming.path,
-            queuePath: path(.queue, incoming.id), tail: handed.tail,
+            queuePath: path(.queue, incoming.id), tail: handed.tail, truncateTo: handed.truncateTo,
             failure: handed.failure, completion: completion)
         if !committer.submit(job) {
             SpoolSystem.close(handed.fd)

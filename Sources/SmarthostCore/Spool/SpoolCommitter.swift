@@ -28,6 +28,8 @@ final class SpoolCommitter: @unchecked Sendable {
         var tmpPath: String
         var queuePath: String
         var tail: [UInt8]
+        /// Cut the file to this length after writing (a reused file was longer).
+        var truncateTo: Int?
         var failure: SpoolError?
         var completion: @Sendable (Result<SpoolID, SpoolError>) -> Void
     }
@@ -158,6 +160,9 @@ final class SpoolCommitter: @unchecked Sendable {
         do throws(SpoolError) {
             if let failure = job.failure { throw failure }
             try SpoolSystem.write(job.fd, job.tail, path: job.tmpPath)
+            if let length = job.truncateTo, ftruncate(job.fd, off_t(length)) != 0 {
+                throw SpoolError.system("ftruncate", job.tmpPath)
+            }
             try SpoolSystem.fsync(job.fd, path: job.tmpPath)
             try SpoolSystem.moveNoReplace(job.tmpPath, job.queuePath)
         } catch {

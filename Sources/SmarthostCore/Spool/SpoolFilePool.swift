@@ -4,26 +4,39 @@ import Glibc
 /// the event loop does not pay for inode allocation (on the benchmark machine ext4's create
 /// path was the largest single cost of accepting a small message).
 ///
-/// Files of delivered messages come back here as spares (`spare/<id>`) and are truncated
-/// and renamed into `tmp/` for the next message instead of being created anew: with a
-/// message delivered for each one accepted, the spool then allocates and frees no inode at
-/// all (ext4 scans the inode table past recently freed inodes on every create, which made
-/// inode churn a third of the relay's CPU time). Files and spares not taken are removed by
-/// `stop()`, and `recover()` clears `tmp/` and `spare/` at start-up anyway.
+/// Files of delivered messages come back here as spares (`spare/<old id>`) and are opened
+/// for the next message where they lie, instead of being created anew: with a message
+/// delivered for each one accepted, the spool then allocates and frees no inode at all
+/// (ext4 scans the inode table past recently freed inodes on every create, which made
+/// inode churn a third of the relay's CPU time). A spare is neither truncated nor renamed
+/// before reuse: the new message overwrites it from the start, so its blocks are rewritten
+/// rather than freed and allocated again (freeing them also cost a discard per file on a
+/// `discard` mount), and the committer cuts off any stale tail and renames it straight to
+/// `queue/<new id>`. Files and spares not taken are removed by `stop()`, and `recover()`
+/// clears `tmp/` and `spare/` at start-up anyway: nothing in either was ever answered 250.
 final class SpoolFilePool: @unchecked Sendable {
     struct File: Sendable {
         let id: SpoolID
         let path: String
         let fd: Int32
+        /// Bytes already in the file (a reused spare): what the new message does not
+        /// overwrite must be cut off before the file is committed.
+        var staleLength = 0
+    }
+
+    /// A delivered message's file in `spare/`, with its size.
+    struct Spare: Sendable {
+        let path: String
+        let length: Int
     }
 
     private let lock = Mutex()
     /// Makes a ready file, from the spare at the given path when there is one.
-    private let create: @Sendable (String?) -> File?
+    private let create: @Sendable (Spare?) -> File?
     private let target: Int
     private let spareLimit: Int
     private var ready: [File] = []
-    private var spares: [String] = []
+    private var spares: [Spare] = []
     private var running = false
     private var stopping = false
     private var thread = pthread_t()
@@ -31,18 +44,18 @@ final class SpoolFilePool: @unchecked Sendable {
     /// Larger delivered files are removed, not kept: at most `8 * target` of these wait.
     static let spareMaximumBytes = 64 * 1024
 
-    init(target: Int, create: @escaping @Sendable (String?) -> File?) {
+    init(target: Int, create: @escaping @Sendable (Spare?) -> File?) {
         self.target = target
         spareLimit = 8 * target
         self.create = create
     }
 
-    /// Keeps a delivered message's file (already renamed to `path` in `spare/`) for reuse.
+    /// Keeps a delivered message's file (already renamed into `spare/`) for reuse.
     /// False when enough spares wait or the pool is stopping: the caller removes the file.
-    func offerSpare(_ path: String) -> Bool {
+    func offerSpare(_ spare: Spare) -> Bool {
         lock.withLock {
             guard !stopping, spares.count < spareLimit else { return false }
-            spares.append(path)
+            spares.append(spare)
             return true
         }
     }
@@ -67,7 +80,7 @@ final class SpoolFilePool: @unchecked Sendable {
             return (was, thread)
         }
         if wasRunning { pthread_join(handle, nil) }
-        let (leftovers, leftoverSpares) = lock.withLock { () -> ([File], [String]) in
+        let (leftovers, leftoverSpares) = lock.withLock { () -> ([File], [Spare]) in
             defer { ready = []; spares = [] }
             return (ready, spares)
         }
@@ -75,7 +88,7 @@ final class SpoolFilePool: @unchecked Sendable {
             close(file.fd)
             unlink(file.path)
         }
-        for path in leftoverSpares { unlink(path) }
+        for spare in leftoverSpares { unlink(spare.path) }
     }
 
     /// Called with the lock held.
@@ -98,7 +111,7 @@ final class SpoolFilePool: @unchecked Sendable {
 
     private func refill() {
         while true {
-            let (proceed, spare) = lock.withLock { () -> (Bool, String?) in
+            let (proceed, spare) = lock.withLock { () -> (Bool, Spare?) in
                 while !stopping && ready.count >= target { lock.wait() }
                 return (!stopping, stopping ? nil : spares.popLast())
             }

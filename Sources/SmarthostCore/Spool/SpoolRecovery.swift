@@ -21,8 +21,9 @@ public struct SpoolRecovery: Sendable {
 extension Spool {
     /// Run once by the daemon before it listens, with no other process using the spool.
     ///
-    /// 1. `tmp/` and `spare/` are emptied: nothing in `tmp/` was ever answered with 250,
-    ///    and everything in `spare/` was delivered.
+    /// 1. `tmp/` and `spare/` are emptied: nothing in either was ever answered with 250
+    ///    (`spare/` holds delivered messages' files, some half overwritten by a message
+    ///    being received into them).
     /// 2. Every `queue/` message is validated in full (header, end marker, lengths,
     ///    envelope and content CRC). A torn or unreadable file moves to `quarantine/`
     ///    with a `<name>.reason` file, so it is kept for a human but never delivered half.
@@ -33,7 +34,8 @@ extension Spool {
             try SpoolSystem.unlink(tmpDirectory + "/" + name)
             recovery.removedTemporaryFiles += 1
         }
-        // Spares are delivered messages kept only for their inodes.
+        // Spares are delivered messages kept only for their inodes, or messages being
+        // received into them: a commit renames its file out of spare/ before any 250.
         for name in try SpoolSystem.list(spareDirectory) {
             try SpoolSystem.unlink(spareDirectory + "/" + name)
         }

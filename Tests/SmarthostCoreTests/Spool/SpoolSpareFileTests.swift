@@ -5,12 +5,14 @@ import Testing
 /// Delivered messages' files are reused for new messages (no inode churn), and nothing of
 /// the old message survives in the new one.
 @Suite struct SpoolSpareFileTests {
-    @Test func deliveredFileIsReusedTruncatedForANewMessage() throws {
+    /// Old and new message sizes in lines: a reused file is overwritten in place, so a
+    /// shorter new message must have the old tail cut off, and a longer one must grow it.
+    @Test(arguments: [(400, 3), (3, 400), (50, 50)])
+    func deliveredFileIsReusedInPlaceForANewMessage(oldLines: Int, newLines: Int) throws {
         let dir = SpoolTestDirectory()
         defer { dir.remove() }
         let spool = try Spool(root: dir.root, preallocatedFiles: 2)
-        defer { spool.shutdown() }
-        let first = try SpoolTestData.storeOK(spool, SpoolTestData.message(lines: 400, tag: "old"))
+        let first = try SpoolTestData.storeOK(spool, SpoolTestData.message(lines: oldLines, tag: "old"))
         let inode = dir.inode("queue/" + first.rawValue)
         try spool.markDelivered(first)
         #expect(dir.names("queue").isEmpty)
@@ -23,7 +25,7 @@ import Testing
         var index = 0
         while reused == nil && Date() < deadline {
             index += 1
-            let content = SpoolTestData.message(lines: 3, tag: "new\(index)")
+            let content = SpoolTestData.message(lines: newLines, tag: "new\(index)")
             let id = try SpoolTestData.storeOK(spool, content)
             if dir.inode("queue/" + id.rawValue) == inode { reused = (id, content) }
             usleep(5_000)
@@ -33,6 +35,36 @@ import Testing
         #expect(try spool.readMessage(id) == content)
         #expect(try spool.envelope(id).id == id)
         #expect(dir.names("spare").isEmpty)
+        spool.shutdown()
+
+        // Exactly the new message is left: nothing of the old one after its end marker, and
+        // recovery's full check (lengths, both CRCs) passes for every queued file.
+        let file = try #require(dir.bytes("queue/" + id.rawValue))
+        #expect(!String(decoding: file, as: UTF8.self).contains("old"))
+        let recovery = try Spool(root: dir.root).recover()
+        #expect(recovery.queued.map(\.id).contains(id))
+        #expect(dir.names("quarantine").isEmpty)
+    }
+
+    @Test func abortedMessageInAReusedFileLeavesNothing() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root, preallocatedFiles: 1)
+        defer { spool.shutdown() }
+        let first = try SpoolTestData.storeOK(spool, SpoolTestData.message(lines: 20))
+        try spool.markDelivered(first)
+        // Until the pool has opened the spare, a message gets a fresh tmp/ file instead.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let incoming = try spool.begin()
+            incoming.append(Array("partial\r\n".utf8))
+            let reusedSpare = incoming.path.hasSuffix("spare/" + first.rawValue)
+            incoming.abort()
+            if reusedSpare { break }
+            usleep(5_000)
+        }
+        #expect(!dir.names("spare").contains(first.rawValue))
+        #expect(dir.names("queue").isEmpty)
     }
 
     @Test func largeDeliveredFileIsRemovedNotKept() throws {
