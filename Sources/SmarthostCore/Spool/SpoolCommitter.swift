@@ -120,17 +120,15 @@ final class SpoolCommitter: @unchecked Sendable {
         // The files of a batch are fsynced concurrently: the file system folds fsyncs that
         // arrive together into one journal commit, where one thread syncing them in turn
         // would pay a full disk flush per message.
-        let slots = SpoolResultSlots(count: batch.count)
-        syncPool.run(batch.count) { index in
+        var results = syncPool.run(batch.count) { index in
             let job = batch[index]
             do throws(SpoolError) {
                 try self.makeDurable(job)
-                slots.set(index, .success(job.id))
+                return .success(job.id)
             } catch {
-                slots.set(index, .failure(error))
+                return .failure(error)
             }
         }
-        var results = slots.results
         let moved = results.indices.filter { if case .success = results[$0] { true } else { false } }
         if !moved.isEmpty {
             do throws(SpoolError) {
@@ -163,7 +161,7 @@ final class SpoolCommitter: @unchecked Sendable {
             if let length = job.truncateTo, ftruncate(job.fd, off_t(length)) != 0 {
                 throw SpoolError.system("ftruncate", job.tmpPath)
             }
-            try SpoolSystem.fsync(job.fd, path: job.tmpPath)
+            try SpoolSystem.fdatasync(job.fd, path: job.tmpPath)
             try SpoolSystem.moveNoReplace(job.tmpPath, job.queuePath)
         } catch {
             // If tmp/ refuses the unlink too (unwritable), at least give the space back:

@@ -65,10 +65,14 @@ final class SpoolFilePool: @unchecked Sendable {
         lock.withLock {
             if !running && !stopping { start() }
             guard let file = ready.popLast() else { return nil }
-            lock.broadcast()
+            // The thread refills from half empty to full in one go: waking it for every
+            // file taken made the lock the relay's most contended one.
+            if ready.count <= lowWater { lock.signal() }
             return file
         }
     }
+
+    private var lowWater: Int { target / 2 }
 
     /// Ends the thread (once) and removes the files nobody took.
     func stop() {
@@ -110,9 +114,14 @@ final class SpoolFilePool: @unchecked Sendable {
     }
 
     private func refill() {
+        var filling = true
         while true {
             let (proceed, spare) = lock.withLock { () -> (Bool, Spare?) in
-                while !stopping && ready.count >= target { lock.wait() }
+                if ready.count >= target { filling = false }
+                while !stopping && !filling {
+                    lock.wait()
+                    filling = ready.count <= lowWater
+                }
                 return (!stopping, stopping ? nil : spares.popLast())
             }
             guard proceed, let file = create(spare) else { return }

@@ -1,27 +1,34 @@
 import Glibc
 
-/// A few threads that run the same job over indices 0..<count and return when all are
-/// done — for the committer to fsync a batch's files at once. Threads start on first use
-/// and live until `stop()`. Plain pthreads, like the rest of the spool.
+/// A few threads that run the same job over indices 0..<count and return the results when
+/// all are done — for the committer to fsync a batch's files at once. Threads start on
+/// first use and live until `stop()`. Plain pthreads, like the rest of the spool.
+///
+/// A thread takes the lock once per index: to hand in the result of the index it ran and
+/// claim the next in the same step (claiming, reporting and storing under three locks
+/// made this lock contended enough to show in the relay's futex count).
 final class SpoolSyncPool: @unchecked Sendable {
+    typealias Outcome = Result<SpoolID, SpoolError>
+
     private let lock = Mutex()
     private let threadCount: Int
     private var started = false
     private var stopping = false
-    private var job: ((Int) -> Void)?
+    private var job: ((Int) -> Outcome)?
     private var next = 0
     private var count = 0
     private var finished = 0
+    private var results: [Outcome?] = []
 
     init(threads: Int) {
         threadCount = threads
     }
 
-    /// Runs `body(i)` for every i in 0..<count on the pool and the calling thread.
-    func run(_ count: Int, _ body: @escaping (Int) -> Void) {
+    /// Runs `body(i)` for every i in 0..<count on the pool and the calling thread; the
+    /// results in index order.
+    func run(_ count: Int, _ body: @escaping (Int) -> Outcome) -> [Outcome] {
         if count <= 1 {
-            if count == 1 { body(0) }
-            return
+            return count == 1 ? [body(0)] : []
         }
         lock.withLock {
             startIfNeeded()
@@ -29,17 +36,30 @@ final class SpoolSyncPool: @unchecked Sendable {
             next = 0
             self.count = count
             finished = 0
+            results = Array(repeating: nil, count: count)
             // The caller takes indices too: wake only as many threads as there is other
             // work, one each (a broadcast would wake all of them for every batch).
             for _ in 0..<min(count - 1, threadCount) { lock.signal() }
         }
-        while let index = claim() {
-            body(index)
-            complete()
+        var done: (Int, Outcome)?
+        while true {
+            let claimed: Int? = lock.withLock {
+                if let (index, outcome) = done {
+                    record(index, outcome)
+                    done = nil
+                }
+                guard job != nil, next < self.count else { return nil }
+                next += 1
+                return next - 1
+            }
+            guard let index = claimed else { break }
+            done = (index, body(index))
         }
-        lock.withLock {
+        return lock.withLock {
             while finished < self.count { lock.wait() }
             job = nil
+            defer { results = [] }
+            return results.map { $0 ?? .failure(.closed) }
         }
     }
 
@@ -50,21 +70,13 @@ final class SpoolSyncPool: @unchecked Sendable {
         }
     }
 
-    private func claim() -> Int? {
-        lock.withLock {
-            guard job != nil, next < count else { return nil }
-            next += 1
-            return next - 1
-        }
-    }
-
-    private func complete() {
-        lock.withLock {
-            finished += 1
-            // Only the caller waits for this, and only for the last one; idle threads
-            // woken with it go back to sleep.
-            if finished == count { lock.broadcast() }
-        }
+    /// Called with the lock held.
+    private func record(_ index: Int, _ outcome: Outcome) {
+        results[index] = outcome
+        finished += 1
+        // Only the caller waits for this, and only for the last one; idle threads woken
+        // with it go back to sleep.
+        if finished == count { lock.broadcast() }
     }
 
     private func startIfNeeded() {
@@ -83,34 +95,20 @@ final class SpoolSyncPool: @unchecked Sendable {
     }
 
     private func work() {
+        var done: (Int, Outcome)?
         while true {
-            let claimed: (Int, (Int) -> Void)? = lock.withLock {
+            let claimed: (Int, (Int) -> Outcome)? = lock.withLock {
+                if let (index, outcome) = done {
+                    record(index, outcome)
+                    done = nil
+                }
                 while !stopping && (job == nil || next >= count) { lock.wait() }
                 guard !stopping, let job else { return nil }
                 next += 1
                 return (next - 1, job)
             }
             guard let (index, body) = claimed else { return }
-            body(index)
-            complete()
+            done = (index, body(index))
         }
-    }
-}
-
-/// Results written by several threads, each to its own slot.
-final class SpoolResultSlots: @unchecked Sendable {
-    private let lock = Mutex()
-    private var storage: [Result<SpoolID, SpoolError>?]
-
-    init(count: Int) {
-        storage = Array(repeating: nil, count: count)
-    }
-
-    func set(_ index: Int, _ result: Result<SpoolID, SpoolError>) {
-        lock.withLock { storage[index] = result }
-    }
-
-    var results: [Result<SpoolID, SpoolError>] {
-        lock.withLock { storage.map { $0 ?? .failure(.closed) } }
     }
 }

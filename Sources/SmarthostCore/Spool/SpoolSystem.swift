@@ -48,6 +48,14 @@ enum SpoolSystem {
         }
     }
 
+    /// Makes a file's content and length durable, not its timestamps: a reused spare
+    /// overwritten to the same length then costs one data write, without an inode write.
+    static func fdatasync(_ fd: Int32, path: String) throws(SpoolError) {
+        while Glibc.fdatasync(fd) != 0 {
+            if errno != EINTR { throw SpoolError.system("fdatasync", path) }
+        }
+    }
+
     /// Makes a directory's entries durable: after a rename or unlink the new name is
     /// only on disk once the directory itself has been synced (queue_fs.c does the same).
     static func syncDirectory(_ path: String) throws(SpoolError) {
