@@ -137,8 +137,14 @@ public final class EventLoop: @unchecked Sendable {
 
     /// The only way for another thread to touch loop-owned state: `work` runs on the loop thread.
     public func execute(_ work: @escaping @Sendable () -> Void) {
-        pendingLock.withLock { pendingWork.append(work) }
-        _ = shim_eventfd_signal(wakeFD)
+        // Only the first job of a batch wakes the loop: it drains the eventfd first and then
+        // takes every queued job at once, so later ones ride on that wake-up (a committer
+        // batch's completions used to cost one eventfd write each).
+        let first = pendingLock.withLock { () -> Bool in
+            pendingWork.append(work)
+            return pendingWork.count == 1
+        }
+        if first { _ = shim_eventfd_signal(wakeFD) }
     }
 
     // MARK: running
