@@ -15,7 +15,8 @@ answers a new connection — greeting, EHLO, NOOP — and is alive, undo the con
   space_back        filler removed: 250 again
   queue_unwritable  chmod 000 spool/queue (the relay runs without CAP_DAC_OVERRIDE, so the
                     permission applies to root): 4xx 4.3.x; chmod back: 250
-  tmp_unwritable    chmod 000 spool/tmp: 4xx 4.3.x; chmod back: 250
+  tmp_unwritable    chmod 000 spool/tmp and spool/spare (where new messages are written: a new
+                    file, or a delivered one's reused): 4xx 4.3.x; chmod back: 250
   read_only         a read-only bind mount over the spool (`mount -o remount,bind,ro`;
                     a plain `remount,ro` of the tmpfs is refused while the relay holds
                     files open for writing): 4xx 4.3.x; unmounted: 250
@@ -393,18 +394,21 @@ def main():
              "filler removed, %d KiB free" % (free_bytes(spool) // 1024))
         wait_drained(relay, sink, [t for t in list(accepted) if t.startswith("disk-")], queue_empty=False)
 
-        for area in ("queue", "tmp"):
-            path = os.path.join(spool, area)
-            os.chmod(path, 0)
+        for area, directories in (("queue", ["queue"]), ("tmp", ["tmp", "spare"])):
+            paths = [os.path.join(spool, d) for d in directories]
+            names = " and ".join("spool/" + d for d in directories)
+            for path in paths:
+                os.chmod(path, 0)
             try:
                 step("%s_unwritable" % area, "refuse" if no_dac else "either",
                      lambda: [Probe(relay.port, token(), 1024), Probe(relay.port, token(), 64 * 1024)],
-                     "chmod 000 spool/%s%s" % (area, "" if no_dac else " (relay has CAP_DAC_OVERRIDE: no effect expected)"),
+                     "chmod 000 %s%s" % (names, "" if no_dac else " (relay has CAP_DAC_OVERRIDE: no effect expected)"),
                      tmp_writable=area != "tmp")
             finally:
-                os.chmod(path, 0o700)
+                for path in paths:
+                    os.chmod(path, 0o700)
             step("%s_writable_again" % area, "accept", lambda: [Probe(relay.port, token(), 1024)],
-                 "chmod 700 spool/%s" % area)
+                 "chmod 700 %s" % names)
             wait_drained(relay, sink, [t for t in list(accepted) if t.startswith("disk-")], queue_empty=False)
 
         # Remounting read-only fails (EBUSY) while a file is open for writing through the new

@@ -54,12 +54,12 @@ extension Spool {
             return
         }
         try withLockedMessage(id, in: [.queue]) { (area, fd) throws(SpoolError) in
+            // Keeping the file is only an optimisation: when spare/ refuses it, it is removed.
             // Only small files are worth keeping: a big one's blocks cost more to free on
             // reuse than its inode saves, and spares must not hold much disk.
             let length = try SpoolSystem.fileSize(fd, path: path(area, id))
-            if length <= SpoolFilePool.spareMaximumBytes {
-                let spare = spareDirectory + "/" + id.rawValue
-                try SpoolSystem.rename(path(area, id), spare)
+            let spare = spareDirectory + "/" + id.rawValue
+            if length <= SpoolFilePool.spareMaximumBytes, (try? SpoolSystem.rename(path(area, id), spare)) != nil {
                 if !filePool.offerSpare(.init(path: spare, length: length)) { try SpoolSystem.unlink(spare) }
             } else {
                 try SpoolSystem.unlink(path(area, id))

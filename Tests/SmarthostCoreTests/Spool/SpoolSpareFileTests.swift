@@ -80,6 +80,20 @@ import Testing
         #expect(dir.names("spare").isEmpty)
     }
 
+    /// Keeping a spare is an optimisation: when spare/ refuses the file (here it is not even
+    /// a directory), the delivered message is removed all the same, not left to be sent again.
+    @Test func deliveredFileIsRemovedWhenSpareRefusesIt() throws {
+        let dir = SpoolTestDirectory()
+        defer { dir.remove() }
+        let spool = try Spool(root: dir.root, preallocatedFiles: 2)
+        defer { spool.shutdown() }
+        let id = try SpoolTestData.storeOK(spool, SpoolTestData.message())
+        try FileManager.default.removeItem(atPath: dir.root + "/spare")
+        dir.write("spare", [])
+        try spool.markDelivered(id)
+        #expect(dir.names("queue").isEmpty)
+    }
+
     @Test func withoutAFilePoolDeliveredFilesAreRemoved() throws {
         let dir = SpoolTestDirectory()
         defer { dir.remove() }
