@@ -113,6 +113,14 @@ public final class EventLoop: @unchecked Sendable {
         _ = shim_epoll_del(epollFD, registration.fd)
     }
 
+    /// For a caller that closes the fd right after: closing removes it from the epoll set
+    /// (the relay never duplicates its sockets, and nothing forks), so EPOLL_CTL_DEL would
+    /// be one more syscall per connection for nothing. Events already returned for it in
+    /// this batch are dropped by the registration lookup.
+    public func unregisterClosing(_ id: RegistrationID) {
+        registrations.removeValue(forKey: id.raw)
+    }
+
     public var registrationCount: Int { registrations.count }
 
     private static func epollMask(_ interest: IOEvents) -> UInt32 {

@@ -22,10 +22,20 @@ public final class StreamConnection: IOHandler {
     private var output: [UInt8] = []
     private var outputOffset = 0
     private var wantsRead = true
+    /// Reading was paused but EPOLLIN is still registered: it is only taken out when the
+    /// socket actually turns readable while paused. A client that waits for its reply
+    /// (every one that does not pipeline past a message) then costs no epoll_ctl for the
+    /// pause during a commit, nor for the resume after it.
+    private var readPauseIsLazy = false
     private var closeWhenDrained = false
     public private(set) var isClosed = false
 
     public var pendingOutputCount: Int { output.count - outputOffset }
+
+    /// What epoll is asked to report for this connection (nil once closed).
+    var registeredInterest: IOEvents? {
+        registration.flatMap { loop.interest(of: $0) }
+    }
 
     public init(loop: EventLoop, fd: Int32, peer: SocketAddress) throws(SystemError) {
         self.loop = loop
@@ -38,7 +48,14 @@ public final class StreamConnection: IOHandler {
     public func setReading(_ enabled: Bool) {
         guard !isClosed else { return }
         // Once closing, reading stays off whatever the owner asks.
-        wantsRead = enabled && !closeWhenDrained
+        let reading = enabled && !closeWhenDrained
+        // Pausing leaves EPOLLIN registered until input actually comes (see
+        // `readPauseIsLazy`); a pause for closing is not lazy.
+        if wantsRead && !reading && !closeWhenDrained,
+           let registration, loop.interest(of: registration)?.contains(.readable) == true {
+            readPauseIsLazy = true
+        }
+        wantsRead = reading
         updateInterest()
     }
 
@@ -53,13 +70,14 @@ public final class StreamConnection: IOHandler {
         guard !isClosed else { return }
         closeWhenDrained = true
         wantsRead = false
+        readPauseIsLazy = false
         if pendingOutputCount == 0 { close() } else { updateInterest() }
     }
 
     public func close(error: SystemError? = nil) {
         guard !isClosed else { return }
         isClosed = true
-        if let registration { loop.unregister(registration) }
+        if let registration { loop.unregisterClosing(registration) }
         registration = nil
         Syscall.close(fd)
         fd = -1
@@ -70,6 +88,13 @@ public final class StreamConnection: IOHandler {
     public func handle(_ events: IOEvents) {
         if events.contains(.writable) { flush() }
         if isClosed { return }
+        if !wantsRead && readPauseIsLazy && events.contains(.readable) {
+            // Input arrived while paused: now stop asking (level-triggered epoll would
+            // report it on every wake-up).
+            readPauseIsLazy = false
+            updateInterest()
+            return
+        }
         if events.contains(.readable) || events.contains(.hangup) { readAvailable() }
     }
 
@@ -129,7 +154,12 @@ public final class StreamConnection: IOHandler {
     private func updateInterest() {
         guard let registration, !isClosed else { return }
         var interest: IOEvents = []
-        if wantsRead { interest.insert(.readable) }
+        if wantsRead {
+            readPauseIsLazy = false
+            interest.insert(.readable)
+        } else if readPauseIsLazy {
+            interest.insert(.readable)
+        }
         if pendingOutputCount > 0 { interest.insert(.writable) }
         loop.setInterest(registration, interest)
     }
