@@ -16,6 +16,7 @@ const uint32_t SHIM_EPOLLOUT = EPOLLOUT;
 const uint32_t SHIM_EPOLLERR = EPOLLERR;
 const uint32_t SHIM_EPOLLHUP = EPOLLHUP;
 const uint32_t SHIM_EPOLLRDHUP = EPOLLRDHUP;
+const int SHIM_MSG_NOSIGNAL = MSG_NOSIGNAL;
 
 int shim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 

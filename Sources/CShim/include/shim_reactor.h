@@ -15,6 +15,9 @@ extern const uint32_t SHIM_EPOLLOUT;
 extern const uint32_t SHIM_EPOLLERR;
 extern const uint32_t SHIM_EPOLLHUP;
 extern const uint32_t SHIM_EPOLLRDHUP;
+/* MSG_NOSIGNAL through the shim: the header above brings sys/socket.h in as well, and with
+   both modules defining the macro, Swift's incremental builds sometimes failed to find it. */
+extern const int SHIM_MSG_NOSIGNAL;
 
 int shim_epoll_create(void);
 int shim_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);

@@ -1,3 +1,4 @@
+import CShim
 import Glibc
 import Logging
 
@@ -74,7 +75,7 @@ final class InboundServer {
     /// write is one short non-blocking send on a fresh socket, so it cannot block the loop.
     private func refuseOverLimit(fd: Int32, peer: SocketAddress) {
         let reply = InboundSession.tooManyConnectionsReply(hostname: context.hostname).wireBytes
-        _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
         Syscall.close(fd)
         rejectedCount += 1
         logger.warning("connection refused: too many connections", metadata: ["client": "\(peer)", "limit": "\(context.maxConnections)"])

@@ -31,6 +31,8 @@ public final class EventLoop: @unchecked Sendable {
         let fd: Int32
         let handler: IOHandler
         var interest: IOEvents
+        /// Taken out of the epoll set by `park`, put back by the next non-empty interest.
+        var parked = false
     }
 
     private let epollFD: Int32
@@ -99,8 +101,31 @@ public final class EventLoop: @unchecked Sendable {
     public func setInterest(_ id: RegistrationID, _ interest: IOEvents) {
         guard var registration = registrations[id.raw], registration.interest != interest else { return }
         registration.interest = interest
+        if registration.parked {
+            guard !interest.isEmpty else { return }
+            registration.parked = false
+            _ = shim_epoll_add(epollFD, registration.fd, Self.epollMask(interest), id.raw)
+        } else {
+            _ = shim_epoll_mod(epollFD, registration.fd, Self.epollMask(interest), id.raw)
+        }
         registrations[id.raw] = registration
-        _ = shim_epoll_mod(epollFD, registration.fd, Self.epollMask(interest), id.raw)
+    }
+
+    /// Stops all reports for the fd until `setInterest` asks for something again. For a
+    /// socket that hung up while its owner is not reading: epoll reports EPOLLHUP and
+    /// EPOLLERR whatever the mask, so leaving it in the set would spin the loop for as long
+    /// as the owner waits (a commit can wait a disk stall long). Level-triggered, the hang-up
+    /// is reported again once the fd is back in the set.
+    public func park(_ id: RegistrationID) {
+        guard var registration = registrations[id.raw], !registration.parked else { return }
+        registration.parked = true
+        registration.interest = []
+        registrations[id.raw] = registration
+        _ = shim_epoll_del(epollFD, registration.fd)
+    }
+
+    func isParked(_ id: RegistrationID) -> Bool {
+        registrations[id.raw]?.parked ?? false
     }
 
     public func interest(of id: RegistrationID) -> IOEvents? {
@@ -110,7 +135,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Forgets the registration; the caller still owns and closes the fd.
     public func unregister(_ id: RegistrationID) {
         guard let registration = registrations.removeValue(forKey: id.raw) else { return }
-        _ = shim_epoll_del(epollFD, registration.fd)
+        if !registration.parked { _ = shim_epoll_del(epollFD, registration.fd) }
     }
 
     /// For a caller that closes the fd right after: closing removes it from the epoll set
@@ -122,6 +147,9 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     public var registrationCount: Int { registrations.count }
+
+    /// Socket events handed to handlers so far: lets tests see a loop that spins.
+    private(set) var ioEventsDispatched = 0
 
     private static func epollMask(_ interest: IOEvents) -> UInt32 {
         var mask: UInt32 = SHIM_EPOLLRDHUP
@@ -192,6 +220,7 @@ public final class EventLoop: @unchecked Sendable {
         default:
             // A registration removed earlier in this batch: its events are stale.
             guard let registration = registrations[event.data] else { return }
+            ioEventsDispatched &+= 1
             var ready: IOEvents = []
             if event.events & SHIM_EPOLLIN != 0 { ready.insert(.readable) }
             if event.events & SHIM_EPOLLOUT != 0 { ready.insert(.writable) }

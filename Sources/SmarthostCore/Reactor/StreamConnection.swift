@@ -37,6 +37,11 @@ public final class StreamConnection: IOHandler {
         registration.flatMap { loop.interest(of: $0) }
     }
 
+    /// Out of the epoll set after a hang-up while paused.
+    var isParked: Bool {
+        registration.map { loop.isParked($0) } ?? false
+    }
+
     public init(loop: EventLoop, fd: Int32, peer: SocketAddress) throws(SystemError) {
         self.loop = loop
         self.fd = fd
@@ -88,6 +93,13 @@ public final class StreamConnection: IOHandler {
     public func handle(_ events: IOEvents) {
         if events.contains(.writable) { flush() }
         if isClosed { return }
+        if !wantsRead && events.contains(.hangup) && pendingOutputCount == 0, let registration {
+            // Gone while we are not reading (e.g. reset right after its final dot): park
+            // until reading resumes, which then sees the hang-up (see `EventLoop.park`).
+            readPauseIsLazy = false
+            loop.park(registration)
+            return
+        }
         if !wantsRead && readPauseIsLazy && events.contains(.readable) {
             // Input arrived while paused: now stop asking (level-triggered epoll would
             // report it on every wake-up).

@@ -59,6 +59,36 @@ import Testing
         #expect(recorder.closed)
     }
 
+    /// A client that resets or closes while its message commits: epoll reports the hang-up
+    /// whatever the mask, so the paused connection leaves the epoll set (or the loop would
+    /// spin until the commit ends) and learns of the hang-up once reading resumes.
+    @Test func hangUpWhilePausedParksUntilTheResume() throws {
+        let loop = try EventLoop()
+        var pair: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &pair) == 0)
+        let connection = try StreamConnection(loop: loop, fd: pair[0], peer: SocketAddress())
+        let recorder = Recorder()
+        connection.delegate = recorder
+
+        connection.setReading(false)
+        #expect(send(pair[1], "QUIT\r\n", 6, 0) == 6)
+        close(pair[1])
+        spin(loop)
+        #expect(connection.isParked)
+        #expect(!recorder.closed)
+        #expect(recorder.received.isEmpty)
+        // Parked means quiet: more passes of the loop see no event for it at all.
+        let dispatched = loop.ioEventsDispatched
+        spin(loop, times: 5)
+        #expect(loop.ioEventsDispatched == dispatched, "the loop spun on the hung-up socket")
+
+        connection.setReading(true)
+        #expect(!connection.isParked)
+        spin(loop)
+        #expect(recorder.received == Array("QUIT\r\n".utf8), "what came before the hang-up is still read")
+        #expect(recorder.closed)
+    }
+
     @Test func manyJobsFromAnotherThreadAllRunOnTheLoopOnce() throws {
         let loop = try EventLoop()
         let counter = StreamPauseTestCounter()
