@@ -65,7 +65,7 @@ final class DeliveryEnvironment: @unchecked Sendable {
         let from = route.from.map { UpstreamFromAddress(address: $0, displayName: route.fromName) }
         let mode: UpstreamFromRewrite = route.rewriteFrom == .replace ? .replace : .fill
         let rewritten = UpstreamMessageRewriter.rewrite(content, removingHeader: orgHeader, from: from, mode: mode)
-        let eightBit = rewritten.message.contains { $0 >= 0x80 }
+        let eightBit = OctetScan.containsHighBit(rewritten.message)
         let utf8Envelope = (route.from ?? envelope.sender).utf8.contains { $0 >= 0x80 }
             || envelope.pendingRecipients.contains { $0.utf8.contains { $0 >= 0x80 } }
         return UpstreamMessage(sender: route.from ?? envelope.sender, recipients: envelope.pendingRecipients,

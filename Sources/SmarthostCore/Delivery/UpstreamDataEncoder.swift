@@ -47,12 +47,7 @@ public enum UpstreamDataEncoder {
                     // Copy the run of ordinary octets at once (a byte-at-a-time append
                     // cost more than the rest of a large message's delivery path).
                     let limit = min(input.count, index + (maxLineLength - lineLength))
-                    var end = index + 1
-                    while end < limit {
-                        let next = input[end]
-                        if next == 0 || next == 10 || next == 13 { break }
-                        end += 1
-                    }
+                    let end = OctetScan.firstLineBreakOrNUL(in: input, from: index + 1, to: limit)
                     out.append(contentsOf: UnsafeBufferPointer(rebasing: input[index..<end]))
                     lineLength += end - index
                     index = end

@@ -109,13 +109,8 @@ public struct DataDecoder: Sendable {
     /// and only need counting, so they are not run through the state machine.
     private mutating func skipPlainText(_ input: ArraySlice<UInt8>, from start: Int) -> Int {
         let stop = input.withUnsafeBufferPointer { buffer -> Int in
-            var offset = start - input.startIndex
-            while offset < buffer.count {
-                let byte = buffer[offset]
-                if byte == Octet.cr || byte == Octet.lf || byte == 0 { break }
-                offset += 1
-            }
-            return offset + input.startIndex
+            OctetScan.firstLineBreakOrNUL(in: buffer, from: start - input.startIndex, to: buffer.count)
+                + input.startIndex
         }
         lineLength += stop - start
         if lineLength > maxLineContent {

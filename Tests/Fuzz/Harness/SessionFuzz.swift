@@ -26,8 +26,8 @@ enum SessionFuzz {
         for chunk in input.chunks() {
             if driver.session.state == .committing {
                 switch input.below(4) {
-                case 0: driver.apply(driver.session.messageCommitted(queueID: "Q\(driver.committed)"))
-                case 1: driver.apply(driver.session.messageFailed(reply: SMTPReply(452, "4.3.1", "Insufficient system storage")))
+                case 0: driver.finishCommit(succeeded: true)
+                case 1: driver.finishCommit(succeeded: false)
                 default: break   // a read that was already in flight while committing
                 }
             }
@@ -35,7 +35,7 @@ enum SessionFuzz {
             driver.apply(driver.session.receive(chunk))
         }
         if driver.session.state == .committing {
-            driver.apply(driver.session.messageCommitted(queueID: "Q\(driver.committed)"))
+            driver.finishCommit(succeeded: true)
         }
         if input.below(2) == 0 { driver.apply(driver.session.timedOut()) }
         driver.apply(driver.session.clientClosed())
@@ -51,6 +51,16 @@ enum SessionFuzz {
         var closed = false
         var committed = 0
         var replies = UpstreamReplyParser(maxLineLength: 4096, maxLines: 100)
+
+        /// The spool's answer for the message being committed. The same event may already
+        /// begin the next message: pipelined commands held during the commit run now.
+        mutating func finishCommit(succeeded: Bool) {
+            check(awaitingCommit, "committing without an endMessage")
+            awaitingCommit = false
+            committed += 1
+            apply(succeeded ? session.messageCommitted(queueID: "Q\(committed)")
+                            : session.messageFailed(reply: SMTPReply(452, "4.3.1", "Insufficient system storage")))
+        }
 
         mutating func apply(_ actions: [InboundAction]) {
             if closed {
@@ -94,10 +104,6 @@ enum SessionFuzz {
             if !sent.isEmpty { checkReplies(sent) }
             if began {
                 check(sent.contains(subsequence: Array("354 ".utf8)), "beginMessage without 354")
-            }
-            if awaitingCommit && session.state != .committing {
-                awaitingCommit = false   // messageCommitted/messageFailed was called
-                committed += 1
             }
             if awaitingCommit { check(session.state == .committing, "endMessage but not committing") }
             check(closed == (session.state == .closed), "close action and closed state disagree")

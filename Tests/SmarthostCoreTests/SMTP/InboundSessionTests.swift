@@ -167,6 +167,28 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
         ])
     }
 
+    /// A second transaction pipelined behind the first message, up to its DATA (found by
+    /// the session fuzzer, whose driver had this wrong): the commit's answer runs the held
+    /// commands at once, so the event that finishes the first message begins the next.
+    @Test func pipelinedSecondMessageBeginsInTheEventThatFinishesTheFirst() {
+        var session = D.inData()
+        let first = session.receive(D.bytes("hi\r\n.\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@y.example>\r\nDATA\r\n"))
+        #expect(first == [D.content("hi\r\n"), .endMessage])
+        #expect(session.state == .committing)
+
+        let next = session.messageCommitted(queueID: "Q1")
+        guard next.count == 3, case .beginMessage(let envelope) = next[0],
+              case .messageContent(let received) = next[1] else {
+            Issue.record("expected begin, the Received header, send; got \(next)")
+            return
+        }
+        #expect(envelope.recipients.map(\.mailbox) == ["x@y.example"])
+        #expect(received.starts(with: Array("Received: ".utf8)))
+        #expect(D.replies(next) == "250 2.0.0 Ok: queued as Q1\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n")
+        #expect(session.receive(D.bytes("..two\r\n.\r\nQUIT\r\n")) == [D.content(".two\r\n"), .endMessage])
+        #expect(session.messageCommitted(queueID: "Q2") == [D.send("250 2.0.0 Ok: queued as Q2\r\n221 2.0.0 Bye\r\n"), .close])
+    }
+
     @Test func messageFailedRepliesInOrderAndIsNotAClientError() {
         var session = D.inData()
         _ = session.receive(D.bytes("body\r\n.\r\nMAIL FROM:<a@x.example>\r\n"))
