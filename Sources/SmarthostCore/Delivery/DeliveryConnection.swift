@@ -68,7 +68,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
         self.session = UpstreamSession(parameters: target.parameters)
     }
 
-    /// A message is being prepared for this connection on the spool worker.
+    /// A message is being prepared for this connection on the spool reader thread.
     var reserved = false
     var isBusy: Bool { currentMessageID != nil || reserved }
     var canSend: Bool {

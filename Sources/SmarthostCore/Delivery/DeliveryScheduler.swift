@@ -10,7 +10,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         var dueAt: Int64
         var inFlight = false
         /// The content of a small message just accepted, so its first attempt needs no
-        /// spool read (and no trip to the spool worker). Dropped after that attempt.
+        /// spool read (and no trip to the spool reader). Dropped after that attempt.
         var content: [UInt8]?
     }
 
@@ -32,8 +32,12 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private let loop: EventLoop
     private let spool: Spool
     private let resolver: HostResolver
-    /// Reads messages and writes delivery state (both fsync or read whole files).
-    private let spoolWorker = WorkerThread(name: "spool-delivery")
+    /// Reads messages for delivery (whole files, checksummed). Apart from `spoolRecorder`
+    /// so that one route's deferrals, each an fsynced state file, never hold up the
+    /// messages another route is waiting to send.
+    private let spoolReader = WorkerThread(name: "spool-read")
+    /// Records outcomes (delivered, deferred, failed) in order, one message's after another.
+    private let spoolRecorder = WorkerThread(name: "spool-record")
     private let logger: Logger
     private var environment: DeliveryEnvironment
     private var entries: [SpoolID: Entry] = [:]
@@ -128,7 +132,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             for connection in pool.connections.values { connection.close() }
         }
         resolver.stop()
-        spoolWorker.stop()
+        spoolReader.stop()
+        spoolRecorder.stop()
     }
 
     // MARK: pumping
@@ -210,7 +215,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         pools[key] = pool
     }
 
-    /// Reading and rewriting the message happens on the spool worker; the connection is
+    /// Reading and rewriting the message happens on the spool reader; the connection is
     /// reserved meanwhile (`reserved`), so nothing else is sent on it.
     private func start(id: SpoolID, on connection: DeliveryConnection) {
         guard let entry = entries[id] else { return releaseIdle(connection) }
@@ -249,7 +254,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 self.releaseIdle(connection)
             }
         }
-        spoolWorker.submit {
+        spoolReader.submit {
             let result = Result { () throws -> UpstreamMessage in try environment.prepare(envelope, spool: spool) }
             loop.execute { back.call(result) }
         }
@@ -371,7 +376,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         logger.warning("deferred", metadata: ["id": "\(id)", "reason": "\(reason)"])
     }
 
-    /// Spool updates fsync: they run on the spool worker, in order, never on the loop.
+    /// Spool updates fsync: they run on the spool recorder, in order, never on the loop.
     /// A failed one (an unwritable or full spool) is tried again with back-off until it
     /// lands: a lost "delivered" would mean a duplicate after the next restart.
     private func spoolAction(_ name: String, _ id: SpoolID, attempt: Int = 1,
@@ -386,7 +391,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 self?.spoolAction(name, id, attempt: attempt + 1, body)
             }
         }
-        spoolWorker.submit {
+        spoolRecorder.submit {
             do {
                 try body(spool)
                 if attempt > 1 {
