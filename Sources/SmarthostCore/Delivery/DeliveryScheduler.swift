@@ -28,6 +28,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     /// At most this much accepted content waits in memory for a first attempt (a route
     /// that is down must not make the queue a memory one); past it, delivery reads the spool.
     static let contentInMemoryBudget = 32 << 20
+    /// Outcomes waiting to be recorded before the spool reader pauses (see `start`).
+    static let recordBacklogLimit = 256
 
     private let loop: EventLoop
     private let spool: Spool
@@ -254,7 +256,12 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 self.releaseIdle(connection)
             }
         }
+        let recorder = spoolRecorder
+        let backlogLimit = Self.recordBacklogLimit
         spoolReader.submit {
+            // Reading may not run far ahead of recording: a delivery not yet recorded is
+            // sent again after a crash, so the recorder's backlog bounds those duplicates.
+            recorder.waitForBacklog(below: backlogLimit)
             let result = Result { () throws -> UpstreamMessage in try environment.prepare(envelope, spool: spool) }
             loop.execute { back.call(result) }
         }

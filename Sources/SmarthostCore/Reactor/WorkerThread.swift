@@ -5,6 +5,8 @@ import Glibc
 public final class WorkerThread: @unchecked Sendable {
     private let lock = Mutex()
     private var jobs: [() -> Void] = []
+    /// Jobs submitted and not finished yet (queued or running).
+    private var unfinished = 0
     private var stopping = false
     private var thread = pthread_t()
     public let name: String
@@ -22,7 +24,16 @@ public final class WorkerThread: @unchecked Sendable {
     public func submit(_ job: @escaping @Sendable () -> Void) {
         lock.withLock {
             jobs.append(job)
-            lock.signal()
+            unfinished += 1
+            lock.broadcast()
+        }
+    }
+
+    /// Blocks the calling thread (never the loop's) until fewer than `limit` jobs are
+    /// unfinished here, or the worker stops: lets another worker keep pace with this one.
+    public func waitForBacklog(below limit: Int) {
+        lock.withLock {
+            while unfinished >= limit && !stopping { lock.wait() }
         }
     }
 
@@ -32,7 +43,7 @@ public final class WorkerThread: @unchecked Sendable {
         let first = lock.withLock {
             let first = !stopping
             stopping = true
-            lock.signal()
+            lock.broadcast()   // the worker, and any thread in waitForBacklog
             return first
         }
         if first { pthread_join(thread, nil) }
@@ -47,7 +58,13 @@ public final class WorkerThread: @unchecked Sendable {
                 return jobs
             }
             guard let batch else { return }
-            for job in batch { job() }
+            for job in batch {
+                job()
+                lock.withLock {
+                    unfinished -= 1
+                    lock.broadcast()   // for waitForBacklog; the worker's own wait re-checks
+                }
+            }
         }
     }
 }

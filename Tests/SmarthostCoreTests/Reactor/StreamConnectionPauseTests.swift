@@ -91,15 +91,15 @@ import Testing
 
     @Test func manyJobsFromAnotherThreadAllRunOnTheLoopOnce() throws {
         let loop = try EventLoop()
-        let counter = StreamPauseTestCounter()
+        let counter = ReactorTestCounter()
         let jobs = 10_000
         var thread = pthread_t()
-        let context = Unmanaged.passRetained(StreamPauseTestJob {
+        let context = Unmanaged.passRetained(ReactorTestJob {
             for _ in 0..<jobs { loop.execute { counter.add() } }
             loop.execute { loop.stop() }
         })
         pthread_create(&thread, nil, { raw in
-            Unmanaged<StreamPauseTestJob>.fromOpaque(raw!).takeRetainedValue().body()
+            Unmanaged<ReactorTestJob>.fromOpaque(raw!).takeRetainedValue().body()
             return nil
         }, context.toOpaque())
         loop.schedule(afterMilliseconds: 10_000) { loop.stop() }
@@ -109,14 +109,14 @@ import Testing
     }
 }
 
-private final class StreamPauseTestCounter: @unchecked Sendable {
+final class ReactorTestCounter: @unchecked Sendable {
     private let lock = Mutex()
     private var count = 0
     func add() { lock.withLock { count += 1 } }
     var value: Int { lock.withLock { count } }
 }
 
-private final class StreamPauseTestJob {
+final class ReactorTestJob {
     let body: () -> Void
     init(_ body: @escaping () -> Void) { self.body = body }
 }
