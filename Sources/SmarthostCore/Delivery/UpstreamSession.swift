@@ -108,10 +108,10 @@ public struct UpstreamSession: Sendable {
         return run { $0.begin(message) }
     }
 
-    /// Ends the session: QUIT when idle, otherwise the connection is abandoned.
     /// Whether `send(message:)` may be called now: between transactions, not after QUIT.
     public var canSend: Bool { state == .ready && transaction == nil }
 
+    /// Ends the session: QUIT when idle, otherwise the connection is abandoned.
     public mutating func quit() -> [UpstreamAction] {
         run { session in
             switch session.state {

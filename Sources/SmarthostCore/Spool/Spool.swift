@@ -79,8 +79,8 @@ public final class Spool: Sendable {
 
     // MARK: receiving
 
-    /// Starts a message: checks the free-space floor, then creates `tmp/<id>` (O_EXCL,
-    /// 0600). Throws `.insufficientStorage` (452 4.3.1) when the disk is short, so the
+    /// Starts a message: checks the free-space floor, then takes a file from the pool (a
+    /// reused spare or one made ahead) or creates `tmp/<id>` (O_EXCL, 0600). Throws `.insufficientStorage` (452 4.3.1) when the disk is short, so the
     /// session can refuse DATA before the client sends 35 MiB. `expectedSize` (the
     /// client's SIZE= parameter, RFC 1870) must fit above the floor as well.
     public func begin(expectedSize: Int = 0) throws(SpoolError) -> IncomingMessage {
@@ -145,7 +145,7 @@ public final class Spool: Sendable {
                        completion: @escaping @Sendable (Result<SpoolID, SpoolError>) -> Void) {
         let handed = incoming.handOff(envelope: envelope)
         let job = SpoolCommitter.Job(
-            id: incoming.id, fd: handed.fd, tmpPath: incoming.path,
+            id: incoming.id, fd: handed.fd, writtenPath: incoming.path,
             queuePath: path(.queue, incoming.id), tail: handed.tail, truncateTo: handed.truncateTo,
             failure: handed.failure, completion: completion)
         if !committer.submit(job) {

@@ -25,7 +25,8 @@ final class SpoolCommitter: @unchecked Sendable {
     struct Job: Sendable {
         var id: SpoolID
         var fd: Int32
-        var tmpPath: String
+        /// Where the message was written: `tmp/<id>` or a reused `spare/<old id>`.
+        var writtenPath: String
         var queuePath: String
         var tail: [UInt8]
         /// Cut the file to this length after writing (a reused file was longer).
@@ -157,16 +158,16 @@ final class SpoolCommitter: @unchecked Sendable {
         defer { SpoolSystem.close(job.fd) }
         do throws(SpoolError) {
             if let failure = job.failure { throw failure }
-            try SpoolSystem.write(job.fd, job.tail, path: job.tmpPath)
+            try SpoolSystem.write(job.fd, job.tail, path: job.writtenPath)
             if let length = job.truncateTo, ftruncate(job.fd, off_t(length)) != 0 {
-                throw SpoolError.system("ftruncate", job.tmpPath)
+                throw SpoolError.system("ftruncate", job.writtenPath)
             }
-            try SpoolSystem.fdatasync(job.fd, path: job.tmpPath)
-            try SpoolSystem.moveNoReplace(job.tmpPath, job.queuePath)
+            try SpoolSystem.fdatasync(job.fd, path: job.writtenPath)
+            try SpoolSystem.moveNoReplace(job.writtenPath, job.queuePath)
         } catch {
             // If tmp/ refuses the unlink too (unwritable), at least give the space back:
             // recovery removes the empty file at the next start.
-            if unlink(job.tmpPath) != 0 { _ = ftruncate(job.fd, 0) }
+            if unlink(job.writtenPath) != 0 { _ = ftruncate(job.fd, 0) }
             throw error
         }
     }

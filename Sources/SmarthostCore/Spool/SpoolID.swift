@@ -6,9 +6,10 @@ import Glibc
 /// counter, 20 random bits drawn once per generator (per process). The timestamp makes
 /// ids sort by arrival (like OpenSMTPD's time-prefixed message ids, and Postfix "long queue
 /// ids"); the counter makes ids from one process unique even within one microsecond; the
-/// random bits separate two processes (the daemon and a CLI, or a restart with a clock step back). A collision
-/// that beats all three is still caught: `tmp/` files are created with O_EXCL and the
-/// move into `queue/` uses link(2), which never replaces an existing file.
+/// random bits separate two processes (the daemon and a CLI, or a restart with a clock
+/// step back). A collision that beats all three is still caught: new `tmp/` files are
+/// created with O_EXCL and the move into `queue/` never replaces an existing file
+/// (renameat2 with RENAME_NOREPLACE).
 public struct SpoolID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let rawValue: String
 

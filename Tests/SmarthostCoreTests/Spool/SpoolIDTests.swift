@@ -15,6 +15,20 @@ import Testing
         #expect(Set(all).count == all.count)
     }
 
+    /// The random bits are drawn once per generator: two generators on one frozen clock
+    /// (same microsecond, same counter) still never collide, which bits drawn per id could
+    /// not promise (each pair of ids there had its own 1-in-2^20 chance).
+    @Test func randomBitsAreFixedPerGenerator() {
+        let frozen: @Sendable () -> UInt64 = { 1_763_847_621_000_000 }
+        let one = SpoolIDGenerator(clock: frozen), other = SpoolIDGenerator(clock: frozen)
+        let ids = (0..<2_000).map { _ in one.next() }
+        #expect(Set(ids.map { $0.rawValue.suffix(4) }).count == 1, "one generator, one set of random bits")
+        let theirs = (0..<2_000).map { _ in other.next() }
+        if ids[0].rawValue.suffix(4) != theirs[0].rawValue.suffix(4) {
+            #expect(Set(ids).isDisjoint(with: theirs))
+        }
+    }
+
     @Test func idsAreFilenameSafeAndSortByTime() {
         let generator = SpoolIDGenerator()
         let ids = (0..<2000).map { _ in generator.next() }
