@@ -8,25 +8,42 @@ struct Queue: ParsableCommand {
         discussion: """
         Changes (retry, delete, flush) go through the running daemon's control socket \
         (<spool>/control.sock), so a message being delivered is never deleted or moved under it. \
-        When no daemon runs they are made on the spool directly. list and show read the spool.
+        When no daemon runs they are made on the spool directly, under its lock. list and show \
+        read the spool. Only the spool is needed (--spool, or the spool: key of --config); run \
+        as root, the commands act as the spool's owner.
         """,
-        subcommands: [QueueList.self, QueueShow.self, QueueRetry.self, QueueDelete.self, QueueFlush.self, QueueStatus.self]
+        subcommands: [QueueList.self, QueueShow.self, QueueRetry.self, QueueDelete.self, QueueFlush.self, QueueStatus.self,
+                      QueueQuarantine.self]
     )
 }
 
-/// `--config` / `--spool` / `--timeout`, shared by the queue commands.
+/// `--config` / `--spool` / `--timeout`, shared by the queue commands. They need only the
+/// spool: `--spool`, or just the `spool:` key of the configuration (no secret is read).
+/// Run as root they become the spool's owner first (`SpoolOwner`).
 struct QueueOptions: ParsableArguments {
     @OptionGroup var configOption: ConfigOption
 
     @Option(name: .long, help: "The spool directory (default: `spool:` from the configuration).")
     var spool: String?
 
-    @Option(name: .long, help: "Seconds to wait for the daemon's answer.")
+    @Option(name: .long, help: "Seconds to wait for the daemon's answer (1-3600).")
     var timeout: Int = 10
 
+    func validate() throws {
+        guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
+    }
+
+    /// The spool's path; as root, also switches to its owner (once: later calls find the
+    /// owner already in effect).
     func spoolPath() throws -> String {
-        if let spool { return spool }
-        return try configOption.load().spool
+        let root = try spool ?? configOption.loadSpoolPath()
+        do {
+            try SpoolOwner.become(ownerOf: root)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        return root
     }
 
     /// Opens an existing spool; never creates one at a mistyped path.
@@ -41,18 +58,27 @@ struct QueueOptions: ParsableArguments {
     }
 
     /// Sends `request` to the daemon (asking again while it answers BUSY for up to about
-    /// the timeout), or carries it out on the spool when no daemon runs.
+    /// the timeout), or, when none runs, carries it out on the spool under the spool lock,
+    /// so a relay cannot start and recover underneath.
     func perform(_ request: ControlRequest) throws -> ControlReply {
         let root = try spoolPath()
-        let client = ControlClient(spool: root, timeoutMilliseconds: max(timeout, 1) * 1000)
+        let client = ControlClient(spool: root, timeoutMilliseconds: timeout * 1000)
         do {
-            if let reply = try client.send(request, busyRetries: max(timeout, 1) * 4, delayMilliseconds: 250) {
+            if let reply = try client.send(request, busyRetries: timeout * 4, delayMilliseconds: 250) {
                 return reply
             }
         } catch {
             printError("\(error)")
             throw ExitCode(75)  // EX_TEMPFAIL: nothing known to be changed; try again
         }
+        let lock: SpoolLock
+        do {
+            lock = try SpoolLock.acquire(spool: root)
+        } catch {
+            printError("\(error); its control socket did not answer, try again")
+            throw ExitCode(75)
+        }
+        defer { withExtendedLifetime(lock) {} }
         return DirectQueueControl(spool: try openSpool()).perform(request)
     }
 

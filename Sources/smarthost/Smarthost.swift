@@ -7,7 +7,8 @@ struct Smarthost: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smarthost",
         abstract: "An SMTP smart-host relay: takes local mail and relays it to each organization's upstream.",
-        subcommands: [Serve.self, CheckConfig.self, Routes.self, TestRoute.self, Queue.self]
+        version: BuildInfo.summary,
+        subcommands: [Serve.self, CheckConfig.self, Reload.self, Routes.self, TestRoute.self, Queue.self]
     )
 }
 
@@ -22,6 +23,16 @@ struct ConfigOption: ParsableArguments {
             return try RelayConfig.load(path: config, environment: ProcessEnvironment.current())
         } catch {
             printError("\(config): configuration has errors:\n\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Only the `spool:` key: the queue tools and `reload` never resolve secrets.
+    func loadSpoolPath() throws -> String {
+        do {
+            return try RelayConfig.loadSpoolPath(path: config)
+        } catch {
+            printError("\(error)")
             throw ExitCode(1)
         }
     }

@@ -48,6 +48,19 @@ public struct RelayConfig: Sendable, Equatable {
         self.orgs = orgs
     }
 
+    /// Routes that name a secret which does not exist yet, as `(where, what)`: e.g.
+    /// `("default", "password_file sendgrid.secret: … does not exist (put it in …)")`.
+    /// Their mail is held until the secret is there and the relay restarted or reloaded.
+    public var missingCredentials: [(route: String, problem: String)] {
+        var out: [(String, String)] = []
+        if let problem = defaultRoute.missingCredential { out.append(("default", problem)) }
+        if case .custom(let route) = host, let problem = route.missingCredential { out.append(("host", problem)) }
+        for org in orgs {
+            if case .custom(let route) = org.route, let problem = route.missingCredential { out.append(("org \(org.id)", problem)) }
+        }
+        return out
+    }
+
     /// The org with this id, if the configuration has it.
     public func org(_ id: String) -> OrgSetting? {
         orgs.first { $0.id == id }
@@ -115,6 +128,22 @@ extension RelayConfig {
             throw ConfigErrors(source: path, issues: [ConfigIssue(line: nil, keyPath: "", message: reason.text)])
         }
         return try parse(yaml: text, source: path, baseDirectory: directory(of: path), environment: environment)
+    }
+
+    /// The spool directory named by the file at `path` (or the default), reading nothing
+    /// else: no secret is resolved, no other key validated.
+    public static func loadSpoolPath(path: String) throws(ConfigErrors) -> String {
+        let text: String
+        switch readTextFile(path) {
+        case .success(let content): text = content
+        case .failure(let reason):
+            throw ConfigErrors(source: path, issues: [ConfigIssue(line: nil, keyPath: "", message: reason.text)])
+        }
+        var schema = Schema(baseDirectory: directory(of: path), environment: [:], systemHostname: "localhost")
+        guard let spool = schema.decodeSpoolOnly(yaml: text), schema.reader.issues.isEmpty else {
+            throw ConfigErrors(source: path, issues: schema.reader.issues)
+        }
+        return spool
     }
 
     /// Validates YAML text; `source` names it in errors.

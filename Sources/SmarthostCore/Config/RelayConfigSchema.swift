@@ -46,6 +46,14 @@ extension RelayConfig {
                 defaultRoute: defaultRoute, host: host ?? .useDefault, orgs: orgs)
         }
 
+        /// Only the `spool:` key, for the queue tools: they must work where the rest of the
+        /// file does not (a secret only the service can read, a route being edited).
+        mutating func decodeSpoolOnly(yaml: String) -> String? {
+            guard let root = compose(yaml),
+                  let top = reader.openSection(root, path: "", line: nil) else { return nil }
+            return decodeSpool(top)
+        }
+
         /// The YAML tree; a syntax error becomes an issue at its line.
         private mutating func compose(_ yaml: String) -> Node? {
             do {

@@ -101,6 +101,7 @@ extension RelayConfig.Schema {
         // The options are checked even when host or port is bad: all errors in one run.
         var route = RouteSettings(host: host ?? "", port: port ?? 0, tls: tls, domain: context.hostname,
                                   username: auth.username, password: auth.password)
+        route.missingCredential = auth.missing
         decodeOptions(section, into: &route)
         return host == nil || port == nil ? nil : route
     }

@@ -52,6 +52,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private var nextSerial: UInt64 = 1
     private(set) var counters = DeliveryCounters()
     private var contentInMemoryBytes = 0
+    /// Messages held because their route's secret is missing, and the routes already logged.
+    private var held: Set<SpoolID> = []
+    private var heldRoutesLogged: Set<String> = []
     private var stopping = false
 
     init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger) {
@@ -66,6 +69,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     func replaceEnvironment(_ newEnvironment: DeliveryEnvironment) {
         environment = newEnvironment
         for key in pools.keys { pools[key]?.downUntil = 0 }
+        // The secret may be there now: held messages are tried at once.
+        heldRoutesLogged.removeAll()
+        for id in held { setDue(id, 0) }
+        held.removeAll()
         schedulePump(at: 0)
     }
 
@@ -95,6 +102,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     /// Every removal goes through here, so the in-memory budget stays exact.
     private func removeEntry(_ id: SpoolID) {
         _ = takeContent(id)
+        held.remove(id)
         entries.removeValue(forKey: id)
     }
 
@@ -176,6 +184,11 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 postpone(id: id, reason: "route: \(error)", possibleDuplicate: false)
                 continue
             }
+            if let missing = target.missingCredential {
+                hold(id, target: target, reason: missing, now: now)
+                continue
+            }
+            held.remove(id)
             var pool = pools[target.key] ?? RoutePool()
             if pool.downUntil > now {
                 setDue(id, pool.downUntil)
@@ -373,6 +386,19 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             spoolAction("moveToFailed", id) { try $0.moveToFailed(id, reason: decision.reason, progress: envelope) }
         }
     }
+
+    /// Not an attempt: nothing is written to the spool, so a restart with the secret in
+    /// place finds the message due at once. One log line per route, not per message.
+    private func hold(_ id: SpoolID, target: DeliveryTarget, reason: String, now: Int64) {
+        held.insert(id)
+        setDue(id, now + environment.config.queue.retryMinMs)
+        if heldRoutesLogged.insert(target.key).inserted {
+            logger.error("route has no credentials: holding its mail",
+                         metadata: ["upstream": "\(target.displayName)", "reason": "\(reason)"])
+        }
+    }
+
+    var heldCount: Int { held.count }
 
     private func postpone(id: SpoolID, reason: String, possibleDuplicate: Bool) {
         guard var entry = entries[id] else { return }
