@@ -51,7 +51,7 @@ extension RelayConfig.Schema {
         switch result {
         case .success(let secret): return (secret, nil)
         case .failure(.missing(let path)):
-            return (nil, "\(field.key) \(text): \(path) does not exist" + Self.credentialHint(text, environment))
+            return (nil, "\(field.key) \(text): \(path) does not exist" + Self.credentialHint(text))
         case .failure(.envNotSet(let name)):
             return (nil, "password_env: environment variable \(name) is not set")
         case .failure(let error):
@@ -62,18 +62,28 @@ extension RelayConfig.Schema {
 
     /// Under systemd, `LoadCredential=smarthost:/etc/smarthost/credentials` copies every file
     /// of that directory into `$CREDENTIALS_DIRECTORY` as `smarthost_<name>`; a single
-    /// `LoadCredential=<name>:…` line keeps the name. A relative `password_file` finds either;
-    /// without systemd it is relative to the config file.
+    /// `LoadCredential=<name>:…` line keeps the name. A relative `password_file` finds either.
+    /// By hand (`sudo smarthost check-config`) it is next to the config file, or in the
+    /// `credentials/` directory beside it, where the packaged units load them from.
     func loadSecretFile(_ path: String) -> Result<Secret, Secret.LoadError> {
-        guard !path.hasPrefix("/"), let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty else {
-            return Secret.fromFile(RelayConfig.resolve(path, under: baseDirectory))
+        guard !path.hasPrefix("/") else { return Secret.fromFile(path) }
+        var candidates: [(path: String, trusted: Bool)]
+        if let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
+            candidates = [(RelayConfig.resolve(path, under: credentials), true),
+                          (RelayConfig.resolve(Self.credentialPrefix + path, under: credentials), true)]
+        } else {
+            candidates = [(RelayConfig.resolve(path, under: baseDirectory), false),
+                          (RelayConfig.resolve("credentials/" + path, under: baseDirectory), false)]
         }
-        let exact = Secret.fromFile(RelayConfig.resolve(path, under: credentials), trustedDirectory: true)
-        guard case .failure(.missing) = exact, !path.contains("/") else { return exact }
-        let prefixed = Secret.fromFile(RelayConfig.resolve(Self.credentialPrefix + path, under: credentials),
-                                       trustedDirectory: true)
-        if case .failure(.missing) = prefixed { return exact }
-        return prefixed
+        if path.contains("/") { candidates.removeLast() }
+        // The first candidate's "does not exist" is the one reported: it names the usual place.
+        var firstMissing: Result<Secret, Secret.LoadError>?
+        for candidate in candidates {
+            let result = Secret.fromFile(candidate.path, trustedDirectory: candidate.trusted)
+            guard case .failure(.missing) = result else { return result }
+            firstMissing = firstMissing ?? result
+        }
+        return firstMissing!
     }
 
     /// The ID of the unit's directory `LoadCredential=` line.
@@ -81,8 +91,8 @@ extension RelayConfig.Schema {
     /// Where the packaged units load credentials from.
     static let credentialSourceDirectory = "/etc/smarthost/credentials"
 
-    private static func credentialHint(_ name: String, _ environment: [String: String]) -> String {
-        guard environment["CREDENTIALS_DIRECTORY"] != nil, !name.hasPrefix("/") else { return "" }
+    private static func credentialHint(_ name: String) -> String {
+        guard !name.hasPrefix("/"), !name.contains("/") else { return "" }
         return " (put it in \(credentialSourceDirectory)/\(name), mode 0600, then systemctl restart smarthost)"
     }
 }

@@ -39,6 +39,19 @@ import Testing
         #expect(empty.first?.message == "environment variable SG_KEY is empty")
     }
 
+    /// `sudo smarthost check-config` outside systemd finds a key where the package keeps it:
+    /// the credentials/ directory beside the config file.
+    @Test func relativeFileIsFoundInTheCredentialsDirectoryBesideTheConfig() throws {
+        let dir = ConfigTestSupport.makeTempDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/credentials", withIntermediateDirectories: true)
+        ConfigTestSupport.writeFile(dir + "/credentials/sg.secret", "from-credentials\n", mode: 0o600)
+        let config = try ConfigTestSupport.parse(routeYAML("password_file: sg.secret"), baseDirectory: dir)
+        #expect(config.defaultRoute.password?.revealed == "from-credentials")
+        ConfigTestSupport.writeFile(dir + "/sg.secret", "beside\n", mode: 0o600)
+        #expect(try ConfigTestSupport.parse(routeYAML("password_file: sg.secret"), baseDirectory: dir)
+            .defaultRoute.password?.revealed == "beside")
+    }
+
     @Test func privateFileIsReadWithoutItsTrailingNewline() throws {
         let dir = ConfigTestSupport.makeTempDirectory()
         ConfigTestSupport.writeFile(dir + "/pw", "correct horse\n", mode: 0o600)
