@@ -22,6 +22,8 @@ public struct RelayConfig: Sendable, Equatable {
     public var host: RouteChoice
     /// Orgs in file order: sender patterns are tried in this order.
     public var orgs: [OrgSetting]
+    /// Legal but risky settings found at load, with their lines (`check-config` prints them).
+    public var warnings: [ConfigIssue] = []
 
     public static let defaultListen = [
         ListenAddress(host: "127.0.0.1", port: 25, isIPv6: false),
@@ -127,7 +129,24 @@ extension RelayConfig {
         case .failure(let reason):
             throw ConfigErrors(source: path, issues: [ConfigIssue(line: nil, keyPath: "", message: reason.text)])
         }
-        return try parse(yaml: text, source: path, baseDirectory: directory(of: path), environment: environment)
+        var config = try parse(yaml: text, source: path, baseDirectory: directory(of: path), environment: environment)
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o004 != 0, config.hasInlinePassword {
+            let lines = Schema.linesDefining("password", in: text) ?? []
+            config.warnings.append(ConfigIssue(
+                line: lines.first, keyPath: "password",
+                message: "an inline password in a file every local user can read (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                    + "use password_file in /etc/smarthost/credentials/, or chmod o-r \(path)"))
+        }
+        return config
+    }
+
+    /// A route with `password:` written in the file itself.
+    var hasInlinePassword: Bool {
+        var routes = [defaultRoute]
+        if case .custom(let route) = host { routes.append(route) }
+        for org in orgs { if case .custom(let route) = org.route { routes.append(route) } }
+        return routes.contains { $0.password?.origin == "inline" }
     }
 
     /// The spool directory named by the file at `path` (or the default), reading nothing
@@ -161,9 +180,10 @@ extension RelayConfig {
     ) throws(ConfigErrors) -> RelayConfig {
         var schema = Schema(baseDirectory: baseDirectory, environment: environment, systemHostname: systemHostname)
         let config = schema.decode(yaml: yaml)
-        guard let config, schema.reader.issues.isEmpty else {
+        guard var config, schema.reader.issues.isEmpty else {
             throw ConfigErrors(source: source, issues: schema.reader.issues)
         }
+        config.warnings = schema.reader.warnings
         return config
     }
 

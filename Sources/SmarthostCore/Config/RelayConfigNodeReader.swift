@@ -30,6 +30,12 @@ extension RelayConfig {
     /// only coding paths and stops at the first error.
     struct NodeReader {
         private(set) var issues: [ConfigIssue] = []
+        /// Legal but risky values (`check-config` prints them; `--strict` refuses them).
+        private(set) var warnings: [ConfigIssue] = []
+
+        mutating func warn(_ line: Int?, _ path: String, _ message: String) {
+            warnings.append(ConfigIssue(line: line, keyPath: path, message: message))
+        }
 
         mutating func report(_ line: Int?, _ path: String, _ message: String) {
             issues.append(ConfigIssue(line: line, keyPath: path, message: message))

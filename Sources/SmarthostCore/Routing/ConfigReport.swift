@@ -28,7 +28,8 @@ public enum ConfigReport {
 
     /// Legal but risky: the relay runs, and says so. `check-config --strict` refuses them.
     public static func warnings(_ config: RelayConfig) -> [String] {
-        config.missingCredentials.map { "\($0.route) route: \($0.problem); its mail is held until then" }
+        config.warnings.map(\.description)
+            + config.missingCredentials.map { "\($0.route) route: \($0.problem); its mail is held until then" }
     }
 
     /// Which org a message was given and why, and which layer's route it takes and why.

@@ -65,7 +65,7 @@ public struct OrgClassifier: Sendable {
 /// One `senders` pattern: `*` matches any run of characters. The domain compares without
 /// case (DNS names are case-insensitive); the local part with case, as RFC 5321 §2.4 says
 /// only the receiving host may fold it.
-private struct SenderPattern: Sendable {
+struct SenderPattern: Sendable {
     let text: String
     private let local: [Character]
     private let domain: [Character]
@@ -75,6 +75,13 @@ private struct SenderPattern: Sendable {
         let (local, domain) = Self.split(text)
         self.local = Array(local)
         self.domain = Array(domain.lowercased())
+    }
+
+    /// Every address `other` matches, this matches too. `other`'s `*` is taken as a literal
+    /// character: a `*` of ours can absorb it, a literal of ours cannot, so a match on the
+    /// text means a match on every expansion of it.
+    func covers(_ other: String) -> Bool {
+        matches(other)
     }
 
     func matches(_ address: String) -> Bool {
