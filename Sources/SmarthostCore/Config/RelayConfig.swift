@@ -206,7 +206,9 @@ extension RelayConfig {
         path.hasPrefix("/") || base.isEmpty ? path : (base.hasSuffix("/") ? base + path : base + "/" + path)
     }
 
-    private struct ReadFailure: Error { var text: String }
+    struct ReadFailure: Error { var text: String }
+
+    static func readText(_ path: String) -> Result<String, ReadFailure> { readTextFile(path) }
 
     private static func readTextFile(_ path: String) -> Result<String, ReadFailure> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -33,12 +33,15 @@ extension RelayConfig {
         /// Legal but risky values (`check-config` prints them; `--strict` refuses them).
         private(set) var warnings: [ConfigIssue] = []
 
+        /// The included file being read, stamped on every issue and warning; nil: the main file.
+        var currentFile: String?
+
         mutating func warn(_ line: Int?, _ path: String, _ message: String) {
-            warnings.append(ConfigIssue(line: line, keyPath: path, message: message))
+            warnings.append(ConfigIssue(line: line, keyPath: path, message: message, file: currentFile))
         }
 
         mutating func report(_ line: Int?, _ path: String, _ message: String) {
-            issues.append(ConfigIssue(line: line, keyPath: path, message: message))
+            issues.append(ConfigIssue(line: line, keyPath: path, message: message, file: currentFile))
         }
 
         /// The mapping at `node`, after checking its keys against `allowed`.

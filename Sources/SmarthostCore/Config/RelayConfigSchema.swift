@@ -10,7 +10,7 @@ extension RelayConfig {
         let systemHostname: String
 
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
-                              "default", "host", "orgs"]
+                              "default", "host", "orgs", "include"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
                                 "data_timeout", "min_free_space"]
         static let accessKeys = ["allow"]
@@ -37,7 +37,8 @@ extension RelayConfig {
             let context = RouteContext(hostname: hostname)
             let defaultRoute = decodeDefaultRoute(top, context)
             let host = top.field("host").map { decodeHost($0, context) } ?? .useDefault
-            let orgs = top.field("orgs").map { decodeOrgs($0, context) } ?? []
+            var orgs = top.field("orgs").map { decodeOrgs($0, context) } ?? []
+            if let field = top.field("include") { orgs += decodeIncludes(field, context, after: orgs) }
             let spool = decodeSpool(top)
             let orgHeader = decodeOrgHeader(top)
             guard let defaultRoute else { return nil }
@@ -90,7 +91,7 @@ extension RelayConfig {
         }
 
         /// The YAML tree; a syntax error becomes an issue at its line.
-        private mutating func compose(_ yaml: String) -> Node? {
+        mutating func compose(_ yaml: String) -> Node? {
             do {
                 return try Yams.compose(yaml: yaml) ?? Node("", .implicit, .plain)
             } catch let error as YamlError {
