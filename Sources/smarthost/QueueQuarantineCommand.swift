@@ -55,6 +55,10 @@ struct QuarantineRelease: ParsableCommand {
     @Argument(help: "Queue ids from `quarantine list`.") var ids: [String]
 
     func run() throws {
-        try QueueDelete.each(try ids.map(parseQueueID), options: options) { .release($0) }
+        let queueIDs = try ids.map { text -> SpoolID in
+            guard let id = SpoolID(text) else { throw ValidationError("\(text) is not a queue id (quarantine list shows them)") }
+            return id
+        }
+        try QueueDelete.each(queueIDs, options: options) { .unquarantine($0) }
     }
 }

@@ -2,7 +2,7 @@
 /// `<spool>/control.sock`: one request line, one reply line, then the daemon closes.
 ///
 ///     request  = verb [SP argument] LF        (CRLF accepted; at most 256 octets)
-///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE" / "RELEASE" / "RELOAD"
+///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE" / "UNQUARANTINE" / "RELOAD"
 ///                (case-insensitive)
 ///     reply    = code SP text LF
 ///     code     = "OK" / "BUSY" / "NOTFOUND" / "ERROR"
@@ -21,7 +21,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
     /// Remove a message (queued or dead letter) for good, unless it is being delivered.
     case delete(SpoolID)
     /// A quarantined message whose content checks out goes back to the queue, due now.
-    case release(SpoolID)
+    case unquarantine(SpoolID)
     /// Re-read the configuration and answer whether it was applied (`systemctl reload`).
     case reload
 
@@ -35,7 +35,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         case .flush(let id?): return "FLUSH \(id)"
         case .retry(let id): return "RETRY \(id)"
         case .delete(let id): return "DELETE \(id)"
-        case .release(let id): return "RELEASE \(id)"
+        case .unquarantine(let id): return "UNQUARANTINE \(id)"
         case .reload: return "RELOAD"
         }
     }
@@ -54,7 +54,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         guard let verb = words.first?.uppercased() else { return .failure(.error("empty request")) }
         let arguments = words.dropFirst().map(String.init)
         guard let row = verbTable.first(where: { $0.verb == verb }) else {
-            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY, DELETE, RELEASE or RELOAD"))
+            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY, DELETE, UNQUARANTINE or RELOAD"))
         }
         return row.build(arguments)
     }
@@ -73,7 +73,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         },
         VerbRow(verb: "RETRY") { oneID("RETRY", $0).map { .retry($0) } },
         VerbRow(verb: "DELETE") { oneID("DELETE", $0).map { .delete($0) } },
-        VerbRow(verb: "RELEASE") { oneID("RELEASE", $0).map { .release($0) } },
+        VerbRow(verb: "UNQUARANTINE") { oneID("UNQUARANTINE", $0).map { .unquarantine($0) } },
         VerbRow(verb: "RELOAD") { $0.isEmpty ? .success(.reload) : .failure(.error("RELOAD takes no argument")) },
     ]
 

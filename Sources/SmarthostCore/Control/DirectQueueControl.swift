@@ -27,7 +27,7 @@ public struct DirectQueueControl: Sendable {
             case .delete(let id):
                 try spool.delete(id)
                 return .ok("\(id) deleted")
-            case .release(let id):
+            case .unquarantine(let id):
                 switch Self.releaseResult(spool, id) {
                 case .success: return .ok("\(id) released from quarantine \(Self.notRunning)")
                 case .failure(let answer): return answer

@@ -64,7 +64,7 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
         case .flush(let id?): retry(id, deadLetters: false, reply)
         case .retry(let id): retry(id, deadLetters: true, reply)
         case .delete(let id): delete(id, reply)
-        case .release(let id): release(id, reply)
+        case .unquarantine(let id): unquarantine(id, reply)
         case .reload:
             guard let onReload else { return reply(.error("reload is not available")) }
             onReload(reply)
@@ -136,7 +136,7 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
 
     /// A quarantined file is unknown to the scheduler; once it is back in `queue/` it is
     /// enqueued like a recovered message.
-    private func release(_ id: SpoolID, _ reply: @escaping (ControlReply) -> Void) {
+    private func unquarantine(_ id: SpoolID, _ reply: @escaping (ControlReply) -> Void) {
         let spool = self.spool
         onWorker({ () -> Result<SpoolEnvelope, ControlReply> in
             DirectQueueControl.releaseResult(spool, id)

@@ -2,12 +2,12 @@
 /// an operator's terminal: control characters, escape sequences among them (`ESC ]0;…`
 /// retitles a terminal), become visible `\xNN` instead of acting.
 public enum TerminalText {
-    public static func escaped(_ text: String, keepNewlines: Bool = false) -> String {
+    public static func escaped(_ text: String, keepNewlines: Bool = false, keepTabs: Bool = false) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
             let value = scalar.value
-            if keepNewlines && value == 0x0A {
+            if (keepNewlines && value == 0x0A) || (keepTabs && value == 0x09) {
                 out.unicodeScalars.append(scalar)
             } else if value < 0x20 || value == 0x7F || (0x80...0x9F).contains(value) {
                 out += "\\x" + hex(UInt8(value & 0xFF))
