@@ -13,7 +13,7 @@ RELEASE_FLAGS := -c release --static-swift-stdlib \
 BUILD_PKGS  := libssl-dev libsystemd-dev pkg-config
 # Postfix is only wanted for its smtp-source/smtp-sink tools: preseeded "No configuration",
 # so installing it never sets up or starts a system mail server.
-TEST_PKGS   := openssl swaks postfix python3-aiosmtpd curl systemd procps
+TEST_PKGS   := openssl swaks postfix python3-aiosmtpd curl systemd procps prometheus
 PACKAGE_PKGS := dpkg-dev
 SYSTEM_TEST_PKGS := debootstrap util-linux
 

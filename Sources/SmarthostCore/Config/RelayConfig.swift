@@ -22,6 +22,8 @@ public struct RelayConfig: Sendable, Equatable {
     public var host: RouteChoice
     /// Orgs in file order: sender patterns are tried in this order.
     public var orgs: [OrgSetting]
+    /// Where `/metrics` (Prometheus) is served; nil: off.
+    public var metricsListen: ListenAddress?
     /// Legal but risky settings found at load, with their lines (`check-config` prints them).
     public var warnings: [ConfigIssue] = []
 

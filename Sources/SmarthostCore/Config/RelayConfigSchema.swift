@@ -10,7 +10,7 @@ extension RelayConfig {
         let systemHostname: String
 
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
-                              "default", "host", "orgs", "include"]
+                              "default", "host", "orgs", "include", "metrics"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
                                 "data_timeout", "min_free_space"]
         static let accessKeys = ["allow"]
@@ -41,11 +41,25 @@ extension RelayConfig {
             if let field = top.field("include") { orgs += decodeIncludes(field, context, after: orgs) }
             let spool = decodeSpool(top)
             let orgHeader = decodeOrgHeader(top)
+            let metricsListen = top.field("metrics").flatMap { decodeMetrics($0) }
             guard let defaultRoute else { return nil }
-            return RelayConfig(
+            var config = RelayConfig(
                 hostname: hostname, listen: listen, spool: spool, orgHeader: orgHeader,
                 limits: limits, access: access, queue: queue,
                 defaultRoute: defaultRoute, host: host ?? .useDefault, orgs: orgs)
+            config.metricsListen = metricsListen
+            return config
+        }
+
+        /// `metrics: { listen: "127.0.0.1:9325" }`: where `/metrics` is served; off when absent.
+        private mutating func decodeMetrics(_ field: Field) -> ListenAddress? {
+            guard let section = reader.section(field.node, path: field.path, line: field.keyLine, allowed: ["listen"]),
+                  let listen = section.field("listen"), let text = reader.string(listen) else { return nil }
+            guard let address = ListenAddress.parse(text) else {
+                reader.report(listen.line, listen.path, "\(text) is not an address:port (e.g. 127.0.0.1:9325, [::1]:9325)")
+                return nil
+            }
+            return address
         }
 
         /// Only the `spool:` key, for the queue tools: they must work where the rest of the

@@ -22,6 +22,9 @@ public final class Daemon {
     private var exitStatus: Int32 = 0
     private var stopDeadline: TimerID?
     private var statusTimer: TimerID?
+    private let metrics = RelayMetrics()
+    private var metricsServer: MetricsServer?
+    private let startedAt = WallClock.nowSeconds()
 
     /// Reads again the messages recovery could not read (spool I/O never runs on the loop).
     private let recoveryWorker = WorkerThread(name: "spool-recover")
@@ -65,6 +68,9 @@ public final class Daemon {
         context.server = server
         scheduler = DeliveryScheduler(loop: loop, spool: spool, environment: DeliveryEnvironment(config: config), logger: logger)
         context.onAccepted = { [unowned scheduler] envelope, content in scheduler.enqueue(envelope, content: content) }
+        metrics.prepare(config)
+        context.metrics = metrics
+        scheduler.metrics = metrics
         signals.target = { [unowned self] signal in self.received(signal: signal) }
     }
 
@@ -78,6 +84,7 @@ public final class Daemon {
             control = try ControlServer(loop: loop, path: ControlServer.socketPath(spool: config.spool), handler: service)
             try recoverSpool()
             try server.listen(on: try listeningSockets())
+            try startMetrics(config.metricsListen)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 1
@@ -193,6 +200,7 @@ public final class Daemon {
         loop.cancel(stopDeadline)
         // Closed last: from now on the queue tools work on the spool directly, under its locks.
         control?.close()
+        metricsServer?.close()
         controlService?.shutdown()
         recoveryWorker.stop()
         scheduler.shutdown()
@@ -226,7 +234,16 @@ public final class Daemon {
         let context = InboundContext(loop: loop, spool: spool, config: newConfig, logger: logger)
         context.server = server
         context.onAccepted = server.context.onAccepted
+        context.metrics = metrics
+        metrics.prepare(newConfig)
         server.replaceContext(context)
+        if newConfig.metricsListen != config.metricsListen {
+            metricsServer?.close()
+            metricsServer = nil
+            do { try startMetrics(newConfig.metricsListen) } catch {
+                logger.error("cannot serve metrics", metadata: ["address": "\(newConfig.metricsListen.map(\.description) ?? "-")", "error": "\(error)"])
+            }
+        }
         if !socketActivated { updateListeners(newConfig.listen) }
         scheduler.replaceEnvironment(DeliveryEnvironment(config: newConfig))
         config = newConfig
@@ -235,6 +252,28 @@ public final class Daemon {
         let missing = newConfig.missingCredentials.map(\.route)
         return .ok("reloaded \(configPath): \(newConfig.orgs.count) orgs"
             + (missing.isEmpty ? "" : "; credentials missing for " + missing.joined(separator: ", ")))
+    }
+
+    /// `/metrics` on `metrics.listen`; the queue and spool gauges are read at each scrape.
+    private func startMetrics(_ listen: ListenAddress?) throws {
+        guard let listen else { return }
+        let server = try MetricsServer(loop: loop, logger: logger, metrics: metrics, socket: try Self.bind(listen))
+        server.refresh = { [unowned self] in
+            let now = WallClock.nowSeconds()
+            let known = ([nil] + self.config.orgs.map(\.id)).map { org in
+                RelayMetrics.MessageLabels(org: org, layer: RouteResolver.resolve(org: org, config: self.config).layer.rawValue)
+            }
+            self.metrics.setQueue(self.scheduler.queueByLabels(nowSeconds: now), known: known)
+            self.metrics.setGauge("smarthost_uptime_seconds", now - self.startedAt, help: "Seconds since the relay started")
+            self.metrics.setGauge("smarthost_routes_down", Int64(self.scheduler.routesDown), help: "Routes marked down now")
+            self.metrics.setGauge("smarthost_messages_held", Int64(self.scheduler.heldCount),
+                                  help: "Messages held because their route's secret is missing")
+            if let free = try? SpoolSystem.freeBytes(self.spool.root) {
+                self.metrics.setGauge("smarthost_spool_free_bytes", Int64(clamping: free), help: "Free bytes in the spool's file system")
+            }
+        }
+        metricsServer = server
+        logger.info("metrics listening", metadata: ["address": "\(server.address.map { "\($0)" } ?? "\(listen)")"])
     }
 
     /// A fresh install: the relay runs and takes mail, and says exactly what it waits for.

@@ -13,6 +13,7 @@ final class InboundContext {
     /// Called with every message the spool has durably accepted (the delivery scheduler).
     /// A message is durable and answered: envelope, and the content when it is in memory.
     var onAccepted: ((SpoolEnvelope, [UInt8]?) -> Void)?
+    var metrics: RelayMetrics?
 
     init(loop: EventLoop, spool: Spool, config: RelayConfig, logger: Logger) {
         self.loop = loop
@@ -70,6 +71,7 @@ final class InboundContext {
             "size": "\(envelope.size)", "org": "\(envelope.org ?? "-")", "layer": "\(envelope.layer ?? "-")",
             "route": "\(envelope.route ?? "-")", "client": "\(peer.ipString)",
         ])
+        metrics?.accepted(RelayMetrics.MessageLabels(org: envelope.org, layer: envelope.layer), bytes: envelope.size)
         onAccepted?(envelope, content)
     }
 }

@@ -55,6 +55,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     /// Messages held because their route's secret is missing, and the routes already logged.
     private var held: Set<SpoolID> = []
     private var heldRoutesLogged: Set<String> = []
+    /// Prometheus counters (`/metrics`); nil when not wanted (tests, `smarthost test`).
+    var metrics: RelayMetrics?
     private var stopping = false
 
     init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger) {
@@ -303,6 +305,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         if let key = connectionTargets[connection.serial] {
             pools[key]?.lastFailure = nil
         }
+        metrics?.routeUp(connection.target.displayName, up: true)
         releaseIdle(connection)
     }
 
@@ -322,6 +325,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             let delay = environment.policy.retryDelay(attempts: 1)
             pool.downUntil = WallClock.nowMilliseconds() + delay
             pool.lastFailure = failure.summary
+            metrics?.routeUp(connection.target.displayName, up: false)
             logger.warning("route down", metadata: ["route": "\(connection.target.displayName)", "error": "\(failure.summary)", "retry_in": "\(delay / 1000)s"])
             // Every message waiting for this route had its attempt: it failed the same way.
             let waiting = pool.waiting
@@ -357,16 +361,20 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         ]
         if let tls { meta["tls"] = "\(tls)" }
         if case .result(let result) = outcome, let reply = result.dataReply { meta["reply"] = "\(reply.description)" }
+        let labels = RelayMetrics.MessageLabels(org: entry.envelope.org, layer: entry.envelope.layer)
         switch decision.disposition {
         case .remove:
             removeEntry(id)
             counters.delivered += 1
+            metrics?.delivered(labels, bytes: entry.envelope.size,
+                               latencySeconds: Double(now - entry.envelope.receivedAt * 1000) / 1000)
             logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
             spoolAction("markDelivered", id) { try $0.markDelivered(id) }
         case .retry(let at):
             entries[id] = entry
             setDue(id, at)
             counters.deferred += 1
+            metrics?.deferred(labels)
             meta["reason"] = "\(decision.reason)"
             meta["retry_in"] = "\((at - now) / 1000)s"
             if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
@@ -380,6 +388,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         case .deadLetter:
             removeEntry(id)
             counters.failed += 1
+            metrics?.failed(labels)
             meta["reason"] = "\(decision.reason)"
             logger.error("failed", metadata: meta)
             let envelope = entry.envelope
@@ -456,6 +465,18 @@ extension DeliveryScheduler: ControlQueue {
     func controlState(of id: SpoolID) -> ControlQueueState {
         guard let entry = entries[id] else { return .unknown }
         return entry.inFlight ? .inFlight : .waiting
+    }
+
+    /// Queue size and oldest age per org and route, for `/metrics` (loop thread).
+    func queueByLabels(nowSeconds: Int64) -> [RelayMetrics.MessageLabels: (count: Int, oldestSeconds: Int64)] {
+        var out: [RelayMetrics.MessageLabels: (count: Int, oldestSeconds: Int64)] = [:]
+        for entry in entries.values {
+            let labels = RelayMetrics.MessageLabels(org: entry.envelope.org, layer: entry.envelope.layer)
+            let age = max(nowSeconds - entry.envelope.receivedAt, 0)
+            let current = out[labels] ?? (0, 0)
+            out[labels] = (current.count + 1, max(current.oldestSeconds, age))
+        }
+        return out
     }
 
     var controlCounts: ControlStatus {
