@@ -82,6 +82,15 @@ struct QueueOptions: ParsableArguments {
         return DirectQueueControl(spool: try openSpool()).perform(request)
     }
 
+    /// The running daemon's answer, or nil when none answers: for read-only views, which
+    /// never fall back to editing the spool.
+    func askDaemon(_ request: ControlRequest) -> ControlReply? {
+        guard let root = try? spoolPath() else { return nil }
+        let answer: ControlReply?? = try? ControlClient(spool: root, timeoutMilliseconds: timeout * 1000).send(request)
+        guard case .some(.some(let reply)) = answer, reply.code == .ok else { return nil }
+        return reply
+    }
+
     /// Prints the reply; OK exits 0, NOTFOUND and ERROR 1, BUSY 75 (EX_TEMPFAIL).
     func report(_ reply: ControlReply) throws {
         switch reply.code {
@@ -164,7 +173,9 @@ struct QueueList: ParsableCommand {
         if json {
             print(QueueReport.json(envelopes, area: area), terminator: "")
         } else {
-            print(QueueReport.list(envelopes, area: area, now: WallClock.nowSeconds(), header: isatty(1) == 1), terminator: "")
+            let routesDown = area == .queue ? options.askDaemon(.routes).map { ControlRouteDown.parse($0.text) } ?? [] : []
+            print(QueueReport.list(envelopes, area: area, now: now, header: isatty(1) == 1, routesDown: routesDown),
+                  terminator: "")
         }
     }
 }

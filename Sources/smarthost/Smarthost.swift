@@ -8,7 +8,7 @@ struct Smarthost: ParsableCommand {
         commandName: "smarthost",
         abstract: "An SMTP smart-host relay: takes local mail and relays it to each organization's upstream.",
         version: BuildInfo.summary,
-        subcommands: [Serve.self, CheckConfig.self, Reload.self, Routes.self, TestRoute.self, Queue.self]
+        subcommands: [Serve.self, CheckConfig.self, Reload.self, Status.self, Routes.self, TestRoute.self, Queue.self]
     )
 }
 

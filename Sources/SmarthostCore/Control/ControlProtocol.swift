@@ -2,7 +2,7 @@
 /// `<spool>/control.sock`: one request line, one reply line, then the daemon closes.
 ///
 ///     request  = verb [SP argument] LF        (CRLF accepted; at most 256 octets)
-///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE" / "UNQUARANTINE" / "RELOAD"
+///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE" / "UNQUARANTINE" / "RELOAD" / "ROUTES"
 ///                (case-insensitive)
 ///     reply    = code SP text LF
 ///     code     = "OK" / "BUSY" / "NOTFOUND" / "ERROR"
@@ -24,6 +24,8 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
     case unquarantine(SpoolID)
     /// Re-read the configuration and answer whether it was applied (`systemctl reload`).
     case reload
+    /// The routes marked down now (`ControlRouteDown` words).
+    case routes
 
     public static let maxLineLength = 256
 
@@ -37,6 +39,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         case .delete(let id): return "DELETE \(id)"
         case .unquarantine(let id): return "UNQUARANTINE \(id)"
         case .reload: return "RELOAD"
+        case .routes: return "ROUTES"
         }
     }
 
@@ -54,7 +57,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         guard let verb = words.first?.uppercased() else { return .failure(.error("empty request")) }
         let arguments = words.dropFirst().map(String.init)
         guard let row = verbTable.first(where: { $0.verb == verb }) else {
-            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY, DELETE, UNQUARANTINE or RELOAD"))
+            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY, DELETE, UNQUARANTINE, RELOAD or ROUTES"))
         }
         return row.build(arguments)
     }
@@ -74,6 +77,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         VerbRow(verb: "RETRY") { oneID("RETRY", $0).map { .retry($0) } },
         VerbRow(verb: "DELETE") { oneID("DELETE", $0).map { .delete($0) } },
         VerbRow(verb: "UNQUARANTINE") { oneID("UNQUARANTINE", $0).map { .unquarantine($0) } },
+        VerbRow(verb: "ROUTES") { $0.isEmpty ? .success(.routes) : .failure(.error("ROUTES takes no argument")) },
         VerbRow(verb: "RELOAD") { $0.isEmpty ? .success(.reload) : .failure(.error("RELOAD takes no argument")) },
     ]
 
@@ -147,6 +151,11 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
     public var failed: Int
     public var routesDown: Int
     public var pid: Int32
+    /// Held because their route's secret is missing.
+    public var held = 0
+    /// Seconds since the oldest queued message was received.
+    public var oldestSeconds = 0
+    public var uptimeSeconds = 0
 
     public init(queued: Int = 0, deferred: Int = 0, inFlight: Int = 0, deadLetters: Int = 0,
                 delivered: Int = 0, failed: Int = 0, routesDown: Int = 0, pid: Int32 = 0) {
@@ -164,7 +173,7 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
         [
         ("queued", \.queued), ("deferred", \.deferred), ("inflight", \.inFlight),
         ("dead", \.deadLetters), ("delivered", \.delivered), ("failed", \.failed),
-        ("routes_down", \.routesDown),
+        ("routes_down", \.routesDown), ("held", \.held), ("oldest", \.oldestSeconds), ("uptime", \.uptimeSeconds),
         ]
     }
 

@@ -32,6 +32,8 @@ public struct DirectQueueControl: Sendable {
                 case .success: return .ok("\(id) released from quarantine \(Self.notRunning)")
                 case .failure(let answer): return answer
                 }
+            case .routes:
+                return .ok("none")
             case .reload:
                 return .error("no daemon running: nothing to reload (the configuration is read at start)")
             }

@@ -21,6 +21,8 @@ public protocol ControlQueue: AnyObject {
     func forget(id: SpoolID)
     /// Counts the scheduler knows (everything but `deadLetters` and `pid`).
     var controlCounts: ControlStatus { get }
+    /// Routes marked down now.
+    var controlRoutesDown: [ControlRouteDown] { get }
 }
 
 /// The daemon's `ControlHandler`: decides on the loop, with the scheduler's view of each
@@ -42,6 +44,8 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
     private let spool: Spool
     private let queue: ControlQueue
     private let worker: WorkerThread
+    /// When this daemon started (Unix seconds), for `uptime` in STATUS.
+    private let startedAt = WallClock.nowSeconds()
     /// The daemon's reload, answering once the new configuration is applied or refused.
     public var onReload: ((@escaping (ControlReply) -> Void) -> Void)?
 
@@ -65,6 +69,8 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
         case .retry(let id): retry(id, deadLetters: true, reply)
         case .delete(let id): delete(id, reply)
         case .unquarantine(let id): unquarantine(id, reply)
+        case .routes:
+            reply(.ok(ControlRouteDown.words(queue.controlRoutesDown)))
         case .reload:
             guard let onReload else { return reply(.error("reload is not available")) }
             onReload(reply)
@@ -76,6 +82,7 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
     private func status(_ reply: @escaping (ControlReply) -> Void) {
         var loopCounts = queue.controlCounts
         loopCounts.pid = getpid()
+        loopCounts.uptimeSeconds = Int(WallClock.nowSeconds() - startedAt)
         let counts = loopCounts
         let spool = self.spool
         onWorker({ () -> ControlReply in

@@ -83,6 +83,9 @@ final class FakeControlQueue: ControlQueue, @unchecked Sendable {
         ControlStatus(queued: states.count, deferred: 1, inFlight: states.values.filter { $0 == .inFlight }.count,
                       delivered: 7, failed: 2)
     }
+
+    var routesDown: [ControlRouteDown] = []
+    var controlRoutesDown: [ControlRouteDown] { routesDown }
 }
 
 struct ControlUnchecked<T>: @unchecked Sendable {

@@ -88,3 +88,63 @@ import Testing
         #expect(try run(["show", "1k"]).output.contains("at least 4 characters"))
     }
 }
+
+/// `smarthost status`, and messages behind a down route, against a live relay.
+@Suite(.serialized) struct StatusEndToEndTests {
+    @Test func statusAndQueueListNameTheDownRouteAndItsErrorOnce() throws {
+        let relay = try RelayProcess(configBody: """
+        queue: { retry_min: 1s, retry_max: 2s }
+        default:
+          host: 127.0.0.1
+          port: 9
+          tls: none
+        """)
+        try relay.start()
+        defer { relay.stop() }
+        let status = { () throws -> ToolRun in
+            try ToolRun.run(RelayProcess.binaryPath, ["status", "--config", relay.configPath], timeout: 30)
+        }
+        #expect(try status().output.contains("routes down: none"))
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: first\r\n\r\nx\r\n")
+        #expect(eventually(timeout: 10) { relay.log.contains("route down") })
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: second\r\n\r\nx\r\n")
+        // Several retries later, still one "route down" line for the one transition.
+        #expect(eventually(timeout: 15) { relay.log.components(separatedBy: "deferred").count > 4 })
+        #expect(relay.log.components(separatedBy: "route down").count == 2, "\(relay.log)")
+
+        let text = try status().output
+        #expect(text.contains("running (pid \(relay.pid))"), "\(text)")
+        #expect(text.contains("routes down:") && text.contains("127.0.0.1:9 for ") && text.contains("Connection refused"), "\(text)")
+        #expect(text.contains("queue: 2 messages"), "\(text)")
+        let json = try ToolRun.run(RelayProcess.binaryPath, ["status", "--json", "--config", relay.configPath])
+        #expect(json.output.contains("\"routes_down\": [{\"upstream\": \"127.0.0.1:9\""), "\(json.output)")
+
+    }
+
+    /// A message that arrives while its route is down waits without an attempt of its own;
+    /// `queue list` shows the route's error and retry time instead of "due now, no error".
+    @Test func aMessageBehindADownRouteShowsTheRoutesError() throws {
+        let relay = try RelayProcess(configBody: """
+        queue: { retry_min: 1m, retry_max: 2m }
+        default:
+          host: 127.0.0.1
+          port: 9
+          tls: none
+        """)
+        try relay.start()
+        defer { relay.stop() }
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: first\r\n\r\nx\r\n")
+        #expect(eventually(timeout: 10) { relay.log.contains("route down") })
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: behind\r\n\r\nx\r\n")
+        let lines = try ToolRun.run(RelayProcess.binaryPath, ["queue", "list", "--config", relay.configPath]).output
+            .split(separator: "\n")
+        #expect(lines.count == 2)
+        let behind = try #require(lines.last)
+        #expect(behind.contains("  0  in ") && behind.contains("route down: "), "\(lines)")
+    }
+
+}
