@@ -12,7 +12,8 @@ struct Queue: ParsableCommand {
         read the spool. Only the spool is needed (--spool, or the spool: key of --config); run \
         as root, the commands act as the spool's owner.
         """,
-        subcommands: [QueueList.self, QueueShow.self, QueueSummaryCommand.self, QueueRetry.self, QueueDelete.self, QueueFlush.self, QueueStatus.self,
+        subcommands: [QueueList.self, QueueShow.self, QueueSummaryCommand.self, QueueRetry.self, QueueDelete.self, QueueFlush.self,
+                      QueueHold.self, QueueRelease.self, QueueStatus.self,
                       QueueQuarantine.self]
     )
 }
@@ -285,6 +286,34 @@ struct QueueStatus: ParsableCommand {
         }
         let who = status.pid > 0 ? "daemon running (pid \(status.pid))" : "daemon not running"
         print("\(who): \(status.summary)")
+    }
+}
+
+struct QueueHold: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hold", abstract: "Keep queued messages without delivering them, until queue release.")
+
+    @OptionGroup var options: QueueOptions
+    @OptionGroup var selection: QueueSelection
+
+    func run() throws {
+        let ids = try selection.resolve(try options.openSpool(), areas: [.queue])
+        try QueueDelete.each(ids, options: options) { .hold($0) }
+    }
+}
+
+struct QueueRelease: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release", abstract: "Deliver held messages again, now.")
+
+    @OptionGroup var options: QueueOptions
+    @OptionGroup var selection: QueueSelection
+
+    func run() throws {
+        let spool = try options.openSpool()
+        let ids = try selection.resolve(spool, areas: [.queue])
+        let held = selection.ids.isEmpty ? try ids.filter { try spool.envelope($0).held } : ids
+        try QueueDelete.each(held, options: options) { .release($0) }
     }
 }
 

@@ -34,6 +34,12 @@ public struct DirectQueueControl: Sendable {
                 }
             case .routes:
                 return .ok("none")
+            case .hold(let id):
+                try spool.setHeld(id, true)
+                return .ok("\(id) held \(Self.notRunning)")
+            case .release(let id):
+                try spool.setHeld(id, false)
+                return .ok("\(id) released \(Self.notRunning)")
             case .reload:
                 return .error("no daemon running: nothing to reload (the configuration is read at start)")
             }

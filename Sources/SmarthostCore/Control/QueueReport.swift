@@ -42,6 +42,9 @@ public enum QueueReport {
         if area == .failed || envelope.failure != nil {
             timing = envelope.failedAt.map { duration(now - $0) + " ago" } ?? "-"
             problem = envelope.failure ?? envelope.lastError ?? "-"
+        } else if envelope.held {
+            timing = "held"
+            problem = envelope.lastError ?? "-"
         } else if let routeDown, envelope.nextAttemptAt <= now + routeDown.retryInSeconds {
             timing = "in " + duration(routeDown.retryInSeconds)
             problem = "route down: " + routeDown.error
@@ -118,6 +121,7 @@ public enum QueueReport {
 
     static func status(_ envelope: SpoolEnvelope, now: Int64) -> String {
         if envelope.failure != nil { return "dead letter" }
+        if envelope.held { return "held (queue release to deliver)" }
         if envelope.attempts == 0 { return "queued" }
         return envelope.nextAttemptAt <= now ? "deferred, due now" : "deferred"
     }

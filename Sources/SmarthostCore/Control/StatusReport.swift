@@ -14,7 +14,8 @@ public enum StatusReport {
         let oldest = summary.first.map { $0.total > 0 ? ", oldest " + QueueReport.duration($0.oldestSeconds) : "" } ?? ""
         var queueLine = "queue: \(total) message\(total == 1 ? "" : "s")\(oldest)"
         if let status, status.pid > 0 {
-            queueLine += " (\(status.deferred) deferred, \(status.inFlight) in delivery, \(status.held) held for credentials)"
+            queueLine += " (\(status.deferred) deferred, \(status.inFlight) in delivery, \(status.held) held, "
+                + "\(status.awaitingCredentials) awaiting credentials)"
         }
         out.append(queueLine)
         out.append("dead letters: \(deadLetters); quarantined: \(quarantined)")
@@ -41,7 +42,8 @@ public enum StatusReport {
         if let status, running {
             fields += ["\"pid\": \(status.pid)", "\"uptime_seconds\": \(status.uptimeSeconds)",
                        "\"delivered\": \(status.delivered)", "\"failed\": \(status.failed)",
-                       "\"deferred\": \(status.deferred)", "\"in_delivery\": \(status.inFlight)", "\"held\": \(status.held)"]
+                       "\"deferred\": \(status.deferred)", "\"in_delivery\": \(status.inFlight)", "\"held\": \(status.held)",
+                       "\"awaiting_credentials\": \(status.awaitingCredentials)"]
         }
         fields += ["\"dead_letters\": \(deadLetters)", "\"quarantined\": \(quarantined)"]
         fields.append("\"routes_down\": [" + routes.map {

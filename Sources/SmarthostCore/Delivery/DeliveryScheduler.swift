@@ -102,6 +102,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         }
         removeEntry(envelope.id)
         entries[envelope.id] = entry
+        if envelope.held { return }
         setDue(envelope.id, due)
     }
 
@@ -182,7 +183,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         let now = WallClock.nowMilliseconds()
         while let (due, id) = dueQueue.popDue(now: now) {
             // A stale copy (the message was rescheduled, sent or removed since) is dropped.
-            guard let entry = entries[id], !entry.inFlight, entry.dueAt == due else { continue }
+            guard let entry = entries[id], !entry.inFlight, !entry.envelope.held, entry.dueAt == due else { continue }
             let target: DeliveryTarget
             do {
                 target = try environment.target(for: entry.envelope)
@@ -513,9 +514,17 @@ extension DeliveryScheduler: ControlQueue {
         var status = ControlStatus(queued: queuedCount, deferred: deferredCount,
                                    inFlight: entries.values.filter { $0.inFlight }.count,
                                    delivered: counters.delivered, failed: counters.failed, routesDown: routesDown)
-        status.held = heldCount
+        status.awaitingCredentials = heldCount
+        status.held = entries.values.filter { $0.envelope.held }.count
         status.oldestSeconds = Int(oldestAgeSeconds(nowSeconds: WallClock.nowSeconds()))
         return status
+    }
+
+    func setHeld(_ id: SpoolID, _ held: Bool) -> Bool {
+        guard let entry = entries[id], !entry.inFlight else { return false }
+        entries[id]?.envelope.held = held
+        if !held { setDue(id, 0) }
+        return true
     }
 
     var controlRoutesDown: [ControlRouteDown] { routesDownNow(nowMilliseconds: WallClock.nowMilliseconds()) }

@@ -41,6 +41,17 @@ extension Spool {
         }
     }
 
+    /// `queue hold` / `queue release`: only the `.state` file changes. A released message is
+    /// due at once.
+    public func setHeld(_ id: SpoolID, _ held: Bool) throws(SpoolError) {
+        try withLockedMessage(id, in: [.queue]) { (area, fd) throws(SpoolError) in
+            var envelope = try readEnvelope(fd: fd, id: id, area: area)
+            envelope.held = held
+            if !held { envelope.nextAttemptAt = 0 }
+            try writeState(envelope, area: .queue)
+        }
+    }
+
     /// Every recipient was accepted upstream: the message leaves the spool. The
     /// message file goes first, so a crash in between leaves an orphan `.state`
     /// (swept by recovery), never a message that forgot whom it was delivered to.

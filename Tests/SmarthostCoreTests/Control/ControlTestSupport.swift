@@ -86,6 +86,12 @@ final class FakeControlQueue: ControlQueue, @unchecked Sendable {
 
     var routesDown: [ControlRouteDown] = []
     var controlRoutesDown: [ControlRouteDown] { routesDown }
+    var heldIDs: Set<SpoolID> = []
+    func setHeld(_ id: SpoolID, _ held: Bool) -> Bool {
+        guard states[id] == .waiting else { return false }
+        if held { heldIDs.insert(id) } else { heldIDs.remove(id) }
+        return true
+    }
 }
 
 struct ControlUnchecked<T>: @unchecked Sendable {

@@ -148,3 +148,55 @@ import Testing
     }
 
 }
+
+/// `queue hold` / `queue release` against a live relay and across a restart.
+@Suite(.serialized) struct QueueHoldEndToEndTests {
+    @Test func aHeldMessageStaysThroughDeliveriesAndARestartUntilReleased() throws {
+        let upstream = try UpstreamProcess(mode: .plain)
+        defer { upstream.stop() }
+        let down = """
+        queue: { retry_min: 1s, retry_max: 2s }
+        default: { host: 127.0.0.1, port: 9, tls: none }
+        """
+        let up = """
+        queue: { retry_min: 1s, retry_max: 2s }
+        default: { host: 127.0.0.1, port: \(upstream.port), tls: none }
+        """
+        let relay = try RelayProcess(configBody: down)
+        try relay.start()
+        defer { relay.stop() }
+        let queue = { (arguments: [String]) throws -> ToolRun in
+            try ToolRun.run(RelayProcess.binaryPath, ["queue"] + arguments + ["--config", relay.configPath], timeout: 30)
+        }
+        let client = try RawSMTPClient(port: relay.port)
+        _ = client.readReply()
+        client.send("EHLO c.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        _ = client.readReplies(4)
+        client.send("Subject: held one\r\n\r\nx\r\n.\r\n")
+        let id = String(client.readReply().split(separator: " ").last ?? "")
+        #expect(eventually(timeout: 10) { (try? queue(["hold", String(id.prefix(10))]))?.status == 0 })
+        let listed = try queue(["list"]).output
+        #expect(listed.contains(" held "), "\(listed)")
+
+        // The route comes back: other mail flows, the held message does not.
+        try relay.writeConfig(body: up)
+        #expect(try ToolRun.run(RelayProcess.binaryPath, ["reload", "--config", relay.configPath]).status == 0)
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["c@example.com"],
+                                               data: "Subject: flowing\r\n\r\nx\r\n")
+        #expect(upstream.waitForMessages(1).first?.content.contains("Subject: flowing") == true)
+        _ = try queue(["flush"])
+        #expect(upstream.received().count == 1)
+
+        // A restart keeps the hold (it is in the spool's state file).
+        relay.stop()
+        try relay.start()
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["d@example.com"],
+                                               data: "Subject: after restart\r\n\r\nx\r\n")
+        #expect(upstream.waitForMessages(2).count == 2)
+        #expect(!upstream.received().contains { $0.content.contains("Subject: held one") })
+
+        let release = try queue(["release", id])
+        #expect(release.status == 0 && release.output.contains("released"), "\(release.output)")
+        #expect(upstream.waitForMessages(3).contains { $0.content.contains("Subject: held one") })
+    }
+}
