@@ -130,7 +130,9 @@ extension Spool {
                 envelopes.append(envelope)
             }
         }
-        return envelopes.sorted { $0.id < $1.id }
+        // Arrival order: ids are given to files made ahead of time (the file pool), so they
+        // sort by when a file was prepared, not by when its message came.
+        return envelopes.sorted { ($0.receivedAt, $0.id) < ($1.receivedAt, $1.id) }
     }
 
     // MARK: helpers
