@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${SMARTHOST_BIN:-.build/release/smarthost}
 counts=${ORG_COUNTS:-10 1000 10000}
-work=$(mktemp -d) && trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+work=$(mktemp -d) && trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"; true' EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ms() { python3 -c 'import sys,time,subprocess; t=time.perf_counter(); subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL,check=True); print(round((time.perf_counter()-t)*1000,1))' "$@"; }
 
