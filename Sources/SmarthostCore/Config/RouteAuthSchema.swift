@@ -78,10 +78,18 @@ extension RelayConfig.Schema {
         if path.contains("/") { candidates.removeLast() }
         // The first candidate's "does not exist" is the one reported: it names the usual place.
         var firstMissing: Result<Secret, Secret.LoadError>?
-        for candidate in candidates {
+        for (index, candidate) in candidates.enumerated() {
             let result = Secret.fromFile(candidate.path, trustedDirectory: candidate.trusted)
-            guard case .failure(.missing) = result else { return result }
-            firstMissing = firstMissing ?? result
+            switch result {
+            case .failure(.missing):
+                firstMissing = firstMissing ?? result
+            case .failure(.cannotOpen) where index > 0:
+                // A place we only look in as a fallback (root's credentials/ directory, seen
+                // by another user): not this process's secret; the usual place is reported.
+                continue
+            default:
+                return result
+            }
         }
         return firstMissing!
     }
