@@ -64,6 +64,8 @@ public struct RelayConfig: Sendable, Equatable {
         public var dataTimeoutMs: Int64 = 10 * 60_000
         /// Below this much free space in the spool, new mail is refused with a 452.
         public var minFreeSpace: Int64 = 100 << 20
+        /// A bare LF in commands and content: normalized to CRLF (Postfix 3.9) or refused.
+        public var bareLineFeed = BareLineFeedPolicy.normalize
         public init() {}
     }
 

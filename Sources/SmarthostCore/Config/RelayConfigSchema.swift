@@ -12,7 +12,7 @@ extension RelayConfig {
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
                               "default", "host", "orgs"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
-                                "data_timeout", "min_free_space"]
+                                "data_timeout", "min_free_space", "bare_lf"]
         static let accessKeys = ["allow"]
         static let queueKeys = ["retry_min", "retry_max", "max_age", "connections_per_route"]
 
@@ -128,6 +128,7 @@ extension RelayConfig {
             if let f = section.field("idle_timeout"), let v = reader.duration(f) { limits.idleTimeoutMs = v }
             if let f = section.field("data_timeout"), let v = reader.duration(f) { limits.dataTimeoutMs = v }
             if let f = section.field("min_free_space"), let v = reader.size(f) { limits.minFreeSpace = v }
+            if let f = section.field("bare_lf"), let v = reader.choice(f, BareLineFeedPolicy.self) { limits.bareLineFeed = v }
             return limits
         }
 

@@ -40,7 +40,8 @@ final class InboundContext {
                 } catch {
                     return error.reply
                 }
-            })
+            },
+            bareLineFeed: config.limits.bareLineFeed)
     }
 
     func isAllowed(_ peer: SocketAddress) -> Bool {

@@ -49,12 +49,15 @@ public struct InboundSession: Sendable {
         /// when the spool cannot take the message, so the client hears it before it sends
         /// the content (RFC 1870 §6.1). nil accepts; the spool still checks at end of data.
         public var storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)?
+        /// What a bare LF means in commands and content (`limits.bare_lf`).
+        public var bareLineFeed: BareLineFeedPolicy
 
         public init(hostname: String, maxMessageSize: Int = 35 * 1024 * 1024, maxRecipients: Int = 100,
                     clientAddress: String, clientAllowed: Bool = true, maxErrors: Int = 10,
                     tlsActive: Bool = false, clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds,
                     observer: (@Sendable (Observation) -> Void)? = nil,
-                    storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil) {
+                    storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil,
+                    bareLineFeed: BareLineFeedPolicy = .normalize) {
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
             self.maxRecipients = maxRecipients
@@ -65,6 +68,7 @@ public struct InboundSession: Sendable {
             self.clock = clock
             self.observer = observer
             self.storageCheck = storageCheck
+            self.bareLineFeed = bareLineFeed
         }
     }
 
@@ -152,7 +156,7 @@ public struct InboundSession: Sendable {
 
     public let configuration: Configuration
     public internal(set) var state = State.connected
-    var framer = LineFramer()
+    var framer: LineFramer
     var decoder: DataDecoder?
     var client: ClientGreeting?
     var transaction: Transaction?
@@ -172,6 +176,7 @@ public struct InboundSession: Sendable {
 
     public init(configuration: Configuration) {
         self.configuration = configuration
+        self.framer = LineFramer(bareLineFeed: configuration.bareLineFeed)
     }
 
     /// Sent by the driver instead of starting a session when the connection
@@ -423,7 +428,7 @@ extension InboundSession {
             hostname: configuration.hostname, withProtocol: withProtocol,
             recipient: transaction.recipients.count == 1 ? transaction.recipients[0] : nil,
             date: ReceivedHeader.rfc5322Date(unixSeconds: configuration.clock()))
-        decoder = DataDecoder(maxMessageSize: configuration.maxMessageSize)
+        decoder = DataDecoder(maxMessageSize: configuration.maxMessageSize, bareLineFeed: configuration.bareLineFeed)
         output.messageActions.append(.beginMessage(envelope))
         output.messageActions.append(.messageContent(header.bytes))
     }

@@ -20,7 +20,8 @@ enum SessionFuzz {
             clientAddress: "127.0.0.1",
             clientAllowed: input.control & 0x80 == 0 || input.control & 0x40 == 0,
             maxErrors: [10, 3, 1000, 1][Int(input.control >> 3 & 3)],
-            clock: { 1_763_847_621 })
+            clock: { 1_763_847_621 },
+            bareLineFeed: input.control & 0x20 == 0 ? .normalize : .reject)
         var driver = Driver(session: InboundSession(configuration: configuration))
         driver.apply(driver.session.start())
         for chunk in input.chunks() {

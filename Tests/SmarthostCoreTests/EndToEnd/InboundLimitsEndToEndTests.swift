@@ -43,8 +43,8 @@ import Testing
         relay.stop()
     }
 
-    @Test func bareLineFeedInDataIsRefusedOnceAndNothingIsSpooled() throws {
-        let relay = try Self.relay()
+    @Test func bareLineFeedInDataIsRefusedOnceAndNothingIsSpooledWhenRejecting() throws {
+        let relay = try Self.relay(limits: "limits:\n  bare_lf: reject")
         let client = try Self.greeted(relay)
         client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
         _ = client.readReplies(3)
