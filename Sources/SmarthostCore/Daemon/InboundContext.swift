@@ -29,10 +29,14 @@ final class InboundContext {
     var dataTimeoutMilliseconds: Int64 { config.limits.dataTimeoutMs }
 
     func sessionConfiguration(peer: SocketAddress) -> InboundSession.Configuration {
-        InboundSession.Configuration(
+        let client = peer.ipString
+        return InboundSession.Configuration(
             hostname: config.hostname, maxMessageSize: Int(config.limits.maxMessageSize),
-            maxRecipients: config.limits.maxRecipients, clientAddress: peer.ipString,
+            maxRecipients: config.limits.maxRecipients, clientAddress: client,
             clientAllowed: isAllowed(peer),
+            observer: { [logger] observation in
+                if case .refusal(let refusal) = observation { RefusalLog.log(refusal, client: client, to: logger) }
+            },
             storageCheck: { [spool] size in
                 do throws(SpoolError) {
                     try spool.checkStorage(expectedSize: size)

@@ -75,6 +75,8 @@ public struct InboundSession: Sendable {
     /// What `Configuration.observer` is told.
     public enum Observation: Equatable, Sendable {
         case reply(SMTPReply)
+        /// Right after a 4xx/5xx `.reply`: what it refused.
+        case refusal(InboundRefusal)
         case transition(from: State, to: State)
     }
 
@@ -173,6 +175,8 @@ public struct InboundSession: Sendable {
     var heldInputOverflowed = false
     /// The client hung up while committing: nothing left to reply to.
     var clientGone = false
+    /// The command being answered, for the refusals reported to the observer.
+    var commandContext = CommandContext()
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -260,6 +264,7 @@ extension InboundSession {
     /// The timer named by `pendingTimeout` fired.
     public mutating func timedOut() -> [Action] {
         guard pendingTimeout != .none else { return [] }
+        commandContext = CommandContext(command: InboundRefusal.timeout)
         close(with: SMTPReply(421, "4.4.2", "\(configuration.hostname) Error: timeout exceeded"))
         return output.finish()
     }
@@ -285,6 +290,7 @@ extension InboundSession {
     /// session is in command mode.
     mutating func runCommands() {
         while isCommandMode, let event = framer.nextEvent() {
+            commandContext = CommandContext(command: InboundRefusal.unknown)
             switch event {
             case .line(let line):
                 dispatch(line)
@@ -309,6 +315,7 @@ extension InboundSession {
         self.decoder = decoder
         if !content.isEmpty { output.messageActions.append(.messageContent(content)) }
         guard let outcome = step.outcome else { return }
+        enterEndOfMessageContext()
         let rest = bytes.dropFirst(step.consumed)
         switch outcome {
         case .complete:
@@ -368,6 +375,7 @@ extension InboundSession {
     mutating func send(_ reply: SMTPReply) {
         output.replyBytes.append(contentsOf: reply.wireBytes)
         configuration.observer?(.reply(reply))
+        reportRefusal(reply)
     }
 
     /// Sends a final reply and closes.

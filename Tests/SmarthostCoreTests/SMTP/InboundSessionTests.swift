@@ -356,6 +356,8 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
             .reply(SMTPReply(220, nil, "relay.test ESMTP smarthost")), .transition(from: .connected, to: .greeting),
             .transition(from: .greeting, to: .ready), .reply(SMTPReply(250, nil, "relay.test")),
             .reply(SMTPReply(503, "5.5.1", "Error: need MAIL command")),
+            .refusal(InboundRefusal(command: "RCPT", reply: SMTPReply(503, "5.5.1", "Error: need MAIL command"),
+                                    recipient: MailPath(localPart: "b", domain: "x.example"), helo: "a")),
         ])
     }
 
