@@ -3,13 +3,15 @@ SWIFT       ?= swift
 CONFIG      ?= config/smarthost.yaml
 RELEASE_BIN := .build/release/smarthost
 APT_PKGS    := libssl-dev libsystemd-dev pkg-config openssl swaks postfix python3-aiosmtpd curl systemd procps
+# Real callers of sendmail for the end-to-end tests (cron only runs in a private mount namespace there).
+TEST_APT_PKGS := bsd-mailx php-cli git-email libmailtools-perl cron
 
 .PHONY: deps build release run test bench demo stress clean
 
 # Postfix is only wanted for its smtp-source/smtp-sink tools: preseeded "No configuration",
 # so installing it never sets up or starts a system mail server.
 deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PKGS) $(if $(filter test,$(MAKECMDGOALS)),$(TEST_APT_PKGS)); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -65,6 +67,9 @@ DOCDIR     ?= $(PREFIX)/share/doc/smarthost
 install:
 	@test -x $(BIN) || $(SWIFT) build -c release
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/smarthost
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin
+	ln -sf ../bin/smarthost $(DESTDIR)$(PREFIX)/sbin/sendmail
+	ln -sf smarthost $(DESTDIR)$(PREFIX)/bin/mailq
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
 	for unit in smarthost.service smarthost.socket; do \
 		sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/usr/local/share/doc/|$(PREFIX)/share/doc/|g' \

@@ -9,17 +9,18 @@ import SmarthostCore
 enum SendmailCommand {
     static let defaultConfig = "/etc/smarthost/smarthost.yaml"
 
-    /// The personality named by argv[0], if it is one.
-    static func personality(_ argv0: String) -> [String]? {
-        switch argv0.split(separator: "/").last.map(String.init) ?? argv0 {
-        case "sendmail": []
-        case "mailq": ["-bp"]
-        case "newaliases": ["-bi"]
-        default: nil
+    /// The personality named by argv[0]: its name and the arguments it implies.
+    static func personality(_ argv0: String) -> (name: String, arguments: [String])? {
+        let name = argv0.split(separator: "/").last.map(String.init) ?? argv0
+        switch name {
+        case "sendmail": return (name, [])
+        case "mailq": return (name, ["-bp"])
+        case "newaliases": return (name, ["-bi"])
+        default: return nil
         }
     }
 
-    static func run(_ arguments: [String]) -> Int32 {
+    static func run(_ arguments: [String], name: String = "sendmail") -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         do throws(SubmissionFailure) {
             let parsed: SendmailArguments
@@ -31,7 +32,7 @@ enum SendmailCommand {
             try run(parsed)
             return 0
         } catch {
-            printError("sendmail: \(error.reason)")
+            printError("\(name): \(error.reason)")
             return error.exitCode
         }
     }

@@ -18,8 +18,8 @@ struct Smarthost: ParsableCommand {
     /// flags (`-oi`, `-bs`, `-f addr`) are not this parser's shape.
     static func main() {
         let argv = CommandLine.arguments
-        if let prefix = argv.first.flatMap(SendmailCommand.personality) {
-            Glibc.exit(SendmailCommand.run(prefix + argv.dropFirst()))
+        if let personality = argv.first.flatMap(SendmailCommand.personality) {
+            Glibc.exit(SendmailCommand.run(personality.arguments + argv.dropFirst(), name: personality.name))
         }
         if argv.count > 1, argv[1] == "sendmail" {
             Glibc.exit(SendmailCommand.run(Array(argv.dropFirst(2))))
