@@ -22,6 +22,8 @@ public struct RelayConfig: Sendable, Equatable {
     public var host: RouteChoice
     /// Orgs in file order: sender patterns are tried in this order.
     public var orgs: [OrgSetting]
+    /// `notices:` — failure notices and delay warnings.
+    public var notices = NoticeSettings()
 
     public static let defaultListen = [
         ListenAddress(host: "127.0.0.1", port: 25, isIPv6: false),

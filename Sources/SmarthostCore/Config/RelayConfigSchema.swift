@@ -10,7 +10,7 @@ extension RelayConfig {
         let systemHostname: String
 
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
-                              "default", "host", "orgs"]
+                              "default", "host", "orgs", "notices"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
                                 "data_timeout", "min_free_space", "bare_lf"]
         static let accessKeys = ["allow"]
@@ -39,11 +39,14 @@ extension RelayConfig {
             let orgs = top.field("orgs").map { decodeOrgs($0, context) } ?? []
             let spool = decodeSpool(top)
             let orgHeader = decodeOrgHeader(top)
+            let notices = top.field("notices").map { decodeNotices($0) } ?? NoticeSettings()
             guard let defaultRoute else { return nil }
-            return RelayConfig(
+            var config = RelayConfig(
                 hostname: hostname, listen: listen, spool: spool, orgHeader: orgHeader,
                 limits: limits, access: access, queue: queue,
                 defaultRoute: defaultRoute, host: host ?? .useDefault, orgs: orgs)
+            config.notices = notices
+            return config
         }
 
         /// The YAML tree; a syntax error becomes an issue at its line.

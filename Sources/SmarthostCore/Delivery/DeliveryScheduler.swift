@@ -53,6 +53,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private(set) var counters = DeliveryCounters()
     private var contentInMemoryBytes = 0
     private var stopping = false
+    /// Messages already sent their delay warning (in memory: a restart may warn again).
+    private var delayWarned = Set<SpoolID>()
 
     init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger) {
         self.loop = loop
@@ -359,6 +361,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
             logger.warning("deferred", metadata: meta)
             let envelope = entry.envelope
+            if NoticePlan.delayWarningDue(for: envelope, config: environment.config, nowMilliseconds: now),
+               delayWarned.insert(id).inserted {
+                queueNotice(.delay, for: envelope, reason: decision.reason, target: target)
+            }
             spoolAction("markDeferred", id) {
                 try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
                                        lastError: decision.reason, doneRecipients: envelope.doneRecipients,
@@ -370,7 +376,39 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             meta["reason"] = "\(decision.reason)"
             logger.error("failed", metadata: meta)
             let envelope = entry.envelope
+            // Before the move: once the notice is durable, a crash can at worst repeat it.
+            queueNotice(.failure, for: envelope, reason: decision.reason, target: target)
             spoolAction("moveToFailed", id) { try $0.moveToFailed(id, reason: decision.reason, progress: envelope) }
+        }
+    }
+
+    /// A failure notice or delay warning (`NoticePlan` decides whether and to whom), made
+    /// and committed on the spool recorder in order with the message's own updates, then
+    /// delivered like any queued message.
+    private func queueNotice(_ kind: DeliveryStatusNotice.Kind, for envelope: SpoolEnvelope, reason: String,
+                             target: DeliveryTarget) {
+        let config = environment.config
+        guard !NoticePlan.recipients(for: envelope, config: config).isEmpty else { return }
+        let queued = LoopCallback<(SpoolEnvelope, [UInt8])> { [weak self] notice in
+            self?.logger.info("notice queued", metadata: [
+                "id": "\(notice.0.id)", "about": "\(envelope.id)", "kind": "\(kind == .failure ? "failure" : "delay")",
+                "to": "\(notice.0.recipients.joined(separator: ","))", "org": "\(notice.0.org ?? "-")",
+            ])
+            self?.enqueue(notice.0, content: notice.1)
+        }
+        let loop = self.loop
+        spoolAction("queueNotice", envelope.id) { spool in
+            let content = try? spool.readMessage(envelope.id)
+            let token = String(UInt64.random(in: .min ... .max), radix: 36)
+            let now = Int(WallClock.nowSeconds())
+            let plan = kind == .failure
+                ? NoticePlan.failure(for: envelope, reason: reason, remoteMTA: target.host, config: config,
+                                     content: content, nowUnixSeconds: now, token: token)
+                : NoticePlan.delay(for: envelope, reason: reason, remoteMTA: target.host, config: config,
+                                   content: content, nowUnixSeconds: now, token: token)
+            guard let plan else { return }
+            let committed = try NoticeSpooler.commit(plan, resolvedFrom: envelope, config: config, spool: spool)
+            loop.execute { queued.call(committed) }
         }
     }
 
