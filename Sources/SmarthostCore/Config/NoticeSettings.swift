@@ -1,3 +1,5 @@
+import Yams
+
 /// `notices:` — failure notices (RFC 3464) for dead letters, and delay warnings
 /// (product.md §7.3). The org level has only `copy_to` (`orgs.<id>.notices.copy_to`).
 public struct NoticeSettings: Sendable, Equatable {
@@ -20,7 +22,14 @@ extension RelayConfig.Schema {
         guard let section = reader.section(field.node, path: field.path, line: field.keyLine, allowed: Self.noticeKeys)
         else { return notices }
         if let f = section.field("bounce_sender"), let v = reader.bool(f) { notices.bounceSender = v }
-        if let f = section.field("delay_warning"), let v = reader.duration(f) { notices.delayWarningMs = v }
+        if let f = section.field("delay_warning") {
+            // "0" and "off" say what the default is; anything else is a duration.
+            if let text = f.node.string, text == "0" || text == "off" {
+                notices.delayWarningMs = 0
+            } else if let v = reader.duration(f) {
+                notices.delayWarningMs = v
+            }
+        }
         if let f = section.field("copy_to") { notices.copyTo = decodeNoticeAddress(f) }
         return notices
     }

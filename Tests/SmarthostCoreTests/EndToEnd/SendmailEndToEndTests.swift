@@ -16,9 +16,10 @@ import Testing
         /// Only `listen:` matters to sendmail; the route's secret is never looked up.
         let submitConfig: String
 
-        init(upstreamPort: UInt16? = nil) throws {
+        init(upstreamPort: UInt16? = nil, relayLimits: String = "") throws {
             upstream = try UpstreamProcess(mode: .plain)
             relay = try RelayProcess(configBody: """
+            \(relayLimits)
             queue: { retry_min: 1s, retry_max: 2s, max_age: 1h }
             default:
               host: 127.0.0.1
@@ -251,6 +252,19 @@ import Testing
         let tooBig = try ToolRun.run(setup.sendmail, ["-C", setup.submitConfig, "ops@example.com"], input: Data(big.utf8))
         #expect(tooBig.status == 65, "\(tooBig.output)")
         #expect(tooBig.output.contains("552 5.3.4"), "\(tooBig.output)")
+        setup.relay.stop()
+    }
+
+    /// `452 4.5.3` past the relay's max_recipients: the rest go in a second transaction
+    /// (RFC 5321 §4.5.3.1.10), and every recipient gets the message once.
+    @Test func recipientsPastTheRelaysLimitGoInAnotherTransaction() throws {
+        let setup = try Setup(relayLimits: "limits: { max_recipients: 2 }")
+        let run = try ToolRun.run(setup.sendmail, ["-C", setup.submitConfig, "a@example.com", "b@example.com", "c@example.com"],
+                                  input: Data("Subject: three\n\nto three\n".utf8))
+        #expect(run.status == 0, "\(run.output)")
+        let received = setup.upstream.waitForMessages(2)
+        #expect(received.map(\.recipients).sorted { $0.count > $1.count } == [["a@example.com", "b@example.com"], ["c@example.com"]])
+        #expect(Set(received.map { Self.header("Message-ID", in: $0.content) }).count == 1, "the same message twice")
         setup.relay.stop()
     }
 

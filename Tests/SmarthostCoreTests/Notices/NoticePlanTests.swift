@@ -60,6 +60,9 @@ import Testing
         #expect(!NoticePlan.delayWarningDue(for: Self.envelope(sender: ""), config: config, nowMilliseconds: received + 5 * 3_600_000))
         #expect(!NoticePlan.delayWarningDue(for: Self.envelope(), config: try Self.config(), nowMilliseconds: received + 99 * 3_600_000),
                 "off by default")
+        for off in ["0", "off"] {
+            #expect(try Self.config("notices: { delay_warning: \(off) }").notices.delayWarningMs == 0)
+        }
         let delay = try #require(NoticePlan.delay(for: Self.envelope(), reason: "450 4.2.0 mailbox busy", remoteMTA: nil,
                                                   config: config, content: nil, nowUnixSeconds: 0, token: "t"))
         #expect(delay.notice.recipients.map(\.address) == ["late@example.com"], "the pending recipients")
