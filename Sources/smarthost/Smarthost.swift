@@ -9,7 +9,7 @@ struct Smarthost: ParsableCommand {
         abstract: "An SMTP smart-host relay: takes local mail and relays it to each organization's upstream.",
         discussion: """
         Also the machine's sendmail: `smarthost sendmail [-t] [-i] [-f ADDR] [-F NAME] [-bs] [-bp] [--] [RCPT…]` \
-        (sendmail(1)'s command line, not parsed here), and the same binary run as `sendmail`, `mailq` or `newaliases`.
+        (sendmail(1)'s own flags), and the same binary run as `sendmail`, `mailq` or `newaliases`.
         """,
         subcommands: [Serve.self, CheckConfig.self, Routes.self, TestRoute.self, Queue.self]
     )
