@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include "shim_spool.h"
 
 int shim_rename_noreplace(const char *from, const char *to) {
@@ -67,4 +69,16 @@ uint32_t shim_crc32c_update(uint32_t state, const uint8_t *bytes, size_t count) 
 /* For the test that both implementations agree (not in the header's contract). */
 uint32_t shim_crc32c_software_update(uint32_t state, const uint8_t *bytes, size_t count) {
     return crc32c_software(state, bytes, count);
+}
+
+int shim_ofd_trylock(int fd) {
+    struct flock lock;
+    memset(&lock, 0, sizeof lock);
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    int result;
+    do {
+        result = fcntl(fd, F_OFD_SETLK, &lock);
+    } while (result != 0 && errno == EINTR);
+    return result;
 }

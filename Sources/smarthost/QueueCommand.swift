@@ -8,25 +8,42 @@ struct Queue: ParsableCommand {
         discussion: """
         Changes (retry, delete, flush) go through the running daemon's control socket \
         (<spool>/control.sock), so a message being delivered is never deleted or moved under it. \
-        When no daemon runs they are made on the spool directly. list and show read the spool.
+        When no daemon runs they are made on the spool directly, under its lock. list and show \
+        read the spool. Only the spool is needed (--spool, or the spool: key of --config); run \
+        as root, the commands act as the spool's owner.
         """,
-        subcommands: [QueueList.self, QueueShow.self, QueueRetry.self, QueueDelete.self, QueueFlush.self, QueueStatus.self]
+        subcommands: [QueueList.self, QueueShow.self, QueueSummaryCommand.self, QueueRetry.self, QueueDelete.self, QueueFlush.self, QueueStatus.self,
+                      QueueQuarantine.self]
     )
 }
 
-/// `--config` / `--spool` / `--timeout`, shared by the queue commands.
+/// `--config` / `--spool` / `--timeout`, shared by the queue commands. They need only the
+/// spool: `--spool`, or just the `spool:` key of the configuration (no secret is read).
+/// Run as root they become the spool's owner first (`SpoolOwner`).
 struct QueueOptions: ParsableArguments {
     @OptionGroup var configOption: ConfigOption
 
     @Option(name: .long, help: "The spool directory (default: `spool:` from the configuration).")
     var spool: String?
 
-    @Option(name: .long, help: "Seconds to wait for the daemon's answer.")
+    @Option(name: .long, help: "Seconds to wait for the daemon's answer (1-3600).")
     var timeout: Int = 10
 
+    func validate() throws {
+        guard (1...3600).contains(timeout) else { throw ValidationError("--timeout must be 1 to 3600 seconds") }
+    }
+
+    /// The spool's path; as root, also switches to its owner (once: later calls find the
+    /// owner already in effect).
     func spoolPath() throws -> String {
-        if let spool { return spool }
-        return try configOption.load().spool
+        let root = try spool ?? configOption.loadSpoolPath()
+        do {
+            try SpoolOwner.become(ownerOf: root)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+        return root
     }
 
     /// Opens an existing spool; never creates one at a mistyped path.
@@ -41,18 +58,27 @@ struct QueueOptions: ParsableArguments {
     }
 
     /// Sends `request` to the daemon (asking again while it answers BUSY for up to about
-    /// the timeout), or carries it out on the spool when no daemon runs.
+    /// the timeout), or, when none runs, carries it out on the spool under the spool lock,
+    /// so a relay cannot start and recover underneath.
     func perform(_ request: ControlRequest) throws -> ControlReply {
         let root = try spoolPath()
-        let client = ControlClient(spool: root, timeoutMilliseconds: max(timeout, 1) * 1000)
+        let client = ControlClient(spool: root, timeoutMilliseconds: timeout * 1000)
         do {
-            if let reply = try client.send(request, busyRetries: max(timeout, 1) * 4, delayMilliseconds: 250) {
+            if let reply = try client.send(request, busyRetries: timeout * 4, delayMilliseconds: 250) {
                 return reply
             }
         } catch {
             printError("\(error)")
             throw ExitCode(75)  // EX_TEMPFAIL: nothing known to be changed; try again
         }
+        let lock: SpoolLock
+        do {
+            lock = try SpoolLock.acquire(spool: root)
+        } catch {
+            printError("\(error); its control socket did not answer, try again")
+            throw ExitCode(75)
+        }
+        defer { withExtendedLifetime(lock) {} }
         return DirectQueueControl(spool: try openSpool()).perform(request)
     }
 
@@ -71,9 +97,42 @@ struct QueueOptions: ParsableArguments {
     }
 }
 
-func parseQueueID(_ text: String) throws -> SpoolID {
-    guard let id = SpoolID(text) else { throw ValidationError("not a queue id: \(text)") }
-    return id
+/// Ids as typed (whole, or an unambiguous prefix of a message in the queue or the dead
+/// letters), or the messages `--org`/`--route`/`--older-than`/`--all` select.
+struct QueueSelection: ParsableArguments {
+    @Option(name: .long, help: "Only this org's messages (\"-\" for the host level).") var org: String?
+    @Option(name: .long, help: "Only messages on this route (as queue list shows it, host:port).") var route: String?
+    @Option(name: .customLong("older-than"), help: "Only messages received longer ago than this (30m, 2h, 3d).")
+    var olderThan: String?
+    @Flag(name: .long, help: "Every message (of the selected area).") var all = false
+    @Argument(help: "Queue ids, or unambiguous prefixes of them.") var ids: [String] = []
+
+    var selector: QueueSelector {
+        QueueSelector(org: org, route: route, olderThanSeconds: olderThan.flatMap(QueueSelector.seconds))
+    }
+
+    func validate() throws {
+        if let olderThan, QueueSelector.seconds(olderThan) == nil {
+            throw ValidationError("--older-than \(olderThan) is not a duration (e.g. 30m, 2h, 3d)")
+        }
+        let selecting = all || !selector.isEmpty
+        if ids.isEmpty == !selecting { throw ValidationError("give queue ids, or --all / --org / --route / --older-than") }
+    }
+
+    /// The chosen messages of `areas`, oldest first; prefixes resolve against both areas.
+    func resolve(_ spool: Spool, areas: [SpoolArea]) throws -> [SpoolID] {
+        if !ids.isEmpty {
+            let known = try (spool.list(.queue) + spool.list(.failed)).map(\.id)
+            return try ids.map { text in
+                switch QueueSelector.resolve(text, among: known) {
+                case .success(let id): return id
+                case .failure(let error): throw ValidationError(error.description)
+                }
+            }
+        }
+        let now = WallClock.nowSeconds()
+        return try areas.flatMap { try spool.list($0) }.filter { selector.matches($0, now: now) }.map(\.id)
+    }
 }
 
 struct QueueList: ParsableCommand {
@@ -85,12 +144,23 @@ struct QueueList: ParsableCommand {
     @OptionGroup var options: QueueOptions
     @Flag(name: .long, help: "List dead letters instead of the queue.") var failed = false
     @Option(name: .long, help: "Only this org's messages (\"-\" for the host level).") var org: String?
+    @Option(name: .long, help: "Only messages on this route (host:port).") var route: String?
+    @Option(name: .customLong("older-than"), help: "Only messages received longer ago than this (30m, 2h, 3d).")
+    var olderThan: String?
     @Flag(name: .long, help: "Print a JSON array instead of columns.") var json = false
+
+    func validate() throws {
+        if let olderThan, QueueSelector.seconds(olderThan) == nil {
+            throw ValidationError("--older-than \(olderThan) is not a duration (e.g. 30m, 2h, 3d)")
+        }
+    }
 
     func run() throws {
         let spool = try options.openSpool()
         let area: SpoolArea = failed ? .failed : .queue
-        let envelopes = try QueueReport.load(spool, area: area, org: org)
+        let selector = QueueSelector(org: org, route: route, olderThanSeconds: olderThan.flatMap(QueueSelector.seconds))
+        let now = WallClock.nowSeconds()
+        let envelopes = try QueueReport.load(spool, area: area).filter { selector.matches($0, now: now) }
         if json {
             print(QueueReport.json(envelopes, area: area), terminator: "")
         } else {
@@ -108,8 +178,15 @@ struct QueueShow: ParsableCommand {
     @Argument(help: "The queue id.") var id: String
 
     func run() throws {
-        let queueID = try parseQueueID(id)
         let spool = try options.openSpool()
+        let known = try (spool.list(.queue) + spool.list(.failed)).map(\.id)
+        let queueID: SpoolID
+        switch QueueSelector.resolve(id, among: known) {
+        case .success(let resolved): queueID = resolved
+        case .failure(let error):
+            printError(error.description)
+            throw ExitCode(1)
+        }
         do {
             let envelope = try spool.envelope(queueID)
             let message = try spool.readMessage(queueID)
@@ -124,40 +201,31 @@ struct QueueShow: ParsableCommand {
 struct QueueRetry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry",
-        abstract: "Put a dead letter back in the queue, or make a deferred message due now.")
+        abstract: "Put dead letters back in the queue, or make deferred messages due now.",
+        discussion: "retry --all: every dead letter back to the queue, and every deferred message due now.")
 
     @OptionGroup var options: QueueOptions
-    @Flag(name: .long, help: "Every dead letter back to the queue, and every deferred message due now.") var all = false
-    @Argument(help: "Queue ids.") var ids: [String] = []
-
-    func validate() throws {
-        if all == !ids.isEmpty { throw ValidationError("give queue ids or --all") }
-    }
+    @OptionGroup var selection: QueueSelection
 
     func run() throws {
-        if !all {
-            try runEach(ids.map(parseQueueID)) { .retry($0) }
-            return
-        }
-        let deadLetters = try QueueReport.load(try options.openSpool(), area: .failed).map(\.id)
-        try runEach(deadLetters) { .retry($0) }
-        try options.report(try options.perform(.flush(nil)))
-    }
-
-    private func runEach(_ ids: [SpoolID], _ request: (SpoolID) -> ControlRequest) throws {
-        try QueueDelete.each(ids, options: options, request)
+        let spool = try options.openSpool()
+        let ids = try selection.resolve(spool, areas: [.failed, .queue])
+        try QueueDelete.each(ids, options: options) { .retry($0) }
     }
 }
 
 struct QueueDelete: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "delete", abstract: "Remove messages (queued or dead letters) for good.")
+        commandName: "delete", abstract: "Remove messages (queued or dead letters) for good.",
+        discussion: "With --all, --org, --route or --older-than: queued messages, or dead letters with --failed.")
 
     @OptionGroup var options: QueueOptions
-    @Argument(help: "Queue ids.") var ids: [String]
+    @OptionGroup var selection: QueueSelection
+    @Flag(name: .long, help: "Select among dead letters instead of the queue.") var failed = false
 
     func run() throws {
-        try Self.each(try ids.map(parseQueueID), options: options) { .delete($0) }
+        let spool = try options.openSpool()
+        try Self.each(try selection.resolve(spool, areas: [failed ? .failed : .queue]), options: options) { .delete($0) }
     }
 
     /// One request per id; every id is tried, the worst exit status wins.
@@ -176,17 +244,20 @@ struct QueueDelete: ParsableCommand {
 
 struct QueueFlush: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "flush", abstract: "Try every deferred message (or the ones given) now.")
+        commandName: "flush", abstract: "Try deferred messages now: all, or those given or selected.")
 
     @OptionGroup var options: QueueOptions
-    @Argument(help: "Queue ids (default: all).") var ids: [String] = []
+    @Option(name: .long, help: "Only this org's messages (\"-\" for the host level).") var org: String?
+    @Option(name: .long, help: "Only messages on this route (host:port).") var route: String?
+    @Argument(help: "Queue ids or prefixes (default: every deferred message).") var ids: [String] = []
 
     func run() throws {
-        if ids.isEmpty {
-            try options.report(try options.perform(.flush(nil)))
-        } else {
-            try QueueDelete.each(try ids.map(parseQueueID), options: options) { .flush($0) }
+        if ids.isEmpty && org == nil && route == nil {
+            return try options.report(try options.perform(.flush(nil)))
         }
+        var selection = try QueueSelection.parse(ids + (org.map { ["--org", $0] } ?? []) + (route.map { ["--route", $0] } ?? []))
+        if selection.ids.isEmpty && selection.selector.isEmpty { selection.all = true }
+        try QueueDelete.each(try selection.resolve(try options.openSpool(), areas: [.queue]), options: options) { .flush($0) }
     }
 }
 
@@ -203,5 +274,21 @@ struct QueueStatus: ParsableCommand {
         }
         let who = status.pid > 0 ? "daemon running (pid \(status.pid))" : "daemon not running"
         print("\(who): \(status.summary)")
+    }
+}
+
+struct QueueSummaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Messages per org and route by age (like Postfix's qshape); TOTAL first.")
+
+    @OptionGroup var options: QueueOptions
+    @Flag(name: .long, help: "Summarize dead letters instead of the queue.") var failed = false
+    @Flag(name: .long, help: "Print JSON instead of columns.") var json = false
+
+    func run() throws {
+        let envelopes = try QueueReport.load(try options.openSpool(), area: failed ? .failed : .queue)
+        let rows = QueueSummary.rows(envelopes, now: WallClock.nowSeconds())
+        print(json ? QueueSummary.json(rows) : QueueSummary.text(rows), terminator: "")
     }
 }

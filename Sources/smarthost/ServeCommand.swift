@@ -10,6 +10,8 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
+        // The secrets are in memory from here on: no core file, no ptrace by our own uid.
+        ProcessHardening.forbidCoreDumps()
         let status = Daemon.run(config: config, configPath: options.config)
         if status != 0 { throw ExitCode(status) }
     }

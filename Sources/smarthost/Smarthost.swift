@@ -11,7 +11,8 @@ struct Smarthost: ParsableCommand {
         Also the machine's sendmail: `smarthost sendmail [-t] [-i] [-f ADDR] [-F NAME] [-bs] [-bp] [--] [RCPT…]` \
         (sendmail(1)'s own flags), and the same binary run as `sendmail`, `mailq` or `newaliases`.
         """,
-        subcommands: [Serve.self, CheckConfig.self, Routes.self, TestRoute.self, Queue.self]
+        version: BuildInfo.summary,
+        subcommands: [Serve.self, CheckConfig.self, Reload.self, Routes.self, TestRoute.self, Queue.self]
     )
 
     /// argv[0] picks a personality before the argument parser sees anything: sendmail's
@@ -39,6 +40,16 @@ struct ConfigOption: ParsableArguments {
             return try RelayConfig.load(path: config, environment: ProcessEnvironment.current())
         } catch {
             printError("\(config): configuration has errors:\n\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Only the `spool:` key: the queue tools and `reload` never resolve secrets.
+    func loadSpoolPath() throws -> String {
+        do {
+            return try RelayConfig.loadSpoolPath(path: config)
+        } catch {
+            printError("\(error)")
             throw ExitCode(1)
         }
     }

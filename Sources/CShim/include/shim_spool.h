@@ -16,4 +16,8 @@ uint32_t shim_crc32c_update(uint32_t state, const uint8_t *bytes, size_t count);
 /// The table version alone, so tests can check the fast path against it.
 uint32_t shim_crc32c_software_update(uint32_t state, const uint8_t *bytes, size_t count);
 
+/// An exclusive open-file-description lock on the whole file (F_OFD_SETLK, which needs
+/// _GNU_SOURCE), without waiting. 0, or -1 with errno (EAGAIN/EACCES: held elsewhere).
+int shim_ofd_trylock(int fd);
+
 #endif

@@ -6,11 +6,14 @@ public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     public var line: Int?
     public var keyPath: String
     public var message: String
+    /// The included file (`include:`) the problem is in; nil for the main file.
+    public var file: String?
 
-    public init(line: Int?, keyPath: String, message: String) {
+    public init(line: Int?, keyPath: String, message: String, file: String? = nil) {
         self.line = line
         self.keyPath = keyPath
         self.message = message
+        self.file = file
     }
 
     /// `line 12: orgs.acme.port: 70000 is not a port (1-65535)`
@@ -34,6 +37,8 @@ public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
     public init(source: String, issues: [ConfigIssue]) {
         self.source = source
         self.issues = issues.enumerated().sorted { a, b in
+            let fa = a.element.file ?? "", fb = b.element.file ?? ""
+            if fa != fb { return fa < fb }
             let la = a.element.line ?? 0, lb = b.element.line ?? 0
             return la != lb ? la < lb : a.offset < b.offset
         }.map(\.element)
@@ -41,6 +46,6 @@ public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
 
     /// One issue per line, each prefixed by the source, like a compiler's diagnostics.
     public var description: String {
-        issues.map { "\(source): \($0)" }.joined(separator: "\n")
+        issues.map { "\($0.file ?? source): \($0)" }.joined(separator: "\n")
     }
 }

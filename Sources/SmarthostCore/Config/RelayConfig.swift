@@ -24,6 +24,10 @@ public struct RelayConfig: Sendable, Equatable {
     public var orgs: [OrgSetting]
     /// `notices:` — failure notices and delay warnings.
     public var notices = NoticeSettings()
+    /// Where `/metrics` (Prometheus) is served; nil: off.
+    public var metricsListen: ListenAddress?
+    /// Legal but risky settings found at load, with their lines (`check-config` prints them).
+    public var warnings: [ConfigIssue] = []
 
     public static let defaultListen = [
         ListenAddress(host: "127.0.0.1", port: 25, isIPv6: false),
@@ -48,6 +52,19 @@ public struct RelayConfig: Sendable, Equatable {
         self.defaultRoute = defaultRoute
         self.host = host
         self.orgs = orgs
+    }
+
+    /// Routes that name a secret which does not exist yet, as `(where, what)`: e.g.
+    /// `("default", "password_file sendgrid.secret: … does not exist (put it in …)")`.
+    /// Their mail is held until the secret is there and the relay restarted or reloaded.
+    public var missingCredentials: [(route: String, problem: String)] {
+        var out: [(String, String)] = []
+        if let problem = defaultRoute.missingCredential { out.append(("default", problem)) }
+        if case .custom(let route) = host, let problem = route.missingCredential { out.append(("host", problem)) }
+        for org in orgs {
+            if case .custom(let route) = org.route, let problem = route.missingCredential { out.append(("org \(org.id)", problem)) }
+        }
+        return out
     }
 
     /// The org with this id, if the configuration has it.
@@ -118,7 +135,40 @@ extension RelayConfig {
         case .failure(let reason):
             throw ConfigErrors(source: path, issues: [ConfigIssue(line: nil, keyPath: "", message: reason.text)])
         }
-        return try parse(yaml: text, source: path, baseDirectory: directory(of: path), environment: environment)
+        var config = try parse(yaml: text, source: path, baseDirectory: directory(of: path), environment: environment)
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o004 != 0, config.hasInlinePassword {
+            let lines = Schema.linesDefining("password", in: text) ?? []
+            config.warnings.append(ConfigIssue(
+                line: lines.first, keyPath: "password",
+                message: "an inline password in a file every local user can read (mode \(String(info.st_mode & 0o777, radix: 8))); "
+                    + "use password_file in /etc/smarthost/credentials/, or chmod o-r \(path)"))
+        }
+        return config
+    }
+
+    /// A route with `password:` written in the file itself.
+    var hasInlinePassword: Bool {
+        var routes = [defaultRoute]
+        if case .custom(let route) = host { routes.append(route) }
+        for org in orgs { if case .custom(let route) = org.route { routes.append(route) } }
+        return routes.contains { $0.password?.origin == "inline" }
+    }
+
+    /// The spool directory named by the file at `path` (or the default), reading nothing
+    /// else: no secret is resolved, no other key validated.
+    public static func loadSpoolPath(path: String) throws(ConfigErrors) -> String {
+        let text: String
+        switch readTextFile(path) {
+        case .success(let content): text = content
+        case .failure(let reason):
+            throw ConfigErrors(source: path, issues: [ConfigIssue(line: nil, keyPath: "", message: reason.text)])
+        }
+        var schema = Schema(baseDirectory: directory(of: path), environment: [:], systemHostname: "localhost")
+        guard let spool = schema.decodeSpoolOnly(yaml: text), schema.reader.issues.isEmpty else {
+            throw ConfigErrors(source: path, issues: schema.reader.issues)
+        }
+        return spool
     }
 
     /// Validates YAML text; `source` names it in errors.
@@ -136,9 +186,10 @@ extension RelayConfig {
     ) throws(ConfigErrors) -> RelayConfig {
         var schema = Schema(baseDirectory: baseDirectory, environment: environment, systemHostname: systemHostname)
         let config = schema.decode(yaml: yaml)
-        guard let config, schema.reader.issues.isEmpty else {
+        guard var config, schema.reader.issues.isEmpty else {
             throw ConfigErrors(source: source, issues: schema.reader.issues)
         }
+        config.warnings = schema.reader.warnings
         return config
     }
 
@@ -161,7 +212,9 @@ extension RelayConfig {
         path.hasPrefix("/") || base.isEmpty ? path : (base.hasSuffix("/") ? base + path : base + "/" + path)
     }
 
-    private struct ReadFailure: Error { var text: String }
+    struct ReadFailure: Error { var text: String }
+
+    static func readText(_ path: String) -> Result<String, ReadFailure> { readTextFile(path) }
 
     private static func readTextFile(_ path: String) -> Result<String, ReadFailure> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -30,9 +30,18 @@ extension RelayConfig {
     /// only coding paths and stops at the first error.
     struct NodeReader {
         private(set) var issues: [ConfigIssue] = []
+        /// Legal but risky values (`check-config` prints them; `--strict` refuses them).
+        private(set) var warnings: [ConfigIssue] = []
+
+        /// The included file being read, stamped on every issue and warning; nil: the main file.
+        var currentFile: String?
+
+        mutating func warn(_ line: Int?, _ path: String, _ message: String) {
+            warnings.append(ConfigIssue(line: line, keyPath: path, message: message, file: currentFile))
+        }
 
         mutating func report(_ line: Int?, _ path: String, _ message: String) {
-            issues.append(ConfigIssue(line: line, keyPath: path, message: message))
+            issues.append(ConfigIssue(line: line, keyPath: path, message: message, file: currentFile))
         }
 
         /// The mapping at `node`, after checking its keys against `allowed`.

@@ -10,7 +10,7 @@ extension RelayConfig {
         let systemHostname: String
 
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
-                              "default", "host", "orgs", "notices"]
+                              "default", "host", "orgs", "include", "metrics", "notices"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
                                 "data_timeout", "min_free_space", "bare_lf"]
         static let accessKeys = ["allow"]
@@ -33,33 +33,125 @@ extension RelayConfig {
             if let field = top.field("limits") { limits = decodeLimits(field) }
             if let field = top.field("access") { access = decodeAccess(field) }
             if let field = top.field("queue") { queue = decodeQueue(field) }
+            warnListenAccess(listen, access, top)
             let context = RouteContext(hostname: hostname)
             let defaultRoute = decodeDefaultRoute(top, context)
             let host = top.field("host").map { decodeHost($0, context) } ?? .useDefault
-            let orgs = top.field("orgs").map { decodeOrgs($0, context) } ?? []
+            var orgs = top.field("orgs").map { decodeOrgs($0, context) } ?? []
+            if let field = top.field("include") { orgs += decodeIncludes(field, context, after: orgs) }
             let spool = decodeSpool(top)
             let orgHeader = decodeOrgHeader(top)
+            let metricsListen = top.field("metrics").flatMap { decodeMetrics($0) }
             let notices = top.field("notices").map { decodeNotices($0) } ?? NoticeSettings()
             guard let defaultRoute else { return nil }
             var config = RelayConfig(
                 hostname: hostname, listen: listen, spool: spool, orgHeader: orgHeader,
                 limits: limits, access: access, queue: queue,
                 defaultRoute: defaultRoute, host: host ?? .useDefault, orgs: orgs)
+            config.metricsListen = metricsListen
             config.notices = notices
             return config
         }
 
+        /// `metrics: { listen: "127.0.0.1:9325" }`: where `/metrics` is served; off when absent.
+        private mutating func decodeMetrics(_ field: Field) -> ListenAddress? {
+            guard let section = reader.section(field.node, path: field.path, line: field.keyLine, allowed: ["listen"]),
+                  let listen = section.field("listen"), let text = reader.string(listen) else { return nil }
+            guard let address = ListenAddress.parse(text) else {
+                reader.report(listen.line, listen.path, "\(text) is not an address:port (e.g. 127.0.0.1:9325, [::1]:9325)")
+                return nil
+            }
+            return address
+        }
+
+        /// Only the `spool:` key, for the queue tools: they must work where the rest of the
+        /// file does not (a secret only the service can read, a route being edited).
+        mutating func decodeSpoolOnly(yaml: String) -> String? {
+            guard let root = compose(yaml),
+                  let top = reader.openSection(root, path: "", line: nil) else { return nil }
+            return decodeSpool(top)
+        }
+
+        /// A listener on a non-loopback address is reachable from the network: with an
+        /// `allow` that admits everyone it is an open relay (anyone's mail through our upstream
+        /// credentials), and one no allowed client can reach is most likely a typo.
+        private mutating func warnListenAccess(_ listen: [ListenAddress], _ access: Access, _ top: Section) {
+            let field = top.field("listen") ?? top.field("access")
+            let everyone = access.allow.contains { $0.prefixLength == 0 }
+            for address in listen where !Self.isLoopback(address) {
+                if everyone {
+                    let allow = top.field("access")
+                    reader.warn(allow?.line ?? field?.line, "access.allow",
+                                "listener \(address) is reachable from the network and allow admits every address: an open relay for our upstream credentials")
+                } else if !Self.isWildcard(address), !Self.allows(access, address) {
+                    reader.warn(field?.line, "listen", "listener \(address) is not on a network that access.allow admits: clients reaching it will be refused (554 5.7.1)")
+                }
+            }
+        }
+
+        static func isLoopback(_ address: ListenAddress) -> Bool {
+            let bytes = address.addressBytes
+            return address.isIPv6 ? bytes == [UInt8](repeating: 0, count: 15) + [1] : bytes.first == 127
+        }
+
+        static func isWildcard(_ address: ListenAddress) -> Bool {
+            address.addressBytes.allSatisfy { $0 == 0 }
+        }
+
+        /// The listener's own address stands for the clients of its network here: a client
+        /// reaching 10.0.0.5 comes from 10.0.0.0/x, which an allow list for it would cover.
+        static func allows(_ access: Access, _ address: ListenAddress) -> Bool {
+            let bytes = address.addressBytes
+            if address.isIPv6 { return access.allows(ipv6: bytes) }
+            return access.allows(ipv4: bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        }
+
         /// The YAML tree; a syntax error becomes an issue at its line.
-        private mutating func compose(_ yaml: String) -> Node? {
+        mutating func compose(_ yaml: String) -> Node? {
             do {
                 return try Yams.compose(yaml: yaml) ?? Node("", .implicit, .plain)
             } catch let error as YamlError {
-                let (line, message) = Self.describe(error)
+                var (line, message) = Self.describe(error)
+                if case .duplicatedKeysInMapping(let duplicates, _) = error, let key = duplicates.first,
+                   let lines = Self.linesDefining(key, in: yaml), lines.count > 1 {
+                    // Yams marks the mapping; the operator needs the second definition.
+                    line = lines[1]
+                    message += " (first defined at line \(lines[0]))"
+                }
                 reader.report(line, "", message)
             } catch {
                 reader.report(nil, "", "YAML error: \(error)")
             }
             return nil
+        }
+
+        /// The lines (1-based) where `key:` starts a mapping entry, at the indentation of its
+        /// first occurrence.
+        static func linesDefining(_ key: String, in yaml: String) -> [Int]? {
+            var found: [(line: Int, indent: Int)] = []
+            for (index, line) in yaml.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let indent = line.prefix { $0 == " " }.count
+                let rest = line.dropFirst(indent)
+                for form in [key + ":", "\"\(key)\":", "'\(key)':"] where rest.hasPrefix(form) {
+                    found.append((index + 1, indent))
+                }
+            }
+            guard let first = found.first else { return nil }
+            return found.filter { $0.indent == first.indent }.map(\.line)
+        }
+
+        /// libyaml's words name the parser's state, not the operator's mistake.
+        private static func hint(_ text: String) -> String {
+            if text.contains("alias") || text.contains("anchor") {
+                return "; quote values that start with * or & (senders: [\"*@acme.example\"])"
+            }
+            if text.contains("mapping values are not allowed") {
+                return "; a value with \": \" in it needs quotes"
+            }
+            if text.contains("found character that cannot start any token") && text.contains("\t") {
+                return "; YAML indents with spaces, not tabs"
+            }
+            return ""
         }
 
         private static func describe(_ error: YamlError) -> (Int?, String) {
@@ -68,7 +160,7 @@ extension RelayConfig {
                  .parser(let context, let problem, let mark, _),
                  .composer(let context, let problem, let mark, _):
                 let during = context.map { " (\($0.text))" } ?? ""
-                return (mark.line, "YAML syntax error: \(problem)\(during)")
+                return (mark.line, "YAML syntax error: \(problem)\(during)" + hint(problem + during))
             case .duplicatedKeysInMapping(let duplicates, let context):
                 return (context.mark.line, "duplicate key: \(duplicates.joined(separator: ", "))")
             case .reader(let problem, _, _, _):

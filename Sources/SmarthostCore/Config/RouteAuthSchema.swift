@@ -3,6 +3,9 @@ extension RelayConfig.Schema {
     struct RouteAuth {
         var username: String?
         var password: Secret?
+        /// The secret's file or variable does not exist yet: the route is configured but
+        /// cannot authenticate until the operator provides it (`RouteSettings.missingCredential`).
+        var missing: String?
     }
 
     /// Reads the credentials of a route. Errors name the key, the file or the variable,
@@ -27,35 +30,69 @@ extension RelayConfig.Schema {
             if auth.username == nil, !section.has("username") {
                 reader.report(field.line, field.path, "a password needs a username")
             }
-            auth.password = resolveSecret(field)
+            (auth.password, auth.missing) = resolveSecret(field)
         }
         return auth
     }
 
-    /// Reads the secret the field points at.
-    private mutating func resolveSecret(_ field: Field) -> Secret? {
-        guard let text = reader.string(field) else { return nil }
+    /// Reads the secret the field points at. A file or variable that does not exist is not
+    /// an error: a fresh install starts, holds this route's mail and says what is missing.
+    private mutating func resolveSecret(_ field: Field) -> (Secret?, missing: String?) {
+        guard let text = reader.string(field) else { return (nil, nil) }
         let result: Result<Secret, Secret.LoadError>
         switch field.key {
         case "password_env":
             result = Secret.fromEnvironment(text, environment)
         case "password_file":
-            result = Secret.fromFile(secretPath(text))
+            result = loadSecretFile(text)
         default:
-            return Secret(revealed: text, origin: "inline")
+            return (Secret(revealed: text, origin: "inline"), nil)
         }
         switch result {
-        case .success(let secret): return secret
+        case .success(let secret): return (secret, nil)
+        case .failure(.missing(let path)):
+            return (nil, "\(field.key) \(text): \(path) does not exist" + Self.credentialHint(text))
+        case .failure(.envNotSet(let name)):
+            return (nil, "password_env: environment variable \(name) is not set")
         case .failure(let error):
             reader.report(field.line, field.path, error.description)
-            return nil
+            return (nil, nil)
         }
     }
 
-    /// Under systemd, `LoadCredential=` puts secrets in `$CREDENTIALS_DIRECTORY` and a
-    /// relative `password_file` names one there; otherwise it is relative to the config file.
-    private func secretPath(_ path: String) -> String {
-        let credentials = environment["CREDENTIALS_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 }
-        return RelayConfig.resolve(path, under: credentials ?? baseDirectory)
+    /// Under systemd, `LoadCredential=smarthost:/etc/smarthost/credentials` copies every file
+    /// of that directory into `$CREDENTIALS_DIRECTORY` as `smarthost_<name>`; a single
+    /// `LoadCredential=<name>:…` line keeps the name. A relative `password_file` finds either.
+    /// By hand (`sudo smarthost check-config`) it is next to the config file, or in the
+    /// `credentials/` directory beside it, where the packaged units load them from.
+    func loadSecretFile(_ path: String) -> Result<Secret, Secret.LoadError> {
+        guard !path.hasPrefix("/") else { return Secret.fromFile(path) }
+        var candidates: [(path: String, trusted: Bool)]
+        if let credentials = environment["CREDENTIALS_DIRECTORY"], !credentials.isEmpty {
+            candidates = [(RelayConfig.resolve(path, under: credentials), true),
+                          (RelayConfig.resolve(Self.credentialPrefix + path, under: credentials), true)]
+        } else {
+            candidates = [(RelayConfig.resolve(path, under: baseDirectory), false),
+                          (RelayConfig.resolve("credentials/" + path, under: baseDirectory), false)]
+        }
+        if path.contains("/") { candidates.removeLast() }
+        // The first candidate's "does not exist" is the one reported: it names the usual place.
+        var firstMissing: Result<Secret, Secret.LoadError>?
+        for candidate in candidates {
+            let result = Secret.fromFile(candidate.path, trustedDirectory: candidate.trusted)
+            guard case .failure(.missing) = result else { return result }
+            firstMissing = firstMissing ?? result
+        }
+        return firstMissing!
+    }
+
+    /// The ID of the unit's directory `LoadCredential=` line.
+    static let credentialPrefix = "smarthost_"
+    /// Where the packaged units load credentials from.
+    static let credentialSourceDirectory = "/etc/smarthost/credentials"
+
+    private static func credentialHint(_ name: String) -> String {
+        guard !name.hasPrefix("/"), !name.contains("/") else { return "" }
+        return " (put it in \(credentialSourceDirectory)/\(name), mode 0600, then systemctl restart smarthost)"
     }
 }

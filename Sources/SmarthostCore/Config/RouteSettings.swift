@@ -29,8 +29,11 @@ public struct RouteSettings: Sendable, Equatable {
     public var timeoutMs: Int64
     /// nil = send anonymously.
     public var username: String?
-    /// Present exactly when `username` is.
+    /// Present when `username` is, unless `missingCredential` says why not.
     public var password: Secret?
+    /// The route names a secret that does not exist yet (a fresh install): what is missing
+    /// and where to put it. Its mail is held (deferred), never sent without AUTH.
+    public var missingCredential: String?
     /// Envelope sender (and `From:` address) for mail on this route.
     public var from: String?
     public var fromName: String?
@@ -61,6 +64,7 @@ public struct RouteSettings: Sendable, Equatable {
         self.caFile = caFile
         self.rewriteFrom = rewriteFrom
         self.allowPlaintextAuth = allowPlaintextAuth
+        self.missingCredential = nil
     }
 
     /// `host:port`, with brackets around an IPv6 literal.

@@ -38,7 +38,24 @@ extension RelayConfig.Schema {
     /// Orgs keep their file order: the first org whose sender pattern matches wins.
     mutating func decodeOrgs(_ field: Field, _ context: RouteContext) -> [OrgSetting] {
         guard let section = reader.openSection(field.node, path: field.path, line: field.keyLine) else { return [] }
-        return section.fields.compactMap { decodeOrg($0, context) }
+        let orgs = section.fields.compactMap { decodeOrg($0, context) }
+        warnShadowedSenders(orgs, section)
+        return orgs
+    }
+
+    /// First match wins: an org whose every `senders` pattern is covered by an earlier org's
+    /// is never chosen by its sender, which is never what the operator meant.
+    private mutating func warnShadowedSenders(_ orgs: [OrgSetting], _ section: Section) {
+        for (index, org) in orgs.enumerated() where !org.senders.isEmpty {
+            let earlier = orgs[..<index]
+            let covering = org.senders.map { pattern in
+                earlier.first { other in other.senders.contains { SenderPattern($0).covers(pattern) } }
+            }
+            guard covering.allSatisfy({ $0 != nil }), let field = section.field(org.id) else { continue }
+            let names = Set(covering.compactMap { $0?.id }).sorted().joined(separator: ", ")
+            reader.warn(field.keyLine, field.path + ".senders",
+                        "every pattern is matched first by org \(names) (earlier in the file): no sender ever selects \(org.id)")
+        }
     }
 
     private mutating func decodeOrg(_ field: Field, _ context: RouteContext) -> OrgSetting? {
@@ -100,10 +117,12 @@ extension RelayConfig.Schema {
             reader.missing(section, "port", "required for a custom route")
         }
         let tls = decodeTLS(section, port: port ?? 0)
+        warnPortMismatch(section, port: port, tls: tls)
         let auth = decodeAuth(section, tls: tls)
         // The options are checked even when host or port is bad: all errors in one run.
         var route = RouteSettings(host: host ?? "", port: port ?? 0, tls: tls, domain: context.hostname,
                                   username: auth.username, password: auth.password)
+        route.missingCredential = auth.missing
         decodeOptions(section, into: &route)
         return host == nil || port == nil ? nil : route
     }
@@ -139,6 +158,20 @@ extension RelayConfig.Schema {
         }
     }
 
+    /// 465 speaks TLS from the first byte (RFC 8314), 587 and 25 plain text first: the other
+    /// mode hangs until the timeout, the classic mix-up of the product's troubleshooting page.
+    private mutating func warnPortMismatch(_ section: Section, port: UInt16?, tls: TLSMode) {
+        guard let port, let field = section.field("tls") ?? section.field("port") else { return }
+        switch (port, tls) {
+        case (465, .starttls):
+            reader.warn(field.line, field.path, "port 465 is implicit TLS (SMTPS); tls: starttls there waits for a greeting that never comes (use tls: implicit)")
+        case (587, .implicit), (25, .implicit):
+            reader.warn(field.line, field.path, "port \(port) expects STARTTLS; tls: implicit there fails the handshake (use tls: starttls)")
+        default:
+            break
+        }
+    }
+
     /// The optional keys that need no cross-checks beyond `tls`.
     private mutating func decodeOptions(_ section: Section, into route: inout RouteSettings) {
         if let f = section.field("domain"), let text = reader.string(f) {
@@ -146,7 +179,14 @@ extension RelayConfig.Schema {
                 reader.report(f.line, f.path, "\(text) is not a domain name")
             }
         }
-        if let f = section.field("timeout"), let ms = reader.duration(f, bareUnitMilliseconds: 1) { route.timeoutMs = ms }
+        if let f = section.field("timeout"), let ms = reader.duration(f, bareUnitMilliseconds: 1) {
+            route.timeoutMs = ms
+            // The product's pages give 180000 (ms); "30" was meant as seconds and would
+            // time out every upstream before its greeting.
+            if ms < 1000, let text = reader.string(f), Int(text) != nil {
+                reader.warn(f.line, f.path, "\(text) is \(text) milliseconds (a bare number is milliseconds here); write \(text)s for seconds")
+            }
+        }
         route.from = decodeFrom(section)
         route.fromName = decodeFromName(section)
         if let f = section.field("rewrite_from"), let mode = reader.choice(f, RewriteFromMode.self) { route.rewriteFrom = mode }

@@ -33,6 +33,9 @@ extension Secret {
         case envNotSet(String)
         case envEmpty(String)
         case cannotOpen(path: String, reason: String)
+        /// The file does not exist (yet): on a fresh install the operator has not put the
+        /// key in place. The relay still starts and holds the route's mail.
+        case missing(String)
         case notRegularFile(String)
         case tooOpen(path: String, mode: UInt32)
         case tooLarge(String)
@@ -43,6 +46,7 @@ extension Secret {
             case .envNotSet(let name): return "environment variable \(name) is not set"
             case .envEmpty(let name): return "environment variable \(name) is empty"
             case .cannotOpen(let path, let reason): return "cannot read \(path): \(reason)"
+            case .missing(let path): return "\(path) does not exist"
             case .notRegularFile(let path): return "\(path) is not a regular file"
             case .tooOpen(let path, let mode):
                 return "\(path) is accessible by group or others (mode \(Self.octal(mode))); "
@@ -68,14 +72,20 @@ extension Secret {
 
     /// `password_file`: the file's content without its trailing newline. Refused when group or
     /// others have any access: a readable secret is already leaked, like ssh's private keys.
-    static func fromFile(_ path: String) -> Result<Secret, LoadError> {
+    /// `trustedDirectory`: a file systemd placed in `$CREDENTIALS_DIRECTORY` is private to the
+    /// unit by construction (the directory is), but on a file system with POSIX ACLs its mode
+    /// shows the ACL mask (0440), which is not "readable by others".
+    static func fromFile(_ path: String, trustedDirectory: Bool = false) -> Result<Secret, LoadError> {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .failure(.cannotOpen(path: path, reason: Self.errnoText())) }
+        guard fd >= 0 else {
+            if errno == ENOENT { return .failure(.missing(path)) }
+            return .failure(.cannotOpen(path: path, reason: Self.errnoText()))
+        }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { return .failure(.cannotOpen(path: path, reason: Self.errnoText())) }
         guard info.st_mode & S_IFMT == S_IFREG else { return .failure(.notRegularFile(path)) }
-        guard info.st_mode & 0o077 == 0 else { return .failure(.tooOpen(path: path, mode: UInt32(info.st_mode))) }
+        guard trustedDirectory || info.st_mode & 0o077 == 0 else { return .failure(.tooOpen(path: path, mode: UInt32(info.st_mode))) }
         let limit = 64 * 1024
         guard let bytes = readAll(fd, limit: limit + 1) else {
             return .failure(.cannotOpen(path: path, reason: Self.errnoText()))

@@ -2,7 +2,8 @@
 /// `<spool>/control.sock`: one request line, one reply line, then the daemon closes.
 ///
 ///     request  = verb [SP argument] LF        (CRLF accepted; at most 256 octets)
-///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE"   (case-insensitive)
+///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE" / "UNQUARANTINE" / "RELOAD"
+///                (case-insensitive)
 ///     reply    = code SP text LF
 ///     code     = "OK" / "BUSY" / "NOTFOUND" / "ERROR"
 ///
@@ -19,6 +20,10 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
     case retry(SpoolID)
     /// Remove a message (queued or dead letter) for good, unless it is being delivered.
     case delete(SpoolID)
+    /// A quarantined message whose content checks out goes back to the queue, due now.
+    case unquarantine(SpoolID)
+    /// Re-read the configuration and answer whether it was applied (`systemctl reload`).
+    case reload
 
     public static let maxLineLength = 256
 
@@ -30,6 +35,8 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         case .flush(let id?): return "FLUSH \(id)"
         case .retry(let id): return "RETRY \(id)"
         case .delete(let id): return "DELETE \(id)"
+        case .unquarantine(let id): return "UNQUARANTINE \(id)"
+        case .reload: return "RELOAD"
         }
     }
 
@@ -47,7 +54,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         guard let verb = words.first?.uppercased() else { return .failure(.error("empty request")) }
         let arguments = words.dropFirst().map(String.init)
         guard let row = verbTable.first(where: { $0.verb == verb }) else {
-            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY or DELETE"))
+            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY, DELETE, UNQUARANTINE or RELOAD"))
         }
         return row.build(arguments)
     }
@@ -66,6 +73,8 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         },
         VerbRow(verb: "RETRY") { oneID("RETRY", $0).map { .retry($0) } },
         VerbRow(verb: "DELETE") { oneID("DELETE", $0).map { .delete($0) } },
+        VerbRow(verb: "UNQUARANTINE") { oneID("UNQUARANTINE", $0).map { .unquarantine($0) } },
+        VerbRow(verb: "RELOAD") { $0.isEmpty ? .success(.reload) : .failure(.error("RELOAD takes no argument")) },
     ]
 
     private static func oneID(_ verb: String, _ arguments: [String]) -> Result<SpoolID, ControlReply> {

@@ -27,11 +27,31 @@ public struct DirectQueueControl: Sendable {
             case .delete(let id):
                 try spool.delete(id)
                 return .ok("\(id) deleted")
+            case .unquarantine(let id):
+                switch Self.releaseResult(spool, id) {
+                case .success: return .ok("\(id) released from quarantine \(Self.notRunning)")
+                case .failure(let answer): return answer
+                }
+            case .reload:
+                return .error("no daemon running: nothing to reload (the configuration is read at start)")
             }
         } catch .notFound(let id) {
             return .notFound("\(id): no such message")
         } catch {
             return .error("\(error)")
+        }
+    }
+
+    /// Shared with the daemon's service: the words for each way a release can end.
+    public static func releaseResult(_ spool: Spool, _ id: SpoolID) -> Result<SpoolEnvelope, ControlReply> {
+        do throws(SpoolError) {
+            return .success(try spool.releaseQuarantined(id))
+        } catch .notFound {
+            return .failure(.notFound("\(id): not in quarantine"))
+        } catch .corrupt(_, let reason) {
+            return .failure(.error("\(id) stays in quarantine: still corrupt: \(reason)"))
+        } catch {
+            return .failure(.error("\(id): \(error)"))
         }
     }
 

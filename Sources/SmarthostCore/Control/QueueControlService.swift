@@ -42,6 +42,8 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
     private let spool: Spool
     private let queue: ControlQueue
     private let worker: WorkerThread
+    /// The daemon's reload, answering once the new configuration is applied or refused.
+    public var onReload: ((@escaping (ControlReply) -> Void) -> Void)?
 
     public init(loop: EventLoop, spool: Spool, queue: ControlQueue) {
         self.loop = loop
@@ -62,6 +64,10 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
         case .flush(let id?): retry(id, deadLetters: false, reply)
         case .retry(let id): retry(id, deadLetters: true, reply)
         case .delete(let id): delete(id, reply)
+        case .unquarantine(let id): unquarantine(id, reply)
+        case .reload:
+            guard let onReload else { return reply(.error("reload is not available")) }
+            onReload(reply)
         }
     }
 
@@ -125,6 +131,23 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
             if queue.controlState(of: id) == .unknown { queue.enqueue(envelope) }
             queue.flush(id: id)
             reply(.ok("\(id) moved back to the queue, due now"))
+        }
+    }
+
+    /// A quarantined file is unknown to the scheduler; once it is back in `queue/` it is
+    /// enqueued like a recovered message.
+    private func unquarantine(_ id: SpoolID, _ reply: @escaping (ControlReply) -> Void) {
+        let spool = self.spool
+        onWorker({ () -> Result<SpoolEnvelope, ControlReply> in
+            DirectQueueControl.releaseResult(spool, id)
+        }) { [weak self] outcome in
+            switch outcome {
+            case .failure(let answer): reply(answer)
+            case .success(let envelope):
+                if let self, self.queue.controlState(of: id) == .unknown { self.queue.enqueue(envelope) }
+                self?.queue.flush(id: id)
+                reply(.ok("\(id) released from quarantine, due now"))
+            }
         }
     }
 

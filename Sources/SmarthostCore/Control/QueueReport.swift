@@ -23,8 +23,8 @@ public enum QueueReport {
         var rows: [[String]] = []
         if header {
             rows.append(area == .failed
-                ? ["ID", "AGE", "SIZE", "ORG", "ROUTE", "TRIES", "FAILED", "REASON"]
-                : ["ID", "AGE", "SIZE", "ORG", "ROUTE", "TRIES", "NEXT", "LAST ERROR"])
+                ? ["ID", "AGE", "SIZE", "ORG", "ROUTE", "SENDER", "RECIPIENTS", "TRIES", "FAILED", "REASON"]
+                : ["ID", "AGE", "SIZE", "ORG", "ROUTE", "SENDER", "RECIPIENTS", "TRIES", "NEXT", "LAST ERROR"])
         }
         for envelope in envelopes {
             rows.append(row(envelope, area: area, now: now))
@@ -42,9 +42,19 @@ public enum QueueReport {
             timing = envelope.nextAttemptAt <= now ? "now" : "in " + duration(envelope.nextAttemptAt - now)
             problem = envelope.lastError ?? "-"
         }
+        // Everything but the id and numbers came from outside (a header, an upstream's reply):
+        // escaped, so no byte of it can drive the operator's terminal.
         return [envelope.id.rawValue, duration(now - envelope.receivedAt), size(envelope.size),
-                envelope.org ?? "-", envelope.route ?? "-", String(envelope.attempts), timing,
-                ControlReply.singleLine(problem)]
+                TerminalText.escaped(envelope.org ?? "-"), TerminalText.escaped(envelope.route ?? "-"),
+                TerminalText.escaped("<" + envelope.sender + ">"), TerminalText.escaped(recipients(envelope)),
+                String(envelope.attempts), timing, TerminalText.escaped(ControlReply.singleLine(problem))]
+    }
+
+    /// The first recipient still pending (or the first), and how many more.
+    static func recipients(_ envelope: SpoolEnvelope) -> String {
+        let pending = envelope.pendingRecipients.isEmpty ? envelope.recipients : envelope.pendingRecipients
+        guard let first = pending.first else { return "-" }
+        return pending.count > 1 ? "\(first) +\(pending.count - 1)" : first
     }
 
     /// Left-aligned columns two spaces apart; the last column is not padded.
@@ -91,7 +101,9 @@ public enum QueueReport {
         if let failedAt = envelope.failedAt { fields.append(("failed", "\(timestamp(failedAt)) (\(duration(now - failedAt)) ago)")) }
         if let failure = envelope.failure { fields.append(("reason", ControlReply.singleLine(failure))) }
         let width = max(fields.map(\.0.count).max() ?? 0, "next attempt".count)  // same layout for every message
-        var out = fields.map { "\($0.0):" + String(repeating: " ", count: width - $0.0.count + 1) + $0.1 + "\n" }.joined()
+        var out = fields.map {
+            "\($0.0):" + String(repeating: " ", count: width - $0.0.count + 1) + TerminalText.escaped($0.1) + "\n"
+        }.joined()
         out += "\n" + text(body ? message : headerSection(message))
         if !out.hasSuffix("\n") { out += "\n" }
         return out
@@ -120,7 +132,8 @@ public enum QueueReport {
         return message
     }
 
-    /// Message bytes for a terminal: CRLF becomes LF, other control bytes become "?".
+    /// Message bytes for a terminal: CRLF becomes LF, other control bytes become "?", and
+    /// C1 controls (U+0080–U+009F, an 8-bit CSI among them) are escaped too.
     static func text(_ bytes: [UInt8]) -> String {
         var cleaned: [UInt8] = []
         cleaned.reserveCapacity(bytes.count)
@@ -132,7 +145,7 @@ public enum QueueReport {
                 cleaned.append(byte)
             }
         }
-        return String(decoding: cleaned, as: UTF8.self)
+        return TerminalText.escaped(String(decoding: cleaned, as: UTF8.self), keepNewlines: true, keepTabs: true)
     }
 
     // MARK: units

@@ -7,6 +7,8 @@ public final class Daemon {
     private let loop: EventLoop
     private let logger: Logger
     private let notifier = SystemdNotifier()
+    /// Held for the life of the process: one relay per spool.
+    private let spoolLock: SpoolLock
     private let spool: Spool
     private let server: InboundServer
     private let scheduler: DeliveryScheduler
@@ -20,6 +22,13 @@ public final class Daemon {
     private var exitStatus: Int32 = 0
     private var stopDeadline: TimerID?
     private var statusTimer: TimerID?
+    private let metrics = RelayMetrics()
+    private var metricsServer: MetricsServer?
+    private let startedAt = WallClock.nowSeconds()
+
+    /// Reads again the messages recovery could not read (spool I/O never runs on the loop).
+    private let recoveryWorker = WorkerThread(name: "spool-recover")
+    static let unreadableRetryMilliseconds: Int64 = 30_000
 
     /// How long a graceful stop waits for sessions in flight before closing them.
     static let stopGraceMilliseconds: Int64 = 20_000
@@ -30,6 +39,9 @@ public final class Daemon {
         do {
             let daemon = try Daemon(config: config, configPath: configPath, logger: logger)
             return daemon.serve()
+        } catch let failure as SpoolLock.Failure {
+            logger.critical("cannot start: \(failure)", metadata: ["error": "\(failure)"])
+            return 1
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 1
@@ -47,12 +59,18 @@ public final class Daemon {
         let signals = SignalRelay()
         // systemd hook (wip-systemd): SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1.
         try loop.handleSignals([SIGTERM, SIGINT, SIGHUP] + WatchdogTestHook.signals) { signals.target?($0) }
+        // Before anything touches the spool: a second relay must change nothing (no
+        // recovery, no files made ahead, no control socket) and say who holds it.
+        spoolLock = try SpoolLock.acquire(spool: config.spool)
         spool = try Spool(root: config.spool, minimumFreeBytes: UInt64(max(config.limits.minFreeSpace, 0)), preallocatedFiles: 32)
         let context = InboundContext(loop: loop, spool: spool, config: config, logger: logger)
         server = InboundServer(loop: loop, context: context, logger: logger)
         context.server = server
         scheduler = DeliveryScheduler(loop: loop, spool: spool, environment: DeliveryEnvironment(config: config), logger: logger)
         context.onAccepted = { [unowned scheduler] envelope, content in scheduler.enqueue(envelope, content: content) }
+        metrics.prepare(config)
+        context.metrics = metrics
+        scheduler.metrics = metrics
         signals.target = { [unowned self] signal in self.received(signal: signal) }
     }
 
@@ -61,15 +79,18 @@ public final class Daemon {
             // The control socket opens before recovery, so a queue command never bypasses a
             // daemon that is still starting (it gets "busy" until the queue is loaded).
             let service = QueueControlService(loop: loop, spool: spool, queue: scheduler)
+            service.onReload = { [unowned self] reply in reply(self.reload()) }
             controlService = service
             control = try ControlServer(loop: loop, path: ControlServer.socketPath(spool: config.spool), handler: service)
             try recoverSpool()
             try server.listen(on: try listeningSockets())
+            try startMetrics(config.metricsListen)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 1
         }
         notifier.ready(status: statusLine())
+        logMissingCredentials(config)
         startWatchdog()
         startStatusUpdates()
         logger.info("started", metadata: ["hostname": "\(config.hostname)", "spool": "\(config.spool)"])
@@ -85,6 +106,45 @@ public final class Daemon {
         }
         for envelope in recovery.queued { scheduler.enqueue(envelope) }
         logger.info("spool recovered", metadata: ["queued": "\(recovery.queued.count)", "quarantined": "\(recovery.quarantined.count)"])
+        retryUnreadable(recovery.unreadable.map(\.name), reasons: recovery.unreadable.map(\.reason))
+    }
+
+    /// Messages recovery could not read (a root-owned file left by hand, an I/O error) are
+    /// not corrupt: they stay queued, are reported loudly, and are read again every
+    /// `unreadableRetryMilliseconds` until they can be delivered.
+    private func retryUnreadable(_ names: [String], reasons: [String]) {
+        guard !names.isEmpty else { return }
+        for (name, reason) in zip(names, reasons) {
+            logger.critical("queued message unreadable: kept in the queue, will be read again",
+                            metadata: ["file": "\(name)", "reason": "\(reason)"])
+        }
+        let spool = self.spool
+        let back = LoopCallback<[(String, Result<SpoolEnvelope, SpoolError>)]> { [weak self] results in
+            guard let self, !self.finished else { return }
+            var still: [String] = [], why: [String] = []
+            for (name, result) in results {
+                switch result {
+                case .success(let envelope):
+                    self.logger.info("queued message readable again", metadata: ["id": "\(envelope.id)"])
+                    self.scheduler.enqueue(envelope)
+                case .failure(let error) where Spool.isContentFault(error):
+                    self.logger.error("queued message is corrupt: left in queue/ for a human", metadata: ["file": "\(name)", "reason": "\(error)"])
+                case .failure(let error):
+                    still.append(name)
+                    why.append("\(error)")
+                }
+            }
+            self.retryUnreadable(still, reasons: why)
+        }
+        _ = loop.schedule(afterMilliseconds: Self.unreadableRetryMilliseconds) { [weak self] in
+            guard let self, !self.finished else { return }
+            self.recoveryWorker.submit { [loop = self.loop] in
+                let results = names.map { name in
+                    (name, Result { () throws(SpoolError) in try spool.revalidate(name) })
+                }
+                loop.execute { back.call(results) }
+            }
+        }
     }
 
     /// Sockets passed by systemd socket activation win over `listen:`.
@@ -140,7 +200,9 @@ public final class Daemon {
         loop.cancel(stopDeadline)
         // Closed last: from now on the queue tools work on the spool directly, under its locks.
         control?.close()
+        metricsServer?.close()
         controlService?.shutdown()
+        recoveryWorker.stop()
         scheduler.shutdown()
         spool.shutdown()
         loop.stop()
@@ -151,7 +213,8 @@ public final class Daemon {
     /// SIGHUP: the new configuration is validated whole and swapped in at once; new
     /// connections and every later delivery attempt use it, sessions in flight finish on the
     /// old one. An invalid file changes nothing.
-    private func reload() {
+    @discardableResult
+    private func reload() -> ControlReply {
         notifier.reloading()
         logger.info("reloading", metadata: ["config": "\(configPath)"])
         defer { notifier.ready(status: statusLine()) }
@@ -162,7 +225,8 @@ public final class Daemon {
             for issue in error.issues {
                 logger.error("reload refused: configuration error, keeping the running one", metadata: ["error": "\(issue)"])
             }
-            return
+            return .error("reload refused, the running configuration stays: \(configPath): "
+                + error.issues.map(\.description).joined(separator: "; "))
         }
         if newConfig.spool != config.spool {
             logger.warning("spool path change ignored until restart", metadata: ["spool": "\(config.spool)"])
@@ -170,11 +234,54 @@ public final class Daemon {
         let context = InboundContext(loop: loop, spool: spool, config: newConfig, logger: logger)
         context.server = server
         context.onAccepted = server.context.onAccepted
+        context.metrics = metrics
+        metrics.prepare(newConfig)
         server.replaceContext(context)
+        if newConfig.metricsListen != config.metricsListen {
+            metricsServer?.close()
+            metricsServer = nil
+            do { try startMetrics(newConfig.metricsListen) } catch {
+                logger.error("cannot serve metrics", metadata: ["address": "\(newConfig.metricsListen.map(\.description) ?? "-")", "error": "\(error)"])
+            }
+        }
         if !socketActivated { updateListeners(newConfig.listen) }
         scheduler.replaceEnvironment(DeliveryEnvironment(config: newConfig))
         config = newConfig
+        logMissingCredentials(newConfig)
         logger.info("reloaded", metadata: ["orgs": "\(newConfig.orgs.count)"])
+        let missing = newConfig.missingCredentials.map(\.route)
+        return .ok("reloaded \(configPath): \(newConfig.orgs.count) orgs"
+            + (missing.isEmpty ? "" : "; credentials missing for " + missing.joined(separator: ", ")))
+    }
+
+    /// `/metrics` on `metrics.listen`; the queue and spool gauges are read at each scrape.
+    private func startMetrics(_ listen: ListenAddress?) throws {
+        guard let listen else { return }
+        let server = try MetricsServer(loop: loop, logger: logger, metrics: metrics, socket: try Self.bind(listen))
+        server.refresh = { [unowned self] in
+            let now = WallClock.nowSeconds()
+            let known = ([nil] + self.config.orgs.map(\.id)).map { org in
+                RelayMetrics.MessageLabels(org: org, layer: RouteResolver.resolve(org: org, config: self.config).layer.rawValue)
+            }
+            self.metrics.setQueue(self.scheduler.queueByLabels(nowSeconds: now), known: known)
+            self.metrics.setGauge("smarthost_uptime_seconds", now - self.startedAt, help: "Seconds since the relay started")
+            self.metrics.setGauge("smarthost_routes_down", Int64(self.scheduler.routesDown), help: "Routes marked down now")
+            self.metrics.setGauge("smarthost_messages_held", Int64(self.scheduler.heldCount),
+                                  help: "Messages held because their route's secret is missing")
+            if let free = try? SpoolSystem.freeBytes(self.spool.root) {
+                self.metrics.setGauge("smarthost_spool_free_bytes", Int64(clamping: free), help: "Free bytes in the spool's file system")
+            }
+        }
+        metricsServer = server
+        logger.info("metrics listening", metadata: ["address": "\(server.address.map { "\($0)" } ?? "\(listen)")"])
+    }
+
+    /// A fresh install: the relay runs and takes mail, and says exactly what it waits for.
+    private func logMissingCredentials(_ config: RelayConfig) {
+        for (route, problem) in config.missingCredentials {
+            logger.error("credentials missing: \(route) route holds its mail until they are provided",
+                         metadata: ["route": "\(route)", "reason": "\(problem)"])
+        }
     }
 
     private func updateListeners(_ wanted: [ListenAddress]) {
@@ -221,7 +328,10 @@ public final class Daemon {
 
     private func statusLine() -> String {
         let counters = scheduler.counters
-        return "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
+        let missing = config.missingCredentials
+        let waiting = missing.isEmpty ? "" : "credentials missing for " + missing.map(\.route).joined(separator: ", ")
+            + " (see /etc/smarthost/credentials/; mail held=\(scheduler.heldCount)); "
+        return waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
             + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(scheduler.routesDown)"
     }
 }

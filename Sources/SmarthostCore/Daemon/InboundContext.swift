@@ -13,6 +13,7 @@ final class InboundContext {
     /// Called with every message the spool has durably accepted (the delivery scheduler).
     /// A message is durable and answered: envelope, and the content when it is in memory.
     var onAccepted: ((SpoolEnvelope, [UInt8]?) -> Void)?
+    var metrics: RelayMetrics?
 
     init(loop: EventLoop, spool: Spool, config: RelayConfig, logger: Logger) {
         self.loop = loop
@@ -34,8 +35,10 @@ final class InboundContext {
             hostname: config.hostname, maxMessageSize: Int(config.limits.maxMessageSize),
             maxRecipients: config.limits.maxRecipients, clientAddress: client,
             clientAllowed: isAllowed(peer),
-            observer: { [logger] observation in
-                if case .refusal(let refusal) = observation { RefusalLog.log(refusal, client: client, to: logger) }
+            observer: { [logger, metrics] observation in
+                guard case .refusal(let refusal) = observation else { return }
+                RefusalLog.log(refusal, client: client, to: logger)
+                metrics?.refused(code: refusal.reply.code)
             },
             storageCheck: { [spool] size in
                 do throws(SpoolError) {
@@ -75,6 +78,7 @@ final class InboundContext {
             "size": "\(envelope.size)", "org": "\(envelope.org ?? "-")", "layer": "\(envelope.layer ?? "-")",
             "route": "\(envelope.route ?? "-")", "client": "\(peer.ipString)",
         ])
+        metrics?.accepted(RelayMetrics.MessageLabels(org: envelope.org, layer: envelope.layer), bytes: envelope.size)
         onAccepted?(envelope, content)
     }
 }

@@ -80,6 +80,7 @@ final class InboundServer {
         Syscall.close(fd)
         rejectedCount += 1
         RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: peer.ipString, to: logger)
+        context.metrics?.refused(code: reply.code)
     }
 
     func connectionClosed(_ connection: InboundConnection) {

@@ -10,6 +10,9 @@ public struct DeliveryTarget: Sendable {
     /// tell a silent implicit-TLS port from a slow server quickly. nil: `timeoutMilliseconds`.
     public var greetingTimeoutMilliseconds: Int64?
     public var parameters: UpstreamParameters
+    /// The route's secret does not exist yet (`RouteSettings.missingCredential`): nothing is
+    /// attempted, its messages are held until a restart or reload brings it.
+    public var missingCredential: String?
 
     /// Connections are shared by messages whose targets have the same key.
     public var key: String {

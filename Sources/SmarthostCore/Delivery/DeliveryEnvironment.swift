@@ -28,8 +28,10 @@ final class DeliveryEnvironment: @unchecked Sendable {
         let parameters = UpstreamParameters(ehloName: route.domain, tlsMode: upstreamMode(route.tls),
                                             credentials: credentials, allowPlaintextAuth: route.allowPlaintextAuth,
                                             recordTranscript: recordTranscript)
-        return DeliveryTarget(host: route.host, port: route.port, caFile: route.caFile,
-                              timeoutMilliseconds: route.timeoutMs, parameters: parameters)
+        var target = DeliveryTarget(host: route.host, port: route.port, caFile: route.caFile,
+                                    timeoutMilliseconds: route.timeoutMs, parameters: parameters)
+        target.missingCredential = route.missingCredential
+        return target
     }
 
     static func upstreamMode(_ mode: TLSMode) -> UpstreamTLSMode {

@@ -52,6 +52,11 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private var nextSerial: UInt64 = 1
     private(set) var counters = DeliveryCounters()
     private var contentInMemoryBytes = 0
+    /// Messages held because their route's secret is missing, and the routes already logged.
+    private var held: Set<SpoolID> = []
+    private var heldRoutesLogged: Set<String> = []
+    /// Prometheus counters (`/metrics`); nil when not wanted (tests, `smarthost test`).
+    var metrics: RelayMetrics?
     private var stopping = false
     /// Messages already sent their delay warning (in memory: a restart may warn again).
     private var delayWarned = Set<SpoolID>()
@@ -68,6 +73,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     func replaceEnvironment(_ newEnvironment: DeliveryEnvironment) {
         environment = newEnvironment
         for key in pools.keys { pools[key]?.downUntil = 0 }
+        // The secret may be there now: held messages are tried at once.
+        heldRoutesLogged.removeAll()
+        for id in held { setDue(id, 0) }
+        held.removeAll()
         schedulePump(at: 0)
     }
 
@@ -97,6 +106,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     /// Every removal goes through here, so the in-memory budget stays exact.
     private func removeEntry(_ id: SpoolID) {
         _ = takeContent(id)
+        held.remove(id)
         entries.removeValue(forKey: id)
     }
 
@@ -178,6 +188,11 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                 postpone(id: id, reason: "route: \(error)", possibleDuplicate: false)
                 continue
             }
+            if let missing = target.missingCredential {
+                hold(id, target: target, reason: missing, now: now)
+                continue
+            }
+            held.remove(id)
             var pool = pools[target.key] ?? RoutePool()
             if pool.downUntil > now {
                 setDue(id, pool.downUntil)
@@ -292,6 +307,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         if let key = connectionTargets[connection.serial] {
             pools[key]?.lastFailure = nil
         }
+        metrics?.routeUp(connection.target.displayName, up: true)
         releaseIdle(connection)
     }
 
@@ -311,6 +327,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             let delay = environment.policy.retryDelay(attempts: 1)
             pool.downUntil = WallClock.nowMilliseconds() + delay
             pool.lastFailure = failure.summary
+            metrics?.routeUp(connection.target.displayName, up: false)
             logger.warning("route down", metadata: ["route": "\(connection.target.displayName)", "error": "\(failure.summary)", "retry_in": "\(delay / 1000)s"])
             // Every message waiting for this route had its attempt: it failed the same way.
             let waiting = pool.waiting
@@ -346,16 +363,20 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         ]
         if let tls { meta["tls"] = "\(tls)" }
         if case .result(let result) = outcome, let reply = result.dataReply { meta["reply"] = "\(reply.description)" }
+        let labels = RelayMetrics.MessageLabels(org: entry.envelope.org, layer: entry.envelope.layer)
         switch decision.disposition {
         case .remove:
             removeEntry(id)
             counters.delivered += 1
+            metrics?.delivered(labels, bytes: entry.envelope.size,
+                               latencySeconds: Double(now - entry.envelope.receivedAt * 1000) / 1000)
             logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
             spoolAction("markDelivered", id) { try $0.markDelivered(id) }
         case .retry(let at):
             entries[id] = entry
             setDue(id, at)
             counters.deferred += 1
+            metrics?.deferred(labels)
             meta["reason"] = "\(decision.reason)"
             meta["retry_in"] = "\((at - now) / 1000)s"
             if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
@@ -373,6 +394,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         case .deadLetter:
             removeEntry(id)
             counters.failed += 1
+            metrics?.failed(labels)
             meta["reason"] = "\(decision.reason)"
             logger.error("failed", metadata: meta)
             let envelope = entry.envelope
@@ -411,6 +433,19 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             loop.execute { queued.call(committed) }
         }
     }
+
+    /// Not an attempt: nothing is written to the spool, so a restart with the secret in
+    /// place finds the message due at once. One log line per route, not per message.
+    private func hold(_ id: SpoolID, target: DeliveryTarget, reason: String, now: Int64) {
+        held.insert(id)
+        setDue(id, now + environment.config.queue.retryMinMs)
+        if heldRoutesLogged.insert(target.key).inserted {
+            logger.error("route has no credentials: holding its mail",
+                         metadata: ["upstream": "\(target.displayName)", "reason": "\(reason)"])
+        }
+    }
+
+    var heldCount: Int { held.count }
 
     private func postpone(id: SpoolID, reason: String, possibleDuplicate: Bool) {
         guard var entry = entries[id] else { return }
@@ -468,6 +503,18 @@ extension DeliveryScheduler: ControlQueue {
     func controlState(of id: SpoolID) -> ControlQueueState {
         guard let entry = entries[id] else { return .unknown }
         return entry.inFlight ? .inFlight : .waiting
+    }
+
+    /// Queue size and oldest age per org and route, for `/metrics` (loop thread).
+    func queueByLabels(nowSeconds: Int64) -> [RelayMetrics.MessageLabels: (count: Int, oldestSeconds: Int64)] {
+        var out: [RelayMetrics.MessageLabels: (count: Int, oldestSeconds: Int64)] = [:]
+        for entry in entries.values {
+            let labels = RelayMetrics.MessageLabels(org: entry.envelope.org, layer: entry.envelope.layer)
+            let age = max(nowSeconds - entry.envelope.receivedAt, 0)
+            let current = out[labels] ?? (0, 0)
+            out[labels] = (current.count + 1, max(current.oldestSeconds, age))
+        }
+        return out
     }
 
     var controlCounts: ControlStatus {

@@ -22,7 +22,14 @@ public enum ConfigReport {
             out += routeBlock(title: "org \(org.id)\(senders)", RouteResolver.resolve(org: org.id, config: config))
         }
         out.append("  orgs not listed get the host level")
+        out += warnings(config).map { "warning: " + $0 }
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// Legal but risky: the relay runs, and says so. `check-config --strict` refuses them.
+    public static func warnings(_ config: RelayConfig) -> [String] {
+        config.warnings.map(\.description)
+            + config.missingCredentials.map { "\($0.route) route: \($0.problem); its mail is held until then" }
     }
 
     /// Which org a message was given and why, and which layer's route it takes and why.
@@ -85,7 +92,8 @@ public enum ConfigReport {
         if let user = route.username {
             let origin = route.password.map { " (\($0.origin))" } ?? ""
             let plain = route.allowPlaintextAuth ? ", plaintext allowed" : ""
-            out.append("  auth: \(user), password \(route.password?.description ?? "(none)")\(origin)\(plain)")
+            let password = route.missingCredential.map { "MISSING: \($0)" } ?? route.password?.description ?? "(none)"
+            out.append("  auth: \(user), password \(password)\(origin)\(plain)")
         } else {
             out.append("  auth: none (anonymous)")
         }

@@ -26,11 +26,41 @@ public struct OrgChoice: Sendable, Equatable {
 /// then the host level. Pure: strings in, a choice out.
 public struct OrgClassifier: Sendable {
     public let orgHeader: String
-    private let rules: [(orgID: String, pattern: SenderPattern)]
+    /// Patterns without a wildcard, by address (domain folded): one lookup.
+    private let exact: [String: Rule]
+    /// `*@domain` patterns, by domain: one lookup.
+    private let anyAtDomain: [String: Rule]
+    /// Every other pattern, in file order: tried only while it could still come first.
+    private let general: [Rule]
+
+    /// One pattern and its place in file order: the earliest match wins, whichever index
+    /// found it, so the indexes change the cost, never the answer.
+    private struct Rule: Sendable {
+        let order: Int
+        let orgID: String
+        let pattern: SenderPattern
+    }
 
     public init(orgHeader: String, orgs: [OrgSetting]) {
         self.orgHeader = orgHeader
-        self.rules = orgs.flatMap { org in org.senders.map { (org.id, SenderPattern($0)) } }
+        var exact: [String: Rule] = [:], anyAtDomain: [String: Rule] = [:], general: [Rule] = []
+        var order = 0
+        for org in orgs {
+            for text in org.senders {
+                let rule = Rule(order: order, orgID: org.id, pattern: SenderPattern(text))
+                order += 1
+                if let key = rule.pattern.exactKey {
+                    if exact[key] == nil { exact[key] = rule }
+                } else if let domain = rule.pattern.anyLocalPartDomain {
+                    if anyAtDomain[domain] == nil { anyAtDomain[domain] = rule }
+                } else {
+                    general.append(rule)
+                }
+            }
+        }
+        self.exact = exact
+        self.anyAtDomain = anyAtDomain
+        self.general = general
     }
 
     public init(config: RelayConfig) {
@@ -45,10 +75,20 @@ public struct OrgClassifier: Sendable {
             return OrgChoice(orgID: value, source: .header(orgHeader))
         }
         let address = Self.unbracketed(Self.trimmed(sender))
-        if !address.isEmpty, let rule = rules.first(where: { $0.pattern.matches(address) }) {
+        if !address.isEmpty, let rule = firstRule(matching: address) {
             return OrgChoice(orgID: rule.orgID, source: .senderPattern(rule.pattern.text))
         }
         return OrgChoice(orgID: nil, source: .hostLevel)
+    }
+
+    private func firstRule(matching address: String) -> Rule? {
+        var best = exact[SenderPattern.key(address)]
+        if let rule = anyAtDomain[SenderPattern.domainKey(address)], rule.order < (best?.order ?? .max) { best = rule }
+        for rule in general {
+            if rule.order >= (best?.order ?? .max) { break }
+            if rule.pattern.matches(address) { return rule }
+        }
+        return best
     }
 
     private static func trimmed(_ text: String) -> String {
@@ -65,7 +105,7 @@ public struct OrgClassifier: Sendable {
 /// One `senders` pattern: `*` matches any run of characters. The domain compares without
 /// case (DNS names are case-insensitive); the local part with case, as RFC 5321 §2.4 says
 /// only the receiving host may fold it.
-private struct SenderPattern: Sendable {
+struct SenderPattern: Sendable {
     let text: String
     private let local: [Character]
     private let domain: [Character]
@@ -75,6 +115,33 @@ private struct SenderPattern: Sendable {
         let (local, domain) = Self.split(text)
         self.local = Array(local)
         self.domain = Array(domain.lowercased())
+    }
+
+    /// The lookup key of a pattern without `*`, the same as `key(address)` of the one
+    /// address it matches.
+    var exactKey: String? {
+        local.contains("*") || domain.contains("*") ? nil : String(local) + "@" + String(domain)
+    }
+
+    /// The domain of a `*@domain` pattern (domain without wildcards).
+    var anyLocalPartDomain: String? {
+        local == ["*"] && !domain.contains("*") ? String(domain) : nil
+    }
+
+    static func key(_ address: String) -> String {
+        let (local, domain) = split(address)
+        return String(local) + "@" + domain.lowercased()
+    }
+
+    static func domainKey(_ address: String) -> String {
+        split(address).1.lowercased()
+    }
+
+    /// Every address `other` matches, this matches too. `other`'s `*` is taken as a literal
+    /// character: a `*` of ours can absorb it, a literal of ours cannot, so a match on the
+    /// text means a match on every expansion of it.
+    func covers(_ other: String) -> Bool {
+        matches(other)
     }
 
     func matches(_ address: String) -> Bool {

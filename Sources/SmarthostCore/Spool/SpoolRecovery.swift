@@ -12,6 +12,9 @@ public struct SpoolRecovery: Sendable {
     /// Valid queued messages with their delivery state, oldest first.
     public var queued: [SpoolEnvelope] = []
     public var quarantined: [Quarantined] = []
+    /// Messages left in `queue/` because reading them failed for a reason that is not their
+    /// content (permission, I/O): they are not corrupt, and are validated again later.
+    public var unreadable: [Quarantined] = []
     /// Files in `tmp/` that were never acknowledged and so were removed.
     public var removedTemporaryFiles = 0
     /// `.state` files whose message had already left (delivered, moved, deleted).
@@ -45,14 +48,33 @@ extension Spool {
                 recovery.queued.append(try validate(name))
             } catch {
                 let reason = failureReason(error)
-                try quarantine(name, reason: reason)
-                recovery.quarantined.append(.init(name: name, reason: reason))
+                if Self.isContentFault(error) {
+                    try quarantine(name, reason: reason)
+                    recovery.quarantined.append(.init(name: name, reason: reason))
+                } else {
+                    recovery.unreadable.append(.init(name: name, reason: reason))
+                }
             }
         }
         recovery.removedOrphanStates = try removeOrphanStates(.queue) + removeOrphanStates(.failed)
         try SpoolSystem.syncDirectory(tmpDirectory)
         try SpoolSystem.syncDirectory(queueDirectory)
         return recovery
+    }
+
+    /// Validates a message that recovery could not read, once whatever stopped it (a
+    /// root-owned file, an I/O error) may be gone. Throws what still stops it.
+    public func revalidate(_ name: String) throws(SpoolError) -> SpoolEnvelope {
+        try validate(name)
+    }
+
+    /// Only what is wrong with the bytes themselves sends a file to quarantine; a
+    /// permission or I/O error says nothing about the message, which stays queued.
+    static func isContentFault(_ error: SpoolError) -> Bool {
+        switch error {
+        case .corrupt, .invalidID: return true
+        default: return false
+        }
     }
 
     /// A `.state` file is handled with its message; an orphan one is handled later.

@@ -28,14 +28,28 @@ import Testing
         #expect(config.defaultRoute.password?.origin == "env SG_KEY")
     }
 
-    @Test func missingOrEmptyEnvironmentVariableNamesTheKeyNotAValue() {
-        let issues = ConfigTestSupport.issues(routeYAML("password_env: SG_KEY"), environment: ["OTHER": "SG.leak"])
-        #expect(issues.count == 1)
-        #expect(issues.first?.keyPath == "default.password_env")
-        #expect(issues.first?.line == 5)
-        #expect(issues.first?.message == "environment variable SG_KEY is not set")
+    /// An unset variable is a secret not provided yet (the relay holds that route's mail);
+    /// an empty one is a mistake.
+    @Test func missingOrEmptyEnvironmentVariableNamesTheKeyNotAValue() throws {
+        let config = try ConfigTestSupport.parse(routeYAML("password_env: SG_KEY"), environment: ["OTHER": "SG.leak"])
+        #expect(config.defaultRoute.password == nil)
+        #expect(config.defaultRoute.missingCredential == "password_env: environment variable SG_KEY is not set")
+        #expect(config.missingCredentials.map(\.route) == ["default"])
         let empty = ConfigTestSupport.issues(routeYAML("password_env: SG_KEY"), environment: ["SG_KEY": ""])
         #expect(empty.first?.message == "environment variable SG_KEY is empty")
+    }
+
+    /// `sudo smarthost check-config` outside systemd finds a key where the package keeps it:
+    /// the credentials/ directory beside the config file.
+    @Test func relativeFileIsFoundInTheCredentialsDirectoryBesideTheConfig() throws {
+        let dir = ConfigTestSupport.makeTempDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/credentials", withIntermediateDirectories: true)
+        ConfigTestSupport.writeFile(dir + "/credentials/sg.secret", "from-credentials\n", mode: 0o600)
+        let config = try ConfigTestSupport.parse(routeYAML("password_file: sg.secret"), baseDirectory: dir)
+        #expect(config.defaultRoute.password?.revealed == "from-credentials")
+        ConfigTestSupport.writeFile(dir + "/sg.secret", "beside\n", mode: 0o600)
+        #expect(try ConfigTestSupport.parse(routeYAML("password_file: sg.secret"), baseDirectory: dir)
+            .defaultRoute.password?.revealed == "beside")
     }
 
     @Test func privateFileIsReadWithoutItsTrailingNewline() throws {
@@ -64,11 +78,15 @@ import Testing
         #expect(ConfigTestSupport.issues(routeYAML("password_file: \(dir)/pw-group")).count == 1)
     }
 
-    @Test func missingEmptyOrNonRegularFileIsAnError() {
+    /// A file that does not exist yet is a fresh install, not an error: the route is marked
+    /// and its mail held. An empty, huge or non-regular file is an error.
+    @Test func missingFileMarksTheRouteEmptyOrNonRegularFileIsAnError() throws {
         let dir = ConfigTestSupport.makeTempDirectory()
-        let missing = ConfigTestSupport.issues(routeYAML("password_file: \(dir)/absent"))
-        #expect(missing.first?.message.contains("cannot read \(dir)/absent") == true)
-        #expect(missing.first?.keyPath == "default.password_file")
+        let missing = try ConfigTestSupport.parse(routeYAML("password_file: \(dir)/absent"))
+        #expect(missing.defaultRoute.missingCredential == "password_file \(dir)/absent: \(dir)/absent does not exist")
+        let underSystemd = try ConfigTestSupport.parse(routeYAML("password_file: absent.secret"),
+                                                       environment: ["CREDENTIALS_DIRECTORY": dir])
+        #expect(underSystemd.defaultRoute.missingCredential?.contains("put it in /etc/smarthost/credentials/absent.secret") == true)
         ConfigTestSupport.writeFile(dir + "/empty", "\n", mode: 0o600)
         #expect(ConfigTestSupport.issues(routeYAML("password_file: \(dir)/empty")).first?.message.contains("is empty") == true)
         ConfigTestSupport.writeFile(dir + "/huge", String(repeating: "x", count: 70_000), mode: 0o600)

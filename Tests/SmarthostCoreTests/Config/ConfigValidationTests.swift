@@ -209,7 +209,7 @@ import Testing
               host: smtp.example.com
               port: 99999
               from: not-an-address
-              password_env: MISSING_VAR
+              password_file: /
               username: u
             orgs:
               acme:
@@ -220,7 +220,7 @@ import Testing
         let summary = issues.map { "\($0.line ?? 0) \($0.keyPath)" }
         #expect(summary == [
             "1 listen[0]", "3 limits.max_message_size", "6 default.port", "7 default.from",
-            "8 default.password_env", "11 orgs.acme.host", "11 orgs.acme.port", "13 orgs.acme.prot",
+            "8 default.password_file", "11 orgs.acme.host", "11 orgs.acme.port", "13 orgs.acme.prot",
         ])
         let text = ConfigErrors(source: "relay.yaml", issues: issues).description
         #expect(text.split(separator: "\n").count == 8)

@@ -58,4 +58,33 @@ import Testing
         #expect(try queue(relay, ["show", "not-an-id"]).status != 0)
         #expect(relay.isRunning)
     }
+
+    /// Prefix ids and selectors against a spool with no daemon (direct mode, under the lock).
+    @Test func prefixesSelectorsAndSummaryOnAStoppedRelay() throws {
+        let directory = SpoolTestDirectory()
+        defer { directory.remove() }
+        let spool = try Spool(root: directory.root)
+        var ids: [SpoolID] = []
+        for org in ["acme", "acme", "globex"] {
+            ids.append(try SpoolTestData.store(spool, SpoolTestData.message(tag: org)) { id in
+                var envelope = SpoolTestData.envelope(id)
+                envelope.org = org
+                envelope.route = "smtp.\(org).example:587"
+                return envelope
+            }.get())
+        }
+        let run = { (arguments: [String]) throws -> ToolRun in
+            try ToolRun.run(RelayProcess.binaryPath, ["queue"] + arguments + ["--spool", directory.root], timeout: 30)
+        }
+        let prefix = String(ids[2].rawValue.prefix(17))
+        let show = try run(["show", prefix])
+        #expect(show.status == 0 && show.output.contains("id:           \(ids[2])"), "\(show.output)")
+        let summary = try run(["summary"])
+        #expect(summary.output.contains("acme") && summary.output.contains("smtp.acme.example:587"), "\(summary.output)")
+        let deleted = try run(["delete", "--org", "acme"])
+        #expect(deleted.status == 0, "\(deleted.output)")
+        #expect(try spool.list(.queue).map(\.id) == [ids[2]])
+        #expect(try run(["delete"]).status != 0, "nothing selected is refused, not 'everything'")
+        #expect(try run(["show", "1k"]).output.contains("at least 4 characters"))
+    }
 }

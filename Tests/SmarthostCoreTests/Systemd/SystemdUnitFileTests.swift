@@ -13,9 +13,16 @@ import Testing
 
     /// `make install` with PREFIX and SYSCONFDIR inside a temp dir (no DESTDIR), so the
     /// installed units name an executable that exists and `verify` can check it.
+    /// The man pages come from a release build (`make man`); stand-ins keep this test fast.
     static func install(into stage: URL) throws -> ToolRun {
-        try ToolRun.run("/usr/bin/make", ["-s", "-C", root.path, "install", "PREFIX=\(stage.path)/usr",
-                                          "SYSCONFDIR=\(stage.path)/etc", "BIN=\(RelayProcess.binaryPath)"])
+        let man = stage.appendingPathComponent("man-source")
+        try FileManager.default.createDirectory(at: man, withIntermediateDirectories: true)
+        for page in ["smarthost.8", "smarthost.yaml.5"] {
+            try ".Dd stand-in\n".write(toFile: man.appendingPathComponent(page).path, atomically: true, encoding: .utf8)
+        }
+        return try ToolRun.run("/usr/bin/make", ["-s", "-C", root.path, "install", "PREFIX=\(stage.path)/usr",
+                                                 "SYSCONFDIR=\(stage.path)/etc", "BIN=\(RelayProcess.binaryPath)",
+                                                 "MAN_DIR=\(man.path)"])
     }
 
     static func stage() throws -> URL {
@@ -33,7 +40,8 @@ import Testing
         for (file, mode) in [("usr/bin/smarthost", 0o755), ("usr/lib/systemd/system/smarthost.service", 0o644),
                              ("usr/lib/systemd/system/smarthost.socket", 0o644), ("usr/lib/sysusers.d/smarthost.conf", 0o644),
                              ("usr/lib/tmpfiles.d/smarthost.conf", 0o644), ("etc/smarthost/smarthost.yaml.example", 0o640),
-                             ("etc/smarthost/smarthost.yaml", 0o640)] {
+                             ("etc/smarthost/smarthost.yaml", 0o640), ("usr/share/man/man8/smarthost.8", 0o644),
+                             ("usr/share/man/man5/smarthost.yaml.5", 0o644), ("etc/smarthost/credentials", 0o700)] {
             let attributes = try FileManager.default.attributesOfItem(atPath: "\(p)/\(file)")
             #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == mode, "\(file)")
         }
@@ -54,8 +62,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: stage) }
         try #require(try Self.install(into: stage).status == 0)
         let units = stage.appendingPathComponent("usr/lib/systemd/system")
-        let run = try ToolRun.run(Self.analyze, ["verify", units.appendingPathComponent("smarthost.service").path,
-                                                 units.appendingPathComponent("smarthost.socket").path])
+        // verify runs `man` for Documentation=: the pages just installed in the stage.
+        let run = try ToolRun.run("/usr/bin/env", ["MANPATH=\(stage.path)/usr/share/man", Self.analyze, "verify",
+                                                   units.appendingPathComponent("smarthost.service").path,
+                                                   units.appendingPathComponent("smarthost.socket").path])
         #expect(run.status == 0 && run.output.isEmpty, "systemd-analyze verify: \(run.output)")
     }
 
@@ -108,5 +118,39 @@ import Testing
         let run = try ToolRun.run("/bin/sh", ["-c", script])
         #expect(run.status == 0, "\(run.output)")
         #expect(!run.output.contains("placeholder-"), "check-config masks secrets")
+    }
+
+    /// A fresh install: the example config names secrets nobody has provided yet. The relay
+    /// must still start (ExecStartPre runs this), so it is a warning, and `--strict` refuses.
+    @Test func exampleConfigChecksWithoutCredentialsWithAWarning() throws {
+        let credentials = try Self.stage()
+        defer { try? FileManager.default.removeItem(at: credentials) }
+        let example = Self.root.appendingPathComponent("deploy/smarthost.yaml.example").path
+        let base = "CREDENTIALS_DIRECTORY='\(credentials.path)' exec '\(RelayProcess.binaryPath)' check-config --config '\(example)'"
+        let run = try ToolRun.run("/bin/sh", ["-c", base + " --quiet"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("warning: default route: password_file sendgrid.secret"), "\(run.output)")
+        #expect(run.output.contains("/etc/smarthost/credentials/sendgrid.secret"), "says where to put it: \(run.output)")
+        let strict = try ToolRun.run("/bin/sh", ["-c", base + " --strict"])
+        #expect(strict.status == 1, "\(strict.output)")
+    }
+
+    /// The unit loads the whole credentials directory; systemd names each file
+    /// `smarthost_<file>`, which a relative password_file finds.
+    @Test func passwordFileFindsADirectoryLoadedCredential() throws {
+        let credentials = try Self.stage()
+        defer { try? FileManager.default.removeItem(at: credentials) }
+        for name in ["smarthost_sendgrid.secret", "smarthost_acme.secret"] {
+            let path = credentials.appendingPathComponent(name).path
+            try "placeholder-\(name)\n".write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o440)   // systemd's credential files on a file system with ACLs
+        }
+        let example = Self.root.appendingPathComponent("deploy/smarthost.yaml.example").path
+        let script = "CREDENTIALS_DIRECTORY='\(credentials.path)' exec '\(RelayProcess.binaryPath)' check-config --strict --config '\(example)'"
+        let run = try ToolRun.run("/bin/sh", ["-c", script])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.contains("smarthost_sendgrid.secret"), "\(run.output)")
+        let service = try String(contentsOfFile: Self.root.appendingPathComponent("deploy/smarthost.service").path, encoding: .utf8)
+        #expect(service.contains("\nLoadCredential=smarthost:/etc/smarthost/credentials\n"))
     }
 }

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# make test-system: the Debian package installed in a real systemd, as an operator would.
+#
+#   Tests/System/run.sh .build-deb/smarthost_VERSION_ARCH.deb
+#
+# A Debian 12 root with systemd as PID 1 (../shared/tools/systemd-box; no Swift toolchain in
+# it, so it also proves the binary self-contained) gets the package with `apt-get install`,
+# then every step the README's install section tells an operator, each checked against what
+# really happened: bytes at an aiosmtpd upstream (STARTTLS + AUTH) inside the box, the
+# journal, `systemctl` and the spool. Prints PASS/FAIL per check and "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+deb=${1:?usage: Tests/System/run.sh PACKAGE.deb}
+[ -f "$deb" ] || { echo "no package at $deb (make deb)" >&2; exit 2; }
+BOX=${SYSTEMD_BOX:-$(cd .. && pwd)/shared/tools/systemd-box}
+[ -x "$BOX" ] || { echo "systemd-box not found at $BOX" >&2; exit 2; }
+# A box of our own, so a developer's box is never disturbed.
+export BOX_DIR=${BOX_DIR:-/var/tmp/smarthost-system-box}
+
+passed=0 failed=0 started=$(date +%s)
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+check() {  # check NAME COMMAND…: passes when the command succeeds inside the box
+    local name=$1; shift
+    local out
+    if out=$(box "$@" 2>&1); then pass "$name"; else fail "$name" "$(echo "$out" | tail -5)"; fi
+}
+box() { "$BOX" exec "$@"; }
+sh_box() { "$BOX" exec sh -c "$1"; }
+# wait_for SECONDS 'shell condition in the box'
+wait_for() {
+    local deadline=$(( $(date +%s) + $1 ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        sh_box "$2" >/dev/null 2>&1 && return 0
+        sleep 0.5
+    done
+    return 1
+}
+count_delivered() { sh_box 'ls /root/up/*.eml 2>/dev/null | wc -l'; }
+send() {  # send SUBJECT: one message through the relay on port 25; prints swaks' last reply
+    sh_box "swaks --server 127.0.0.1:25 --from app@example.com --to someone@example.org \
+        --header 'Subject: $1' --body 'system test $1' 2>&1 | grep -E '^<[-~]+ +[0-9]{3} ' | grep -v -E ' (220|221|250-|354) ' | tail -1"
+}
+main_pid() { box systemctl show -p MainPID --value smarthost.service; }
+boot() {
+    "$BOX" start
+    # The box starts systemd inside a namespace whose mounts are private; a real host's
+    # systemd runs with / shared, which credentials (LoadCredential=) need to reach services.
+    box mount --make-rshared /
+}
+
+echo "== box: $BOX_DIR"
+"$BOX" create || { echo "cannot create the box" >&2; exit 1; }
+boot || { echo "cannot start the box" >&2; exit 1; }
+root=$(BOX_DIR=$BOX_DIR "$BOX" path)
+
+# A fresh host: nothing of an earlier run remains.
+sh_box 'systemctl stop smarthost.socket smarthost.service test-upstream 2>/dev/null
+        dpkg -P smarthost >/dev/null 2>&1; rm -rf /var/lib/smarthost /etc/smarthost /root/up
+        rm -f /etc/systemd/system/test-upstream.service; userdel smarthost 2>/dev/null
+        systemctl daemon-reload; true'
+cp "$deb" "$root/root/smarthost.deb"
+cp Tests/SmarthostCoreTests/Support/test_upstream.py "$root/root/test_upstream.py"
+
+echo "== install (README: apt-get install ./smarthost_*.deb)"
+check "package installs with apt-get" apt-get install -y -q /root/smarthost.deb
+check "binary is self-contained (only Debian libraries, no Swift runtime)" \
+    sh -c '! ldd /usr/bin/smarthost | grep -E "not found|libswift|libFoundation"'
+check "--version names the version, commit and OpenSSL" sh -c 'smarthost --version | grep -E "^smarthost [0-9.]+ \(commit [0-9a-f]+; OpenSSL 3"'
+check "man pages installed" test -f /usr/share/man/man8/smarthost.8.gz -a -f /usr/share/man/man5/smarthost.yaml.5.gz
+check "service account created" id smarthost
+check "config is root:smarthost 0640" sh -c '[ "$(stat -c %U:%G:%a /etc/smarthost/smarthost.yaml)" = root:smarthost:640 ]'
+check "credentials directory is root-only" sh -c '[ "$(stat -c %U:%G:%a /etc/smarthost/credentials)" = root:root:700 ]'
+check "installing enabled nothing" sh -c '! systemctl is-enabled --quiet smarthost.service && ! systemctl is-active --quiet smarthost.socket'
+
+echo "== first start with the example config and no credentials"
+check "systemctl enable --now smarthost.socket smarthost.service" systemctl enable --now smarthost.socket smarthost.service
+check "the relay runs" systemctl is-active --quiet smarthost.service
+check "STATUS= says which credentials are missing" sh -c 'systemctl show -p StatusText --value smarthost | grep -q "credentials missing for default"'
+check "the journal says what is missing and where to put it" \
+    sh -c 'journalctl -u smarthost --no-pager | grep -q "sendgrid.secret.*/etc/smarthost/credentials/sendgrid.secret"'
+reply=$(send early-bird)
+case "$reply" in *250*) pass "mail is accepted before configuration" ;; *) fail "mail is accepted before configuration" "$reply" ;; esac
+check "and held in the spool" sh -c 'smarthost queue list | grep -q .'
+
+echo "== configure: an upstream with STARTTLS and AUTH, its secret in /etc/smarthost/credentials"
+sh_box 'set -e; cd /root; mkdir -p up
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=box-test-ca 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout up.key -out up.csr -subj /CN=localhost 2>/dev/null
+    printf "subjectAltName=DNS:localhost,IP:127.0.0.1\n" > up.ext
+    openssl x509 -req -in up.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out up.pem -days 2 -extfile up.ext 2>/dev/null
+    install -m 0644 ca.pem /etc/smarthost/upstream-ca.pem
+    cat > /etc/systemd/system/test-upstream.service <<EOF
+[Service]
+ExecStart=/usr/bin/python3 /root/test_upstream.py --mode starttls --cert /root/up.pem --key /root/up.key --auth relay:box-secret-7f3a --outdir /root/up --port 2525
+EOF
+    systemctl daemon-reload; systemctl start test-upstream'
+wait_for 15 'ss -ltn | grep -q ":2525 "' && pass "test upstream listens" || fail "test upstream listens" "$(box journalctl -u test-upstream --no-pager | tail -5)"
+write_config() {  # write_config EXTRA_YAML: the test configuration, as an operator edits it
+    sh_box "cat > /etc/smarthost/smarthost.yaml <<'EOF'
+hostname: box.example.internal
+spool: /var/lib/smarthost/spool
+queue:
+  retry_min: 1s
+  retry_max: 3s
+default:
+  host: 127.0.0.1
+  port: 2525
+  tls: starttls
+  ca_file: /etc/smarthost/upstream-ca.pem
+  username: relay
+  password_file: upstream.secret
+$1
+EOF"
+}
+write_config ""
+check "config still root:smarthost 0640 after editing" sh -c '[ "$(stat -c %U:%G:%a /etc/smarthost/smarthost.yaml)" = root:smarthost:640 ]'
+check "systemctl reload applies a good file" systemctl reload smarthost
+sh_box 'printf "box-secret-7f3a\n" | install -m 0600 /dev/stdin /etc/smarthost/credentials/upstream.secret'
+check "systemctl restart with the secret in place" systemctl restart smarthost
+wait_for 20 'grep -lq "Subject: early-bird" /root/up/*.eml' \
+    && pass "mail held before configuration is delivered once the secret is there" \
+    || fail "mail held before configuration is delivered" "$(box journalctl -u smarthost --no-pager -n 20)"
+check "AUTH happened only after TLS" sh -c 'grep -q . /root/up/auth.log && ! grep -qv "^tls=1 " /root/up/auth.log'
+before=$(count_delivered)
+reply=$(send socket-activated)
+wait_for 20 'grep -lq "Subject: socket-activated" /root/up/*.eml' \
+    && pass "swaks → 127.0.0.1:25 (socket activation) → upstream with TLS and AUTH" \
+    || fail "swaks → upstream" "reply: $reply; $(box journalctl -u smarthost --no-pager -n 10)"
+check "the secret is in no log line" sh -c '! journalctl --no-pager | grep -q box-secret-7f3a'
+
+echo "== status and journal"
+wait_for 5 'systemctl status smarthost --no-pager | grep -E "Status: \".*queue=[0-9]+ .*delivered=[1-9]"' \
+    && pass "systemctl status shows STATUS= counts" || fail "systemctl status shows STATUS= counts" "$(box systemctl status smarthost --no-pager | grep Status:)"
+check "STATUS= no longer says credentials are missing" sh -c '! systemctl show -p StatusText --value smarthost | grep -q "credentials missing"'
+check "journal entries carry QUEUE_ID, ORG, ROUTE fields" \
+    sh -c 'journalctl -u smarthost -o export --no-pager | grep -q "^QUEUE_ID=" && journalctl -u smarthost -o export --no-pager | grep -q "^ROUTE="'
+
+echo "== reload"
+pid=$(main_pid)
+write_config "orgs:
+  acme:
+    use: default
+    senders: ['*@acme.example']"
+check "reload with a good file succeeds" systemctl reload smarthost
+check "and the new config is applied" sh -c 'journalctl -u smarthost --no-pager -n 20 | grep -q "reloaded.*orgs=1"'
+write_config "bogus_key: 1"
+if box systemctl reload smarthost >/dev/null 2>&1; then fail "reload with a bad file fails" "systemctl reload exited 0"; else pass "reload with a bad file fails (non-zero exit)"; fi
+check "the relay keeps running on the old config" sh -c "systemctl is-active --quiet smarthost && [ \"\$(systemctl show -p MainPID --value smarthost)\" = $pid ]"
+check "the refusal names the bad key and line" sh -c 'journalctl -u smarthost --no-pager -n 30 | grep -q "bogus_key"'
+reply=$(send after-bad-reload)
+wait_for 20 'grep -lq "Subject: after-bad-reload" /root/up/*.eml' && pass "mail still flows after a refused reload" || fail "mail after refused reload" "$reply"
+write_config ""
+check "reload back to the good file" systemctl reload smarthost
+
+echo "== one relay per spool"
+sh_box "sed 's/^hostname:.*/hostname: second\nlisten: [\"127.0.0.1:2600\"]/' /etc/smarthost/smarthost.yaml > /etc/smarthost/second.yaml; chgrp smarthost /etc/smarthost/second.yaml; chmod 0640 /etc/smarthost/second.yaml"
+pid=$(main_pid)
+out=$(box timeout 20 runuser -u smarthost -- smarthost serve --config /etc/smarthost/second.yaml 2>&1); rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && echo "$out" | grep -q "is in use by pid $pid"; then
+    pass "a second serve on the spool exits non-zero naming pid $pid"
+else
+    fail "a second serve on the spool is refused" "exit $rc: $(echo "$out" | tail -3)"
+fi
+check "it touched nothing: no listener on 2600, control socket still the live relay's" \
+    sh -c '! ss -ltn | grep -q ":2600 " && smarthost queue status | grep -q "daemon running (pid '"$pid"')"'
+reply=$(send after-second-serve)
+wait_for 20 'grep -lq "Subject: after-second-serve" /root/up/*.eml' && pass "the live relay keeps taking mail" || fail "live relay after second serve" "$reply"
+
+echo "== watchdog"
+sh_box 'mkdir -p /etc/systemd/system/smarthost.service.d
+    printf "[Service]\nWatchdogSec=3s\nTimeoutAbortSec=2s\n" > /etc/systemd/system/smarthost.service.d/test-watchdog.conf
+    systemctl daemon-reload; systemctl restart smarthost'
+box systemctl stop test-upstream
+for n in 1 2 3 4 5; do send "watchdog-$n" >/dev/null; done
+check "5 messages acknowledged while the upstream is down" sh -c '[ "$(smarthost queue list | wc -l)" -ge 5 ]'
+pid=$(main_pid)
+restarts=$(box systemctl show -p NRestarts --value smarthost)
+box systemctl kill --kill-who=main -s SIGSTOP smarthost
+wait_for 40 "[ \"\$(systemctl show -p NRestarts --value smarthost)\" -gt $restarts ] && systemctl is-active --quiet smarthost" \
+    && pass "a stopped relay is killed by the watchdog and restarted" \
+    || fail "watchdog restart" "$(box systemctl status smarthost --no-pager | head -12)"
+box systemctl start test-upstream
+wait_for 40 'for n in 1 2 3 4 5; do grep -lq "Subject: watchdog-$n" /root/up/*.eml || exit 1; done' \
+    && pass "nothing acknowledged before the watchdog kill is lost" \
+    || fail "watchdog: acknowledged mail lost" "$(box smarthost queue list)"
+sh_box 'rm -f /etc/systemd/system/smarthost.service.d/test-watchdog.conf; systemctl daemon-reload; systemctl restart smarthost'
+
+echo "== stop, start and reboot with mail queued"
+box systemctl stop test-upstream
+for n in 1 2 3; do send "reboot-$n" >/dev/null; done
+check "systemctl stop drains and exits cleanly" sh -c 'systemctl stop smarthost.service && [ "$(systemctl show -p Result --value smarthost)" = success ]'
+check "queue list as root with the daemon stopped" sh -c '[ "$(smarthost queue list | grep -c .)" -ge 3 ]'
+check "queue list as the service account" sh -c 'runuser -u smarthost -- smarthost queue list | grep -q .'
+box systemctl start smarthost.service
+"$BOX" stop && boot && pass "box rebooted" || fail "box reboot" "systemd-box stop/start"
+wait_for 20 'systemctl is-active --quiet smarthost.service' && pass "the relay is up after a reboot" || fail "relay after reboot" "$(box systemctl status smarthost --no-pager | head -5)"
+check "queued mail survived stop/start and the reboot" sh -c '[ "$(smarthost queue list | grep -c .)" -ge 3 ]'
+box systemctl start test-upstream
+wait_for 30 'for n in 1 2 3; do grep -lq "Subject: reboot-$n" /root/up/*.eml || exit 1; done' \
+    && pass "delivered when the upstream returns" || fail "delivery after reboot" "$(box smarthost queue list)"
+
+echo "== queue retry as root with the daemon stopped"
+box systemctl stop test-upstream
+send "retry-by-root" >/dev/null
+wait_for 20 'smarthost queue list | grep -vq " 0 "' || true
+id=$(sh_box 'smarthost queue list | awk "NR==1 {print \$1}"')
+sh_box 'systemctl stop smarthost.socket smarthost.service'
+check "queue retry ID as root (direct mode)" smarthost queue retry "$id"
+check "it left no file the service cannot read" sh -c '[ -z "$(find /var/lib/smarthost ! -user smarthost)" ]'
+box systemctl start test-upstream
+box systemctl start smarthost.socket smarthost.service
+wait_for 30 'grep -lq "Subject: retry-by-root" /root/up/*.eml' \
+    && pass "the retried message is delivered after start" || fail "retried message" "$(box smarthost queue list)"
+check "and nothing was quarantined" sh -c '[ -z "$(ls -A /var/lib/smarthost/spool/quarantine)" ] && ! journalctl -u smarthost --no-pager | grep -q quarantined\ file'
+
+echo "== hardening"
+exposure=$(box systemd-analyze security smarthost.service 2>/dev/null | sed -n 's/.*Overall exposure level for smarthost.service: \([0-9.]*\).*/\1/p')
+if [ -n "$exposure" ] && awk "BEGIN {exit !($exposure <= 1.5)}"; then pass "systemd-analyze security: $exposure (≤ 1.5)"; else fail "systemd-analyze security ≤ 1.5" "got '${exposure:-nothing}'"; fi
+check "no core files (LimitCORE=0)" sh -c 'grep -E "^Max core file size +0 +0" /proc/$(systemctl show -p MainPID --value smarthost)/limits'
+check "not dumpable once secrets are loaded (/proc/PID owned by root)" sh -c '[ "$(stat -c %U /proc/$(systemctl show -p MainPID --value smarthost)/environ)" = root ]'
+
+echo "== purge"
+check "apt-get purge removes the package" apt-get purge -y -q smarthost
+check "and leaves nothing behind" sh -c '! test -e /usr/bin/smarthost && ! test -e /etc/smarthost && ! test -e /usr/lib/systemd/system/smarthost.service && ! systemctl is-active --quiet smarthost.socket && ! test -e /var/lib/smarthost && ! dpkg -s smarthost >/dev/null 2>&1'
+
+box systemctl stop test-upstream >/dev/null 2>&1
+"$BOX" stop
+echo "system test took $(( $(date +%s) - started )) s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
