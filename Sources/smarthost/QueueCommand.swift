@@ -12,7 +12,8 @@ struct Queue: ParsableCommand {
         read the spool. Only the spool is needed (--spool, or the spool: key of --config); run \
         as root, the commands act as the spool's owner.
         """,
-        subcommands: [QueueList.self, QueueShow.self, QueueSummaryCommand.self, QueueRetry.self, QueueDelete.self, QueueFlush.self, QueueStatus.self,
+        subcommands: [QueueList.self, QueueShow.self, QueueSummaryCommand.self, QueueRetry.self, QueueDelete.self, QueueFlush.self,
+                      QueueHold.self, QueueRelease.self, QueueStatus.self,
                       QueueQuarantine.self]
     )
 }
@@ -80,6 +81,15 @@ struct QueueOptions: ParsableArguments {
         }
         defer { withExtendedLifetime(lock) {} }
         return DirectQueueControl(spool: try openSpool()).perform(request)
+    }
+
+    /// The running daemon's answer, or nil when none answers: for read-only views, which
+    /// never fall back to editing the spool.
+    func askDaemon(_ request: ControlRequest) -> ControlReply? {
+        guard let root = try? spoolPath() else { return nil }
+        let answer: ControlReply?? = try? ControlClient(spool: root, timeoutMilliseconds: timeout * 1000).send(request)
+        guard case .some(.some(let reply)) = answer, reply.code == .ok else { return nil }
+        return reply
     }
 
     /// Prints the reply; OK exits 0, NOTFOUND and ERROR 1, BUSY 75 (EX_TEMPFAIL).
@@ -164,7 +174,9 @@ struct QueueList: ParsableCommand {
         if json {
             print(QueueReport.json(envelopes, area: area), terminator: "")
         } else {
-            print(QueueReport.list(envelopes, area: area, now: WallClock.nowSeconds(), header: isatty(1) == 1), terminator: "")
+            let routesDown = area == .queue ? options.askDaemon(.routes).map { ControlRouteDown.parse($0.text) } ?? [] : []
+            print(QueueReport.list(envelopes, area: area, now: now, header: isatty(1) == 1, routesDown: routesDown),
+                  terminator: "")
         }
     }
 }
@@ -274,6 +286,34 @@ struct QueueStatus: ParsableCommand {
         }
         let who = status.pid > 0 ? "daemon running (pid \(status.pid))" : "daemon not running"
         print("\(who): \(status.summary)")
+    }
+}
+
+struct QueueHold: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hold", abstract: "Keep queued messages without delivering them, until queue release.")
+
+    @OptionGroup var options: QueueOptions
+    @OptionGroup var selection: QueueSelection
+
+    func run() throws {
+        let ids = try selection.resolve(try options.openSpool(), areas: [.queue])
+        try QueueDelete.each(ids, options: options) { .hold($0) }
+    }
+}
+
+struct QueueRelease: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release", abstract: "Deliver held messages again, now.")
+
+    @OptionGroup var options: QueueOptions
+    @OptionGroup var selection: QueueSelection
+
+    func run() throws {
+        let spool = try options.openSpool()
+        let ids = try selection.resolve(spool, areas: [.queue])
+        let held = selection.ids.isEmpty ? try ids.filter { try spool.envelope($0).held } : ids
+        try QueueDelete.each(held, options: options) { .release($0) }
     }
 }
 

@@ -12,7 +12,7 @@ struct Smarthost: ParsableCommand {
         (sendmail(1)'s own flags), and the same binary run as `sendmail`, `mailq` or `newaliases`.
         """,
         version: BuildInfo.summary,
-        subcommands: [Serve.self, CheckConfig.self, Reload.self, Routes.self, TestRoute.self, Queue.self]
+        subcommands: [Serve.self, CheckConfig.self, Reload.self, Status.self, Routes.self, TestRoute.self, Queue.self]
     )
 
     /// argv[0] picks a personality before the argument parser sees anything: sendmail's

@@ -2,7 +2,8 @@
 /// `<spool>/control.sock`: one request line, one reply line, then the daemon closes.
 ///
 ///     request  = verb [SP argument] LF        (CRLF accepted; at most 256 octets)
-///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE" / "UNQUARANTINE" / "RELOAD"
+///     verb     = "STATUS" / "FLUSH" / "RETRY" / "DELETE" / "UNQUARANTINE" / "RELOAD" / "ROUTES"
+///                / "HOLD" / "RELEASE"
 ///                (case-insensitive)
 ///     reply    = code SP text LF
 ///     code     = "OK" / "BUSY" / "NOTFOUND" / "ERROR"
@@ -24,6 +25,11 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
     case unquarantine(SpoolID)
     /// Re-read the configuration and answer whether it was applied (`systemctl reload`).
     case reload
+    /// The routes marked down now (`ControlRouteDown` words).
+    case routes
+    /// Keep a queued message without attempting it, until `release`.
+    case hold(SpoolID)
+    case release(SpoolID)
 
     public static let maxLineLength = 256
 
@@ -37,6 +43,9 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         case .delete(let id): return "DELETE \(id)"
         case .unquarantine(let id): return "UNQUARANTINE \(id)"
         case .reload: return "RELOAD"
+        case .routes: return "ROUTES"
+        case .hold(let id): return "HOLD \(id)"
+        case .release(let id): return "RELEASE \(id)"
         }
     }
 
@@ -54,7 +63,7 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         guard let verb = words.first?.uppercased() else { return .failure(.error("empty request")) }
         let arguments = words.dropFirst().map(String.init)
         guard let row = verbTable.first(where: { $0.verb == verb }) else {
-            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY, DELETE, UNQUARANTINE or RELOAD"))
+            return .failure(.error("unknown request \(verb); expected STATUS, FLUSH, RETRY, DELETE, HOLD, RELEASE, UNQUARANTINE, RELOAD or ROUTES"))
         }
         return row.build(arguments)
     }
@@ -74,6 +83,9 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
         VerbRow(verb: "RETRY") { oneID("RETRY", $0).map { .retry($0) } },
         VerbRow(verb: "DELETE") { oneID("DELETE", $0).map { .delete($0) } },
         VerbRow(verb: "UNQUARANTINE") { oneID("UNQUARANTINE", $0).map { .unquarantine($0) } },
+        VerbRow(verb: "HOLD") { oneID("HOLD", $0).map { .hold($0) } },
+        VerbRow(verb: "RELEASE") { oneID("RELEASE", $0).map { .release($0) } },
+        VerbRow(verb: "ROUTES") { $0.isEmpty ? .success(.routes) : .failure(.error("ROUTES takes no argument")) },
         VerbRow(verb: "RELOAD") { $0.isEmpty ? .success(.reload) : .failure(.error("RELOAD takes no argument")) },
     ]
 
@@ -147,6 +159,13 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
     public var failed: Int
     public var routesDown: Int
     public var pid: Int32
+    /// Held by an operator (`queue hold`).
+    public var held = 0
+    /// Waiting because their route's secret is missing.
+    public var awaitingCredentials = 0
+    /// Seconds since the oldest queued message was received.
+    public var oldestSeconds = 0
+    public var uptimeSeconds = 0
 
     public init(queued: Int = 0, deferred: Int = 0, inFlight: Int = 0, deadLetters: Int = 0,
                 delivered: Int = 0, failed: Int = 0, routesDown: Int = 0, pid: Int32 = 0) {
@@ -164,7 +183,7 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
         [
         ("queued", \.queued), ("deferred", \.deferred), ("inflight", \.inFlight),
         ("dead", \.deadLetters), ("delivered", \.delivered), ("failed", \.failed),
-        ("routes_down", \.routesDown),
+        ("routes_down", \.routesDown), ("held", \.held), ("awaiting_credentials", \.awaitingCredentials), ("oldest", \.oldestSeconds), ("uptime", \.uptimeSeconds),
         ]
     }
 

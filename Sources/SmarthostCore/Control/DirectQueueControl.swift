@@ -32,6 +32,14 @@ public struct DirectQueueControl: Sendable {
                 case .success: return .ok("\(id) released from quarantine \(Self.notRunning)")
                 case .failure(let answer): return answer
                 }
+            case .routes:
+                return .ok("none")
+            case .hold(let id):
+                try spool.setHeld(id, true)
+                return .ok("\(id) held \(Self.notRunning)")
+            case .release(let id):
+                try spool.setHeld(id, false)
+                return .ok("\(id) released \(Self.notRunning)")
             case .reload:
                 return .error("no daemon running: nothing to reload (the configuration is read at start)")
             }

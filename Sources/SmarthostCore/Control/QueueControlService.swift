@@ -21,6 +21,10 @@ public protocol ControlQueue: AnyObject {
     func forget(id: SpoolID)
     /// Counts the scheduler knows (everything but `deadLetters` and `pid`).
     var controlCounts: ControlStatus { get }
+    /// Routes marked down now.
+    var controlRoutesDown: [ControlRouteDown] { get }
+    /// Holds or releases a message in memory (never one in flight); false if unknown.
+    func setHeld(_ id: SpoolID, _ held: Bool) -> Bool
 }
 
 /// The daemon's `ControlHandler`: decides on the loop, with the scheduler's view of each
@@ -42,6 +46,8 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
     private let spool: Spool
     private let queue: ControlQueue
     private let worker: WorkerThread
+    /// When this daemon started (Unix seconds), for `uptime` in STATUS.
+    private let startedAt = WallClock.nowSeconds()
     /// The daemon's reload, answering once the new configuration is applied or refused.
     public var onReload: ((@escaping (ControlReply) -> Void) -> Void)?
 
@@ -65,6 +71,10 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
         case .retry(let id): retry(id, deadLetters: true, reply)
         case .delete(let id): delete(id, reply)
         case .unquarantine(let id): unquarantine(id, reply)
+        case .routes:
+            reply(.ok(ControlRouteDown.words(queue.controlRoutesDown)))
+        case .hold(let id): hold(id, true, reply)
+        case .release(let id): hold(id, false, reply)
         case .reload:
             guard let onReload else { return reply(.error("reload is not available")) }
             onReload(reply)
@@ -76,6 +86,7 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
     private func status(_ reply: @escaping (ControlReply) -> Void) {
         var loopCounts = queue.controlCounts
         loopCounts.pid = getpid()
+        loopCounts.uptimeSeconds = Int(WallClock.nowSeconds() - startedAt)
         let counts = loopCounts
         let spool = self.spool
         onWorker({ () -> ControlReply in
@@ -147,6 +158,33 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
                 if let self, self.queue.controlState(of: id) == .unknown { self.queue.enqueue(envelope) }
                 self?.queue.flush(id: id)
                 reply(.ok("\(id) released from quarantine, due now"))
+            }
+        }
+    }
+
+    /// Hold: the scheduler stops considering the message first (no attempt can start while
+    /// the state is written), then the spool records it. Release: the spool first, then the
+    /// scheduler makes it due.
+    private func hold(_ id: SpoolID, _ held: Bool, _ reply: @escaping (ControlReply) -> Void) {
+        let spool = self.spool
+        switch queue.controlState(of: id) {
+        case .inFlight:
+            return reply(.busy("\(id) is being delivered now; try again when the attempt ends"))
+        case .unknown:
+            return reply(.notFound("\(id): not in the queue (dead letters are not delivered; use retry)"))
+        case .waiting:
+            if held { _ = queue.setHeld(id, true) }
+        }
+        onWorker({ () -> Result<Void, SpoolError> in
+            Result { () throws(SpoolError) in try spool.setHeld(id, held) }
+        }) { [weak self] outcome in
+            switch outcome {
+            case .success:
+                if !held { _ = self?.queue.setHeld(id, false) }
+                reply(.ok("\(id) \(held ? "held: kept, not attempted until released" : "released, due now")"))
+            case .failure(let error):
+                if held { _ = self?.queue.setHeld(id, false) }
+                reply(Self.deleteReply(id, .failure(error)))
             }
         }
     }

@@ -19,25 +19,35 @@ public enum QueueReport {
 
     /// The column table; `header` adds a title line (the CLI does so only on a terminal,
     /// so a pipe sees nothing but message lines).
-    public static func list(_ envelopes: [SpoolEnvelope], area: SpoolArea, now: Int64, header: Bool = false) -> String {
+    /// `routesDown` (from the daemon, by upstream): a message waiting behind a down route
+    /// shows that route's error and retry time, not "never tried".
+    public static func list(_ envelopes: [SpoolEnvelope], area: SpoolArea, now: Int64, header: Bool = false,
+                            routesDown: [ControlRouteDown] = []) -> String {
         var rows: [[String]] = []
         if header {
             rows.append(area == .failed
                 ? ["ID", "AGE", "SIZE", "ORG", "ROUTE", "SENDER", "RECIPIENTS", "TRIES", "FAILED", "REASON"]
                 : ["ID", "AGE", "SIZE", "ORG", "ROUTE", "SENDER", "RECIPIENTS", "TRIES", "NEXT", "LAST ERROR"])
         }
+        let down = Dictionary(routesDown.map { ($0.upstream, $0) }, uniquingKeysWith: { a, _ in a })
         for envelope in envelopes {
-            rows.append(row(envelope, area: area, now: now))
+            rows.append(row(envelope, area: area, now: now, routeDown: envelope.route.flatMap { down[$0] }))
         }
         return table(rows)
     }
 
-    static func row(_ envelope: SpoolEnvelope, area: SpoolArea, now: Int64) -> [String] {
+    static func row(_ envelope: SpoolEnvelope, area: SpoolArea, now: Int64, routeDown: ControlRouteDown? = nil) -> [String] {
         let timing: String
         let problem: String
         if area == .failed || envelope.failure != nil {
             timing = envelope.failedAt.map { duration(now - $0) + " ago" } ?? "-"
             problem = envelope.failure ?? envelope.lastError ?? "-"
+        } else if envelope.held {
+            timing = "held"
+            problem = envelope.lastError ?? "-"
+        } else if let routeDown, envelope.nextAttemptAt <= now + routeDown.retryInSeconds {
+            timing = "in " + duration(routeDown.retryInSeconds)
+            problem = "route down: " + routeDown.error
         } else {
             timing = envelope.nextAttemptAt <= now ? "now" : "in " + duration(envelope.nextAttemptAt - now)
             problem = envelope.lastError ?? "-"
@@ -111,6 +121,7 @@ public enum QueueReport {
 
     static func status(_ envelope: SpoolEnvelope, now: Int64) -> String {
         if envelope.failure != nil { return "dead letter" }
+        if envelope.held { return "held (queue release to deliver)" }
         if envelope.attempts == 0 { return "queued" }
         return envelope.nextAttemptAt <= now ? "deferred, due now" : "deferred"
     }

@@ -331,8 +331,12 @@ public final class Daemon {
         let missing = config.missingCredentials
         let waiting = missing.isEmpty ? "" : "credentials missing for " + missing.map(\.route).joined(separator: ", ")
             + " (see /etc/smarthost/credentials/; mail held=\(scheduler.heldCount)); "
+        let down = scheduler.routesDownNow(nowMilliseconds: WallClock.nowMilliseconds())
+        let oldest = scheduler.oldestAgeSeconds(nowSeconds: WallClock.nowSeconds())
         return waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
-            + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(scheduler.routesDown)"
+            + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(down.count)"
+            + (down.isEmpty ? "" : " (" + down.map(\.upstream).joined(separator: ", ") + ")")
+            + (oldest > 0 ? " oldest=\(QueueReport.duration(oldest))" : "")
     }
 }
 

@@ -67,10 +67,21 @@ public struct DeliveryPolicy: Sendable {
                 decision.disposition = .deadLetter
                 decision.reason = "expired after \(Self.humanDuration(nowMilliseconds - receivedAtMilliseconds)) in the queue; last error: \(decision.reason)"
             } else {
-                decision.disposition = .retry(atMilliseconds: nowMilliseconds + retryDelay(attempts: attempts))
+                let age = nowMilliseconds - receivedAtMilliseconds
+                decision.disposition = .retry(atMilliseconds: nowMilliseconds + retryDelay(ageMilliseconds: age))
             }
         }
         return decision
+    }
+
+    /// The wait after a failed attempt is the message's age, within [retry_min, retry_max]
+    /// (Postfix's qmgr does the same): as the age doubles with every wait, so does the wait,
+    /// and an extra attempt an operator asked for (`queue flush`) pushes nothing further
+    /// out, unlike a count of attempts. Equal jitter as below.
+    public func retryDelay(ageMilliseconds age: Int64) -> Int64 {
+        let base = min(max(age, retryMinMilliseconds), retryMaxMilliseconds)
+        let low = max(retryMinMilliseconds, base / 2)
+        return low + Int64((Double(base - low) * jitter()).rounded())
     }
 
     /// The spool's `RetrySchedule` (doubling from `retry_min` to `retry_max`) with its

@@ -20,6 +20,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         var waiting: [SpoolID] = []
         var downUntil: Int64 = 0
         var lastFailure: String?
+        /// Set when the route goes down, cleared when a connection succeeds again: one log
+        /// line per transition, and how long it has been down.
+        var downSince: Int64?
+        var displayName = ""
     }
 
     static let idleQuitMilliseconds: Int64 = 5_000
@@ -100,6 +104,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         }
         removeEntry(envelope.id)
         entries[envelope.id] = entry
+        if envelope.held { return }
         setDue(envelope.id, due)
     }
 
@@ -180,7 +185,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         let now = WallClock.nowMilliseconds()
         while let (due, id) = dueQueue.popDue(now: now) {
             // A stale copy (the message was rescheduled, sent or removed since) is dropped.
-            guard let entry = entries[id], !entry.inFlight, entry.dueAt == due else { continue }
+            guard let entry = entries[id], !entry.inFlight, !entry.envelope.held, entry.dueAt == due else { continue }
             let target: DeliveryTarget
             do {
                 target = try environment.target(for: entry.envelope)
@@ -306,6 +311,11 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     func deliveryConnectionReady(_ connection: DeliveryConnection) {
         if let key = connectionTargets[connection.serial] {
             pools[key]?.lastFailure = nil
+            if let since = pools[key]?.downSince {
+                pools[key]?.downSince = nil
+                logger.info("route up", metadata: ["route": "\(connection.target.displayName)",
+                                                   "down_for": "\(DeliveryPolicy.humanDuration(WallClock.nowMilliseconds() - since))"])
+            }
         }
         metrics?.routeUp(connection.target.displayName, up: true)
         releaseIdle(connection)
@@ -325,10 +335,17 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         if let failure {
             // The route is down: its waiting messages wait with it instead of each timing out.
             let delay = environment.policy.retryDelay(attempts: 1)
-            pool.downUntil = WallClock.nowMilliseconds() + delay
+            let now = WallClock.nowMilliseconds()
+            pool.downUntil = now + delay
             pool.lastFailure = failure.summary
+            pool.displayName = connection.target.displayName
             metrics?.routeUp(connection.target.displayName, up: false)
-            logger.warning("route down", metadata: ["route": "\(connection.target.displayName)", "error": "\(failure.summary)", "retry_in": "\(delay / 1000)s"])
+            if pool.downSince == nil {
+                pool.downSince = now
+                logger.warning("route down", metadata: ["route": "\(connection.target.displayName)", "error": "\(failure.summary)", "retry_in": "\(delay / 1000)s"])
+            } else {
+                logger.debug("route still down", metadata: ["route": "\(connection.target.displayName)", "error": "\(failure.summary)"])
+            }
             // Every message waiting for this route had its attempt: it failed the same way.
             let waiting = pool.waiting
             pool.waiting.removeAll()
@@ -505,6 +522,20 @@ extension DeliveryScheduler: ControlQueue {
         return entry.inFlight ? .inFlight : .waiting
     }
 
+    /// Routes marked down now, for `smarthost status`, `queue list` and `STATUS=`.
+    func routesDownNow(nowMilliseconds now: Int64) -> [ControlRouteDown] {
+        pools.values.compactMap { pool -> ControlRouteDown? in
+            guard let since = pool.downSince, pool.downUntil > now || pool.lastFailure != nil else { return nil }
+            return ControlRouteDown(upstream: pool.displayName, downSeconds: (now - since) / 1000,
+                                    retryInSeconds: max(pool.downUntil - now, 0) / 1000, error: pool.lastFailure ?? "-")
+        }.sorted { $0.upstream < $1.upstream }
+    }
+
+    /// Seconds since the oldest queued message was received; 0 for an empty queue.
+    func oldestAgeSeconds(nowSeconds: Int64) -> Int64 {
+        entries.values.map { nowSeconds - $0.envelope.receivedAt }.max().map { max($0, 0) } ?? 0
+    }
+
     /// Queue size and oldest age per org and route, for `/metrics` (loop thread).
     func queueByLabels(nowSeconds: Int64) -> [RelayMetrics.MessageLabels: (count: Int, oldestSeconds: Int64)] {
         var out: [RelayMetrics.MessageLabels: (count: Int, oldestSeconds: Int64)] = [:]
@@ -518,8 +549,21 @@ extension DeliveryScheduler: ControlQueue {
     }
 
     var controlCounts: ControlStatus {
-        ControlStatus(queued: queuedCount, deferred: deferredCount,
-                      inFlight: entries.values.filter { $0.inFlight }.count,
-                      delivered: counters.delivered, failed: counters.failed, routesDown: routesDown)
+        var status = ControlStatus(queued: queuedCount, deferred: deferredCount,
+                                   inFlight: entries.values.filter { $0.inFlight }.count,
+                                   delivered: counters.delivered, failed: counters.failed, routesDown: routesDown)
+        status.awaitingCredentials = heldCount
+        status.held = entries.values.filter { $0.envelope.held }.count
+        status.oldestSeconds = Int(oldestAgeSeconds(nowSeconds: WallClock.nowSeconds()))
+        return status
     }
+
+    func setHeld(_ id: SpoolID, _ held: Bool) -> Bool {
+        guard let entry = entries[id], !entry.inFlight else { return false }
+        entries[id]?.envelope.held = held
+        if !held { setDue(id, 0) }
+        return true
+    }
+
+    var controlRoutesDown: [ControlRouteDown] { routesDownNow(nowMilliseconds: WallClock.nowMilliseconds()) }
 }

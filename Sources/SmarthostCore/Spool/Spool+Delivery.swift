@@ -41,6 +41,17 @@ extension Spool {
         }
     }
 
+    /// `queue hold` / `queue release`: only the `.state` file changes. A released message is
+    /// due at once.
+    public func setHeld(_ id: SpoolID, _ held: Bool) throws(SpoolError) {
+        try withLockedMessage(id, in: [.queue]) { (area, fd) throws(SpoolError) in
+            var envelope = try readEnvelope(fd: fd, id: id, area: area)
+            envelope.held = held
+            if !held { envelope.nextAttemptAt = 0 }
+            try writeState(envelope, area: .queue)
+        }
+    }
+
     /// Every recipient was accepted upstream: the message leaves the spool. The
     /// message file goes first, so a crash in between leaves an orphan `.state`
     /// (swept by recovery), never a message that forgot whom it was delivered to.
@@ -119,7 +130,9 @@ extension Spool {
                 envelopes.append(envelope)
             }
         }
-        return envelopes.sorted { $0.id < $1.id }
+        // Arrival order: ids are given to files made ahead of time (the file pool), so they
+        // sort by when a file was prepared, not by when its message came.
+        return envelopes.sorted { ($0.receivedAt, $0.id) < ($1.receivedAt, $1.id) }
     }
 
     // MARK: helpers

@@ -39,6 +39,8 @@ public struct SpoolEnvelope: Sendable, Equatable {
     /// Dead letters only: the full reason (step and upstream reply) and when it failed.
     public var failure: String?
     public var failedAt: Int64?
+    /// Put on hold by an operator (`queue hold`): kept, never attempted, until released.
+    public var held = false
 
     public init(id: SpoolID, receivedAt: Int64, sender: String, recipients: [String],
                 org: String? = nil, layer: String? = nil, route: String? = nil,
@@ -113,6 +115,7 @@ extension SpoolEnvelope {
         records += refusedRecipients.keys.sorted().map { ("refused", $0 + "\t" + refusedRecipients[$0]!) }
         if let failure { records.append(("failure", failure)) }
         if let failedAt { records.append(("failed", String(failedAt))) }
+        if held { records.append(("held", "1")) }
         return records
     }
 
@@ -133,6 +136,7 @@ extension SpoolEnvelope {
                 let parts = value.split(separator: "\t", maxSplits: 1, omittingEmptySubsequences: false)
                 copy.refusedRecipients[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             case "failure": copy.failure = value
+            case "held": copy.held = value == "1"
             default: continue  // written by a newer version; keep reading
             }
         }

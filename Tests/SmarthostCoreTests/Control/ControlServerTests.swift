@@ -18,7 +18,7 @@ private final class ScriptedHandler: ControlHandler, @unchecked Sendable {
         case .status: reply(.ok(ControlStatus(queued: 3, pid: 42).description))
         case .retry(let id): loop.schedule(afterMilliseconds: 20) { reply(.ok("\(id) moved")) }
         case .flush: reply(.busy("in delivery"))
-        case .delete, .unquarantine, .reload: break
+        case .delete, .unquarantine, .reload, .routes, .hold, .release: break
         }
     }
 }

@@ -83,6 +83,15 @@ final class FakeControlQueue: ControlQueue, @unchecked Sendable {
         ControlStatus(queued: states.count, deferred: 1, inFlight: states.values.filter { $0 == .inFlight }.count,
                       delivered: 7, failed: 2)
     }
+
+    var routesDown: [ControlRouteDown] = []
+    var controlRoutesDown: [ControlRouteDown] { routesDown }
+    var heldIDs: Set<SpoolID> = []
+    func setHeld(_ id: SpoolID, _ held: Bool) -> Bool {
+        guard states[id] == .waiting else { return false }
+        if held { heldIDs.insert(id) } else { heldIDs.remove(id) }
+        return true
+    }
 }
 
 struct ControlUnchecked<T>: @unchecked Sendable {

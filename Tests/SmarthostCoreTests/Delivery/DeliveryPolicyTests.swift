@@ -51,11 +51,14 @@ import Testing
         #expect(decision.delivered == ["a@x", "b@x"])
     }
 
-    @Test func setupFailuresAreRetriedWithDoublingBackoffUpToTheCap() {
+    /// The wait is the message's age within [retry_min, retry_max]: it doubles as the age
+    /// does, and the number of attempts (an operator's `queue flush` adds some) plays no part.
+    @Test func setupFailuresAreRetriedAfterTheMessagesAgeWithinTheBounds() {
         let failure = UpstreamFailure(step: .auth, reply: SMTPReply(535, "5.7.8", "bad credentials"), detail: "AUTH")
         #expect(decide(.setupFailed(failure), attempts: 1).disposition == .retry(atMilliseconds: now + Self.minute))
-        #expect(decide(.setupFailed(failure), attempts: 3).disposition == .retry(atMilliseconds: now + 4 * Self.minute))
-        #expect(decide(.setupFailed(failure), attempts: 30).disposition == .retry(atMilliseconds: now + 60 * Self.minute))
+        #expect(decide(.setupFailed(failure), attempts: 3, age: 4 * Self.minute).disposition == .retry(atMilliseconds: now + 4 * Self.minute))
+        #expect(decide(.setupFailed(failure), attempts: 30, age: 4 * Self.minute).disposition == .retry(atMilliseconds: now + 4 * Self.minute))
+        #expect(decide(.setupFailed(failure), attempts: 2, age: 600 * Self.minute).disposition == .retry(atMilliseconds: now + 60 * Self.minute))
         #expect(decide(.setupFailed(failure)).reason.contains("535 5.7.8"))
     }
 

@@ -88,3 +88,115 @@ import Testing
         #expect(try run(["show", "1k"]).output.contains("at least 4 characters"))
     }
 }
+
+/// `smarthost status`, and messages behind a down route, against a live relay.
+@Suite(.serialized) struct StatusEndToEndTests {
+    @Test func statusAndQueueListNameTheDownRouteAndItsErrorOnce() throws {
+        let relay = try RelayProcess(configBody: """
+        queue: { retry_min: 1s, retry_max: 2s }
+        default:
+          host: 127.0.0.1
+          port: 9
+          tls: none
+        """)
+        try relay.start()
+        defer { relay.stop() }
+        let status = { () throws -> ToolRun in
+            try ToolRun.run(RelayProcess.binaryPath, ["status", "--config", relay.configPath], timeout: 30)
+        }
+        #expect(try status().output.contains("routes down: none"))
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: first\r\n\r\nx\r\n")
+        #expect(eventually(timeout: 10) { relay.log.contains("route down") })
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: second\r\n\r\nx\r\n")
+        // Several retries later, still one "route down" line for the one transition.
+        #expect(eventually(timeout: 15) { relay.log.components(separatedBy: "deferred").count > 4 })
+        #expect(relay.log.components(separatedBy: "route down").count == 2, "\(relay.log)")
+
+        let text = try status().output
+        #expect(text.contains("running (pid \(relay.pid))"), "\(text)")
+        #expect(text.contains("routes down:") && text.contains("127.0.0.1:9 for ") && text.contains("Connection refused"), "\(text)")
+        #expect(text.contains("queue: 2 messages"), "\(text)")
+        let json = try ToolRun.run(RelayProcess.binaryPath, ["status", "--json", "--config", relay.configPath])
+        #expect(json.output.contains("\"routes_down\": [{\"upstream\": \"127.0.0.1:9\""), "\(json.output)")
+
+    }
+
+    /// A message that arrives while its route is down waits without an attempt of its own;
+    /// `queue list` shows the route's error and retry time instead of "due now, no error".
+    @Test func aMessageBehindADownRouteShowsTheRoutesError() throws {
+        let relay = try RelayProcess(configBody: """
+        queue: { retry_min: 1m, retry_max: 2m }
+        default:
+          host: 127.0.0.1
+          port: 9
+          tls: none
+        """)
+        try relay.start()
+        defer { relay.stop() }
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: first\r\n\r\nx\r\n")
+        #expect(eventually(timeout: 10) { relay.log.contains("route down") })
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: behind\r\n\r\nx\r\n")
+        let lines = try ToolRun.run(RelayProcess.binaryPath, ["queue", "list", "--config", relay.configPath]).output
+            .split(separator: "\n")
+        #expect(lines.count == 2)
+        let behind = try #require(lines.last)
+        #expect(behind.contains("  0  in ") && behind.contains("route down: "), "\(lines)")
+    }
+
+}
+
+/// `queue hold` / `queue release` against a live relay and across a restart.
+@Suite(.serialized) struct QueueHoldEndToEndTests {
+    @Test func aHeldMessageStaysThroughDeliveriesAndARestartUntilReleased() throws {
+        let upstream = try UpstreamProcess(mode: .plain)
+        defer { upstream.stop() }
+        let down = """
+        queue: { retry_min: 1s, retry_max: 2s }
+        default: { host: 127.0.0.1, port: 9, tls: none }
+        """
+        let up = """
+        queue: { retry_min: 1s, retry_max: 2s }
+        default: { host: 127.0.0.1, port: \(upstream.port), tls: none }
+        """
+        let relay = try RelayProcess(configBody: down)
+        try relay.start()
+        defer { relay.stop() }
+        let queue = { (arguments: [String]) throws -> ToolRun in
+            try ToolRun.run(RelayProcess.binaryPath, ["queue"] + arguments + ["--config", relay.configPath], timeout: 30)
+        }
+        let client = try RawSMTPClient(port: relay.port)
+        _ = client.readReply()
+        client.send("EHLO c.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        _ = client.readReplies(4)
+        client.send("Subject: held one\r\n\r\nx\r\n.\r\n")
+        let id = String(client.readReply().split(separator: " ").last ?? "")
+        #expect(eventually(timeout: 10) { (try? queue(["hold", String(id.prefix(10))]))?.status == 0 })
+        let listed = try queue(["list"]).output
+        #expect(listed.contains(" held "), "\(listed)")
+
+        // The route comes back: other mail flows, the held message does not.
+        try relay.writeConfig(body: up)
+        #expect(try ToolRun.run(RelayProcess.binaryPath, ["reload", "--config", relay.configPath]).status == 0)
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["c@example.com"],
+                                               data: "Subject: flowing\r\n\r\nx\r\n")
+        #expect(upstream.waitForMessages(1).first?.content.contains("Subject: flowing") == true)
+        _ = try queue(["flush"])
+        #expect(upstream.received().count == 1)
+
+        // A restart keeps the hold (it is in the spool's state file).
+        relay.stop()
+        try relay.start()
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["d@example.com"],
+                                               data: "Subject: after restart\r\n\r\nx\r\n")
+        #expect(upstream.waitForMessages(2).count == 2)
+        #expect(!upstream.received().contains { $0.content.contains("Subject: held one") })
+
+        let release = try queue(["release", id])
+        #expect(release.status == 0 && release.output.contains("released"), "\(release.output)")
+        #expect(upstream.waitForMessages(3).contains { $0.content.contains("Subject: held one") })
+    }
+}
