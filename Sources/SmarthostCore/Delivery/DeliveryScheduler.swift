@@ -62,8 +62,6 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     /// Prometheus counters (`/metrics`); nil when not wanted (tests, `smarthost test`).
     var metrics: RelayMetrics?
     private var stopping = false
-    /// Messages already sent their delay warning (in memory: a restart may warn again).
-    private var delayWarned = Set<SpoolID>()
 
     init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger) {
         self.loop = loop
@@ -390,6 +388,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
             spoolAction("markDelivered", id) { try $0.markDelivered(id) }
         case .retry(let at):
+            let warn = !entry.envelope.delayWarned
+                && NoticePlan.delayWarningDue(for: entry.envelope, config: environment.config, nowMilliseconds: now)
+            if warn { entry.envelope.delayWarned = true }
             entries[id] = entry
             setDue(id, at)
             counters.deferred += 1
@@ -399,10 +400,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
             logger.warning("deferred", metadata: meta)
             let envelope = entry.envelope
-            if NoticePlan.delayWarningDue(for: envelope, config: environment.config, nowMilliseconds: now),
-               delayWarned.insert(id).inserted {
-                queueNotice(.delay, for: envelope, reason: decision.reason, target: target)
-            }
+            if warn { queueNotice(.delay, for: envelope, reason: decision.reason, target: target) }
             spoolAction("markDeferred", id) {
                 try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
                                        lastError: decision.reason, doneRecipients: envelope.doneRecipients,
@@ -447,6 +445,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
                                    content: content, nowUnixSeconds: now, token: token)
             guard let plan else { return }
             let committed = try NoticeSpooler.commit(plan, resolvedFrom: envelope, config: config, spool: spool)
+            // After the notice is durable: a crash in between warns twice, never not at all.
+            // Not retried: a retry of this action would commit the notice again.
+            if kind == .delay { try? spool.markDelayWarned(envelope.id) }
             loop.execute { queued.call(committed) }
         }
     }

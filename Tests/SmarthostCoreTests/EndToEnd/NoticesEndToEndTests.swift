@@ -148,7 +148,7 @@ import Testing
         relay.stop()
     }
 
-    @Test func delayWarningFiresOnce() throws {
+    @Test func delayWarningFiresOnceAlsoAcrossARestart() throws {
         let upstream = try UpstreamProcess(mode: .plain, extra: ["--reject-rcpt", "busy@example.com=450 4.2.0 mailbox busy"])
         let relay = try Self.relay(upstream: upstream, notices: "notices: { delay_warning: 1s }")
         try Self.submit(relay, from: "app@acme.example", to: ["busy@example.com"], data: "Subject: slow one\r\n\r\nx\r\n")
@@ -160,10 +160,14 @@ import Testing
         #expect(parsed.recipients.count == 1)
         #expect(parsed.recipients.first?["Action"] == "delayed")
         #expect(parsed.recipients.first?["Status"] == "4.2.0")
-        // Further deferrals send no second warning.
+        // Further deferrals send no second warning, not even after a restart.
         let deferredBefore = relay.log.components(separatedBy: "deferred").count
         #expect(eventually(timeout: 15) { relay.log.components(separatedBy: "deferred").count >= deferredBefore + 2 }, "\(relay.log)")
+        relay.stop()
+        try relay.start()
+        #expect(eventually(timeout: 15) { relay.log.components(separatedBy: "deferred").count >= 3 }, "\(relay.log)")
         #expect(upstream.received().count == 1)
+        #expect(!relay.log.contains("notice queued"), "no second warning after the restart:\n\(relay.log)")
         relay.stop()
     }
 }
