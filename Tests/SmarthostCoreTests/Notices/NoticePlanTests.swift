@@ -69,6 +69,18 @@ import Testing
         #expect(delay.notice.recipients.map(\.status) == ["4.2.0"])
     }
 
+    @Test func checkConfigShowsTheNoticeSettings() throws {
+        let text = ConfigReport.render(try Self.config("notices: { delay_warning: 4h, copy_to: pm@provider.example }", orgs: """
+            orgs:
+              acme:
+                use: default
+                notices: { copy_to: it@acme.example }
+            """))
+        #expect(text.contains("notices: failure notice to the sender, delay warning after 4h, copies to pm@provider.example, "
+            + "org acme copies to it@acme.example\n"), "\(text)")
+        #expect(text.contains("bare_lf normalize"))
+    }
+
     @Test func statusCodes() {
         #expect(DeliveryStatusNotice.status(in: "550 5.7.1 relay denied", kind: .failure) == "5.7.1")
         #expect(DeliveryStatusNotice.status(in: "550 relay denied", kind: .failure) == "5.0.0")
