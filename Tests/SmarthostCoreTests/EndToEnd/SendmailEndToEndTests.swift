@@ -238,6 +238,17 @@ import Testing
         #expect(setup.upstream.received().isEmpty)
     }
 
+    /// 8-bit content goes with BODY=8BITMIME (the relay advertises it) and arrives as sent.
+    @Test func eightBitBodyArrivesUnchanged() throws {
+        let setup = try Setup()
+        let run = try ToolRun.run(setup.sendmail, ["-C", setup.submitConfig, "-i", "ops@example.com"],
+                                  input: Data("Subject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\nContent-Type: text/plain; charset=utf-8\n\nGrüße aus Köln\n".utf8))
+        #expect(run.status == 0, "\(run.output)")
+        let message = try setup.oneMessage()
+        #expect(Self.body(of: message.content) == "Grüße aus Köln\r\n")
+        setup.relay.stop()
+    }
+
     @Test func usageAndDataErrors() throws {
         let setup = try Setup()
         let noRecipient = try ToolRun.run(setup.sendmail, ["-C", setup.submitConfig], input: Data("x\n".utf8))

@@ -58,6 +58,14 @@ import Testing
             + "\r\nJust a body line.\r\nSecond: not a header\r\n")
     }
 
+    @Test func mailParametersFollowTheContentAndTheAddresses() {
+        let ascii = SMTPSubmission.Envelope(sender: "a@example.com", recipients: ["b@example.com"])
+        #expect(SMTPSubmission.mailParameters(content: Array("plain\r\n".utf8), envelope: ascii) == "")
+        #expect(SMTPSubmission.mailParameters(content: Array("café\r\n".utf8), envelope: ascii) == " BODY=8BITMIME")
+        let utf8 = SMTPSubmission.Envelope(sender: "a@example.com", recipients: ["jürgen@example.com"])
+        #expect(SMTPSubmission.mailParameters(content: Array("x\r\n".utf8), envelope: utf8) == " SMTPUTF8")
+    }
+
     @Test func addressLists() {
         #expect(AddressList.addresses(in: "a@x, b@y") == ["a@x", "b@y"])
         #expect(AddressList.addresses(in: "\"Last, First\" <f@x> (comment, with comma), <g@y>") == ["f@x", "g@y"])
