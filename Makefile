@@ -59,9 +59,11 @@ test: test-deps
 clean:
 	rm -rf .build .build-deb var
 
-# Accept and end-to-end rate against a private Debian Postfix, same machine, same run.
+# Accept and end-to-end rate against a private Debian Postfix, same machine, same run; then
+# configuration at scale (10 / 1 000 / 10 000 orgs: check-config, reload, RSS, classification).
 bench: release test-deps
 	Tests/Bench/bench.sh
+	Tests/Bench/orgs.sh
 
 # The settings model in under a minute: three local TLS+AUTH upstreams, one message per case.
 demo: release test-deps

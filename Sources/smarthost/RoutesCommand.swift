@@ -20,9 +20,27 @@ struct Routes: ParsableCommand {
     @Option(help: "The envelope sender (MAIL FROM), matched against each org's senders patterns.")
     var sender: String?
 
+    /// `make bench`: classify `--sender` this many times and print the cost per message.
+    @Option(name: .customLong("repeat"), help: .hidden)
+    var repetitions: Int?
+
+    func validate() throws {
+        if let repetitions, !(1...100_000_000).contains(repetitions) { throw ValidationError("--repeat must be 1 to 100000000") }
+    }
+
     func run() throws {
         let config = try options.load()
         let classifier = OrgClassifier(config: config)
+        if let repetitions, let sender {
+            let start = MonotonicClock.nanoseconds()
+            var matched = 0
+            for _ in 0..<repetitions where classifier.classify(headerValue: nil, sender: sender).orgID != nil {
+                matched += 1
+            }
+            let nanoseconds = Double(MonotonicClock.nanoseconds() - start) / Double(repetitions)
+            print("classify: \(config.orgs.count) orgs, \(repetitions) messages, \(Int(nanoseconds.rounded())) ns per message (\(matched) matched)")
+            return
+        }
         if org != nil || sender != nil {
             print(Self.explain(classifier.classify(headerValue: org, sender: sender ?? ""), sender: sender, config: config),
                   terminator: "")

@@ -100,6 +100,7 @@ write_config() {  # write_config EXTRA_YAML: the test configuration, as an opera
     sh_box "cat > /etc/smarthost/smarthost.yaml <<'EOF'
 hostname: box.example.internal
 spool: /var/lib/smarthost/spool
+metrics: { listen: \"127.0.0.1:9325\" }
 queue:
   retry_min: 1s
   retry_max: 3s
@@ -135,6 +136,10 @@ wait_for 5 'systemctl status smarthost --no-pager | grep -E "Status: \".*queue=[
 check "STATUS= no longer says credentials are missing" sh -c '! systemctl show -p StatusText --value smarthost | grep -q "credentials missing"'
 check "journal entries carry QUEUE_ID, ORG, ROUTE fields" \
     sh -c 'journalctl -u smarthost -o export --no-pager | grep -q "^QUEUE_ID=" && journalctl -u smarthost -o export --no-pager | grep -q "^ROUTE="'
+
+check "smarthost status shows the running relay" sh -c 'smarthost status | grep -q "running (pid $(systemctl show -p MainPID --value smarthost))"'
+check "/metrics answers under the unit's sandbox, counting the deliveries" \
+    sh -c 'python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9325/metrics\").read().decode())" | grep -E "^smarthost_messages_delivered_total\{org=\"-\",route=\"default\"\} [1-9]"'
 
 echo "== reload"
 pid=$(main_pid)

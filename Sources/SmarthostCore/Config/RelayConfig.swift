@@ -21,7 +21,12 @@ public struct RelayConfig: Sendable, Equatable {
     /// The host level: `use: default` or its own route.
     public var host: RouteChoice
     /// Orgs in file order: sender patterns are tried in this order.
-    public var orgs: [OrgSetting]
+    public var orgs: [OrgSetting] {
+        didSet { orgIndex = Self.index(orgs) }
+    }
+    /// Position of each org id in `orgs`: a configuration may hold 10 000 orgs, and the
+    /// route of every message and attempt is looked up by id.
+    private var orgIndex: [String: Int] = [:]
     /// `notices:` — failure notices and delay warnings.
     public var notices = NoticeSettings()
     /// Where `/metrics` (Prometheus) is served; nil: off.
@@ -52,6 +57,11 @@ public struct RelayConfig: Sendable, Equatable {
         self.defaultRoute = defaultRoute
         self.host = host
         self.orgs = orgs
+        self.orgIndex = Self.index(orgs)
+    }
+
+    private static func index(_ orgs: [OrgSetting]) -> [String: Int] {
+        Dictionary(orgs.enumerated().map { ($1.id, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Routes that name a secret which does not exist yet, as `(where, what)`: e.g.
@@ -69,7 +79,7 @@ public struct RelayConfig: Sendable, Equatable {
 
     /// The org with this id, if the configuration has it.
     public func org(_ id: String) -> OrgSetting? {
-        orgs.first { $0.id == id }
+        orgIndex[id].map { orgs[$0] }
     }
 
     /// `limits:` — what one client may do.

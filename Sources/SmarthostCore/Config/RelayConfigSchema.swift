@@ -5,6 +5,9 @@ extension RelayConfig {
     /// Every problem is recorded in `reader` and decoding goes on, so one run reports all.
     struct Schema {
         var reader = NodeReader()
+        /// Where each org was defined (included file, line, key path), for warnings about it
+        /// that can only be made once every org is known.
+        var orgPlaces: [String: (file: String?, line: Int?, path: String)] = [:]
         let baseDirectory: String
         let environment: [String: String]
         let systemHostname: String
@@ -39,6 +42,7 @@ extension RelayConfig {
             let host = top.field("host").map { decodeHost($0, context) } ?? .useDefault
             var orgs = top.field("orgs").map { decodeOrgs($0, context) } ?? []
             if let field = top.field("include") { orgs += decodeIncludes(field, context, after: orgs) }
+            warnShadowedSenders(orgs)
             let spool = decodeSpool(top)
             let orgHeader = decodeOrgHeader(top)
             let metricsListen = top.field("metrics").flatMap { decodeMetrics($0) }

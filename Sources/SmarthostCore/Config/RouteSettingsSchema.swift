@@ -38,23 +38,31 @@ extension RelayConfig.Schema {
     /// Orgs keep their file order: the first org whose sender pattern matches wins.
     mutating func decodeOrgs(_ field: Field, _ context: RouteContext) -> [OrgSetting] {
         guard let section = reader.openSection(field.node, path: field.path, line: field.keyLine) else { return [] }
-        let orgs = section.fields.compactMap { decodeOrg($0, context) }
-        warnShadowedSenders(orgs, section)
-        return orgs
+        return section.fields.compactMap { field in
+            let org = decodeOrg(field, context)
+            if let org { orgPlaces[org.id] = (reader.currentFile, field.keyLine, field.path) }
+            return org
+        }
     }
 
     /// First match wins: an org whose every `senders` pattern is covered by an earlier org's
     /// is never chosen by its sender, which is never what the operator meant.
-    private mutating func warnShadowedSenders(_ orgs: [OrgSetting], _ section: Section) {
+    mutating func warnShadowedSenders(_ orgs: [OrgSetting]) {
+        // A pattern's text, taken as an address, is matched by every pattern that covers it
+        // (`SenderPattern.covers`); the classifier's first match tells whether an earlier org
+        // has one, through its indexes rather than against every pattern before it.
+        let classifier = OrgClassifier(orgHeader: "", orgs: orgs)
         for (index, org) in orgs.enumerated() where !org.senders.isEmpty {
-            let earlier = orgs[..<index]
-            let covering = org.senders.map { pattern in
-                earlier.first { other in other.senders.contains { SenderPattern($0).covers(pattern) } }
+            let covering = org.senders.map { pattern -> OrgSetting? in
+                guard let rule = classifier.firstRule(matching: pattern), rule.orgIndex < index else { return nil }
+                return orgs[rule.orgIndex]
             }
-            guard covering.allSatisfy({ $0 != nil }), let field = section.field(org.id) else { continue }
+            guard covering.allSatisfy({ $0 != nil }), let place = orgPlaces[org.id] else { continue }
             let names = Set(covering.compactMap { $0?.id }).sorted().joined(separator: ", ")
-            reader.warn(field.keyLine, field.path + ".senders",
-                        "every pattern is matched first by org \(names) (earlier in the file): no sender ever selects \(org.id)")
+            reader.currentFile = place.file
+            reader.warn(place.line, place.path + ".senders",
+                        "every pattern is matched first by org \(names) (earlier in the configuration): no sender ever selects \(org.id)")
+            reader.currentFile = nil
         }
     }
 

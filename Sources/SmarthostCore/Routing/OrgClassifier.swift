@@ -30,37 +30,48 @@ public struct OrgClassifier: Sendable {
     private let exact: [String: Rule]
     /// `*@domain` patterns, by domain: one lookup.
     private let anyAtDomain: [String: Rule]
-    /// Every other pattern, in file order: tried only while it could still come first.
-    private let general: [Rule]
+    /// Other patterns whose domain has no wildcard (`robot-*@acme.example`), by domain.
+    private let byDomain: [String: [Rule]]
+    /// Patterns with a wildcard in the domain, in file order: the only ones every message
+    /// may have to try, and only while they could still come first.
+    private let wildDomain: [Rule]
 
     /// One pattern and its place in file order: the earliest match wins, whichever index
     /// found it, so the indexes change the cost, never the answer.
-    private struct Rule: Sendable {
+    struct Rule: Sendable {
         let order: Int
+        /// Index of the org in the configuration's list.
+        let orgIndex: Int
         let orgID: String
         let pattern: SenderPattern
     }
 
     public init(orgHeader: String, orgs: [OrgSetting]) {
         self.orgHeader = orgHeader
-        var exact: [String: Rule] = [:], anyAtDomain: [String: Rule] = [:], general: [Rule] = []
+        var exact: [String: Rule] = [:], anyAtDomain: [String: Rule] = [:]
+        var byDomain: [String: [Rule]] = [:], wildDomain: [Rule] = []
         var order = 0
-        for org in orgs {
+        for (orgIndex, org) in orgs.enumerated() {
             for text in org.senders {
-                let rule = Rule(order: order, orgID: org.id, pattern: SenderPattern(text))
+                let rule = Rule(order: order, orgIndex: orgIndex, orgID: org.id, pattern: SenderPattern(text))
                 order += 1
                 if let key = rule.pattern.exactKey {
                     if exact[key] == nil { exact[key] = rule }
-                } else if let domain = rule.pattern.anyLocalPartDomain {
-                    if anyAtDomain[domain] == nil { anyAtDomain[domain] = rule }
+                } else if let domain = rule.pattern.literalDomain {
+                    if rule.pattern.matchesAnyLocalPart {
+                        if anyAtDomain[domain] == nil { anyAtDomain[domain] = rule }
+                    } else {
+                        byDomain[domain, default: []].append(rule)
+                    }
                 } else {
-                    general.append(rule)
+                    wildDomain.append(rule)
                 }
             }
         }
         self.exact = exact
         self.anyAtDomain = anyAtDomain
-        self.general = general
+        self.byDomain = byDomain
+        self.wildDomain = wildDomain
     }
 
     public init(config: RelayConfig) {
@@ -81,12 +92,16 @@ public struct OrgClassifier: Sendable {
         return OrgChoice(orgID: nil, source: .hostLevel)
     }
 
-    private func firstRule(matching address: String) -> Rule? {
-        var best = exact[SenderPattern.key(address)]
-        if let rule = anyAtDomain[SenderPattern.domainKey(address)], rule.order < (best?.order ?? .max) { best = rule }
-        for rule in general {
-            if rule.order >= (best?.order ?? .max) { break }
-            if rule.pattern.matches(address) { return rule }
+    /// The first rule in file order whose pattern matches `address`.
+    func firstRule(matching address: String) -> Rule? {
+        let parsed = SenderPattern.Address(address)
+        var best = exact[parsed.key]
+        if let rule = anyAtDomain[parsed.domain], rule.order < (best?.order ?? .max) { best = rule }
+        for list in [byDomain[parsed.domain] ?? [], wildDomain] {
+            for rule in list {
+                if rule.order >= (best?.order ?? .max) { break }
+                if rule.pattern.matches(parsed) { best = rule; break }
+            }
         }
         return best
     }
@@ -107,60 +122,79 @@ public struct OrgClassifier: Sendable {
 /// only the receiving host may fold it.
 struct SenderPattern: Sendable {
     let text: String
-    private let local: [Character]
-    private let domain: [Character]
+    private let local: [UInt8]
+    /// Folded like a DNS name (RFC 5321 §2.4: only the receiving host may fold the local part).
+    private let domain: [UInt8]
+
+    /// An address split and folded once, for every pattern it is tried against.
+    struct Address {
+        let local: [UInt8]
+        let domainBytes: [UInt8]
+        /// The folded domain, and `local@domain` with it: the index keys.
+        let domain: String
+        let key: String
+
+        init(_ text: String) {
+            let (local, domain) = SenderPattern.split(text)
+            let folded = domain.lowercased()
+            self.local = Array(local.utf8)
+            self.domainBytes = Array(folded.utf8)
+            self.domain = folded
+            self.key = String(local) + "@" + folded
+        }
+    }
 
     init(_ text: String) {
         self.text = text
         let (local, domain) = Self.split(text)
-        self.local = Array(local)
-        self.domain = Array(domain.lowercased())
+        self.local = Array(local.utf8)
+        self.domain = Array(domain.lowercased().utf8)
     }
 
-    /// The lookup key of a pattern without `*`, the same as `key(address)` of the one
+    private static let star = UInt8(ascii: "*")
+
+    /// The lookup key of a pattern without `*`, the same as `Address.key` of the one
     /// address it matches.
     var exactKey: String? {
-        local.contains("*") || domain.contains("*") ? nil : String(local) + "@" + String(domain)
+        local.contains(Self.star) || domain.contains(Self.star) ? nil
+            : String(decoding: local, as: UTF8.self) + "@" + String(decoding: domain, as: UTF8.self)
     }
 
-    /// The domain of a `*@domain` pattern (domain without wildcards).
-    var anyLocalPartDomain: String? {
-        local == ["*"] && !domain.contains("*") ? String(domain) : nil
+    /// The domain when it has no wildcard: only addresses at that domain can match.
+    var literalDomain: String? {
+        domain.contains(Self.star) ? nil : String(decoding: domain, as: UTF8.self)
     }
 
-    static func key(_ address: String) -> String {
-        let (local, domain) = split(address)
-        return String(local) + "@" + domain.lowercased()
-    }
-
-    static func domainKey(_ address: String) -> String {
-        split(address).1.lowercased()
-    }
+    /// `*@…`: any local part.
+    var matchesAnyLocalPart: Bool { local == [Self.star] }
 
     /// Every address `other` matches, this matches too. `other`'s `*` is taken as a literal
     /// character: a `*` of ours can absorb it, a literal of ours cannot, so a match on the
     /// text means a match on every expansion of it.
     func covers(_ other: String) -> Bool {
-        matches(other)
+        matches(Address(other))
     }
 
     func matches(_ address: String) -> Bool {
-        let (local, domain) = Self.split(address)
-        return Self.glob(self.local, Array(local)) && Self.glob(self.domain, Array(domain.lowercased()))
+        matches(Address(address))
+    }
+
+    func matches(_ address: Address) -> Bool {
+        Self.glob(local, address.local) && Self.glob(domain, address.domainBytes)
     }
 
     /// At the last `@`: a quoted local part may contain `@`, a domain never does.
-    private static func split(_ address: String) -> (Substring, Substring) {
+    static func split(_ address: String) -> (Substring, Substring) {
         guard let at = address.lastIndex(of: "@") else { return (Substring(address), "") }
         return (address[..<at], address[address.index(after: at)...])
     }
 
     /// Iterative glob with backtracking to the last `*`: linear in practice, never exponential.
-    private static func glob(_ pattern: [Character], _ text: [Character]) -> Bool {
+    private static func glob(_ pattern: [UInt8], _ text: [UInt8]) -> Bool {
         var p = 0, t = 0
         var star: Int?, resume = 0
         while t < text.count {
-            if p < pattern.count, pattern[p] == "*" {
+            if p < pattern.count, pattern[p] == Self.star {
                 star = p
                 resume = t
                 p += 1
@@ -175,7 +209,7 @@ struct SenderPattern: Sendable {
                 return false
             }
         }
-        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        while p < pattern.count, pattern[p] == Self.star { p += 1 }
         return p == pattern.count
     }
 }

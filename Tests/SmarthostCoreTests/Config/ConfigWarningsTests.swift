@@ -63,7 +63,7 @@ import Testing
             senders: ["robot@acme.example", "*@globex.example"]
         """
         let found = try warnings(yaml)
-        #expect(found == ["line 9: orgs.robots.senders: every pattern is matched first by org acme (earlier in the file): no sender ever selects robots"])
+        #expect(found == ["line 9: orgs.robots.senders: every pattern is matched first by org acme (earlier in the configuration): no sender ever selects robots"])
     }
 
     @Test func patternCoverageIsSound() {
