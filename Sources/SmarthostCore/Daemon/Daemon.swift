@@ -260,9 +260,7 @@ public final class Daemon {
         let server = try MetricsServer(loop: loop, logger: logger, metrics: metrics, socket: try Self.bind(listen))
         server.refresh = { [unowned self] in
             let now = WallClock.nowSeconds()
-            let known = ([nil] + self.config.orgs.map(\.id)).map { org in
-                RelayMetrics.MessageLabels(org: org, layer: RouteResolver.resolve(org: org, config: self.config).layer.rawValue)
-            }
+            let known = RelayMetrics.labels(of: self.config)
             self.metrics.setQueue(self.scheduler.queueByLabels(nowSeconds: now), known: known)
             self.metrics.setGauge("smarthost_uptime_seconds", now - self.startedAt, help: "Seconds since the relay started")
             self.metrics.setGauge("smarthost_routes_down", Int64(self.scheduler.routesDown), help: "Routes marked down now")
