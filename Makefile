@@ -13,7 +13,8 @@ RELEASE_FLAGS := -c release --static-swift-stdlib \
 BUILD_PKGS  := libssl-dev libsystemd-dev pkg-config
 # Postfix is only wanted for its smtp-source/smtp-sink tools: preseeded "No configuration",
 # so installing it never sets up or starts a system mail server.
-TEST_PKGS   := openssl swaks postfix python3-aiosmtpd curl systemd procps prometheus
+TEST_PKGS   := openssl swaks postfix python3-aiosmtpd curl systemd procps prometheus \
+               bsd-mailx php-cli git-email libmailtools-perl cron
 PACKAGE_PKGS := dpkg-dev
 SYSTEM_TEST_PKGS := debootstrap util-linux
 
@@ -110,6 +111,9 @@ install:
 	@test -x $(BIN) || $(MAKE) release
 	@test -f $(MAN_DIR)/smarthost.8 || $(MAKE) man
 	install -D -m 0755 -s $(BIN) $(DESTDIR)$(PREFIX)/bin/smarthost
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin
+	ln -sf ../bin/smarthost $(DESTDIR)$(PREFIX)/sbin/sendmail
+	ln -sf smarthost $(DESTDIR)$(PREFIX)/bin/mailq
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
 	for unit in smarthost.service smarthost.socket; do \
 		sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/usr/local/share/doc/|$(PREFIX)/share/doc/|g' \

@@ -158,6 +158,22 @@ wait_for 20 'grep -lq "Subject: after-bad-reload" /root/up/*.eml' && pass "mail 
 write_config ""
 check "reload back to the good file" systemctl reload smarthost
 
+echo "== the machine's MTA: /usr/sbin/sendmail and mailq (README: As the machine's MTA)"
+check "/usr/sbin/sendmail and /usr/bin/mailq are links to the relay" \
+    sh -c '[ "$(readlink -f /usr/sbin/sendmail)" = /usr/bin/smarthost ] && [ "$(readlink -f /usr/bin/mailq)" = /usr/bin/smarthost ]'
+box systemctl stop smarthost.service   # the socket stays: the next connection starts the relay
+check "sendmail -t -i as an unprivileged user (the config unreadable to it) exits 0" sh -c \
+    'printf "To: someone@example.org\nSubject: via-sendmail\n\nfrom sendmail\n" | runuser -u nobody -- /usr/sbin/sendmail -t -i'
+wait_for 20 'grep -lq "Subject: via-sendmail" /root/up/*.eml' \
+    && pass "sendmail → socket activation starts the relay → upstream" \
+    || fail "sendmail → upstream" "$(box journalctl -u smarthost --no-pager -n 10)"
+check "mailq lists the queue" sh -c 'mailq | grep -q .'
+box systemctl stop smarthost.socket smarthost.service
+out=$(sh_box 'echo x | /usr/sbin/sendmail someone@example.org 2>&1; echo "exit=$?"')
+case "$out" in *"cannot connect to the relay at 127.0.0.1:25"*"exit=75"*) pass "sendmail exits 75 with one line when nothing listens" ;;
+    *) fail "sendmail exits 75 when nothing listens" "$out" ;; esac
+box systemctl start smarthost.socket smarthost.service
+
 echo "== one relay per spool"
 sh_box "sed 's/^hostname:.*/hostname: second\nlisten: [\"127.0.0.1:2600\"]/' /etc/smarthost/smarthost.yaml > /etc/smarthost/second.yaml; chgrp smarthost /etc/smarthost/second.yaml; chmod 0640 /etc/smarthost/second.yaml"
 pid=$(main_pid)

@@ -27,6 +27,8 @@ public struct RelayConfig: Sendable, Equatable {
     /// Position of each org id in `orgs`: a configuration may hold 10 000 orgs, and the
     /// route of every message and attempt is looked up by id.
     private var orgIndex: [String: Int] = [:]
+    /// `notices:` — failure notices and delay warnings.
+    public var notices = NoticeSettings()
     /// Where `/metrics` (Prometheus) is served; nil: off.
     public var metricsListen: ListenAddress?
     /// Legal but risky settings found at load, with their lines (`check-config` prints them).
@@ -91,6 +93,8 @@ public struct RelayConfig: Sendable, Equatable {
         public var dataTimeoutMs: Int64 = 10 * 60_000
         /// Below this much free space in the spool, new mail is refused with a 452.
         public var minFreeSpace: Int64 = 100 << 20
+        /// A bare LF in commands and content: normalized to CRLF (Postfix 3.9) or refused.
+        public var bareLineFeed = BareLineFeedPolicy.normalize
         public init() {}
     }
 

@@ -13,9 +13,9 @@ extension RelayConfig {
         let systemHostname: String
 
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
-                              "default", "host", "orgs", "include", "metrics"]
+                              "default", "host", "orgs", "include", "metrics", "notices"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
-                                "data_timeout", "min_free_space"]
+                                "data_timeout", "min_free_space", "bare_lf"]
         static let accessKeys = ["allow"]
         static let queueKeys = ["retry_min", "retry_max", "max_age", "connections_per_route"]
 
@@ -46,12 +46,14 @@ extension RelayConfig {
             let spool = decodeSpool(top)
             let orgHeader = decodeOrgHeader(top)
             let metricsListen = top.field("metrics").flatMap { decodeMetrics($0) }
+            let notices = top.field("notices").map { decodeNotices($0) } ?? NoticeSettings()
             guard let defaultRoute else { return nil }
             var config = RelayConfig(
                 hostname: hostname, listen: listen, spool: spool, orgHeader: orgHeader,
                 limits: limits, access: access, queue: queue,
                 defaultRoute: defaultRoute, host: host ?? .useDefault, orgs: orgs)
             config.metricsListen = metricsListen
+            config.notices = notices
             return config
         }
 
@@ -225,6 +227,7 @@ extension RelayConfig {
             if let f = section.field("idle_timeout"), let v = reader.duration(f) { limits.idleTimeoutMs = v }
             if let f = section.field("data_timeout"), let v = reader.duration(f) { limits.dataTimeoutMs = v }
             if let f = section.field("min_free_space"), let v = reader.size(f) { limits.minFreeSpace = v }
+            if let f = section.field("bare_lf"), let v = reader.choice(f, BareLineFeedPolicy.self) { limits.bareLineFeed = v }
             return limits
         }
 

@@ -94,6 +94,8 @@ public struct OrgSetting: Sendable, Equatable {
     /// Envelope-sender patterns (`*@acme.example`) that select this org when the message
     /// carries no org header. Allowed with either `use`.
     public var senders: [String]
+    /// `notices.copy_to` for this org's messages (instead of the host level's).
+    public var noticesCopyTo: String?
 
     public init(id: String, route: RouteChoice, senders: [String] = []) {
         self.id = id

@@ -72,10 +72,13 @@ extension RelayConfig.Schema {
             reader.report(field.keyLine, field.path, "an org id must be non-empty, without spaces or control characters")
         }
         guard let section = reader.section(field.node, path: field.path, line: field.keyLine,
-                                           allowed: ["use", "senders"] + Self.routeKeys) else { return nil }
+                                           allowed: ["use", "senders", "notices"] + Self.routeKeys) else { return nil }
         let senders = decodeSenders(section)
+        let noticesCopyTo = decodeOrgNotices(section)
         guard let route = decodeChoice(section, context) else { return nil }
-        return OrgSetting(id: field.key, route: route, senders: senders)
+        var org = OrgSetting(id: field.key, route: route, senders: senders)
+        org.noticesCopyTo = noticesCopyTo
+        return org
     }
 
     /// `use: default|custom`. Without `use`, a section with route keys is custom. With

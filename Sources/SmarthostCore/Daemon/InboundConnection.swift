@@ -156,7 +156,7 @@ final class InboundConnection: StreamConnectionDelegate {
         timer = context.loop.schedule(afterMilliseconds: timeout) { [weak self] in
             guard let self, !self.closed else { return }
             self.timer = nil
-            self.context.logger.info("timeout", metadata: ["client": "\(self.stream.peer)"])
+            // The session's 421 is logged as a refusal (command=TIMEOUT).
             self.apply(self.session.timedOut())
         }
     }

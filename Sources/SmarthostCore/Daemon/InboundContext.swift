@@ -30,10 +30,16 @@ final class InboundContext {
     var dataTimeoutMilliseconds: Int64 { config.limits.dataTimeoutMs }
 
     func sessionConfiguration(peer: SocketAddress) -> InboundSession.Configuration {
-        InboundSession.Configuration(
+        let client = peer.ipString
+        return InboundSession.Configuration(
             hostname: config.hostname, maxMessageSize: Int(config.limits.maxMessageSize),
-            maxRecipients: config.limits.maxRecipients, clientAddress: peer.ipString,
+            maxRecipients: config.limits.maxRecipients, clientAddress: client,
             clientAllowed: isAllowed(peer),
+            observer: { [logger, metrics] observation in
+                guard case .refusal(let refusal) = observation else { return }
+                RefusalLog.log(refusal, client: client, to: logger)
+                metrics?.refused(code: refusal.reply.code)
+            },
             storageCheck: { [spool] size in
                 do throws(SpoolError) {
                     try spool.checkStorage(expectedSize: size)
@@ -41,7 +47,8 @@ final class InboundContext {
                 } catch {
                     return error.reply
                 }
-            })
+            },
+            bareLineFeed: config.limits.bareLineFeed)
     }
 
     func isAllowed(_ peer: SocketAddress) -> Bool {

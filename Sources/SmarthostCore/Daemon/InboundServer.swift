@@ -74,11 +74,13 @@ final class InboundServer {
     /// Over `max_connections`: a clear `421` rather than a silent hang in the backlog. The
     /// write is one short non-blocking send on a fresh socket, so it cannot block the loop.
     private func refuseOverLimit(fd: Int32, peer: SocketAddress) {
-        let reply = InboundSession.tooManyConnectionsReply(hostname: context.hostname).wireBytes
-        _ = reply.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
+        let reply = InboundSession.tooManyConnectionsReply(hostname: context.hostname)
+        let bytes = reply.wireBytes
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
         Syscall.close(fd)
         rejectedCount += 1
-        logger.warning("connection refused: too many connections", metadata: ["client": "\(peer)", "limit": "\(context.maxConnections)"])
+        RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: peer.ipString, to: logger)
+        context.metrics?.refused(code: reply.code)
     }
 
     func connectionClosed(_ connection: InboundConnection) {

@@ -388,6 +388,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
             spoolAction("markDelivered", id) { try $0.markDelivered(id) }
         case .retry(let at):
+            let warn = !entry.envelope.delayWarned
+                && NoticePlan.delayWarningDue(for: entry.envelope, config: environment.config, nowMilliseconds: now)
+            if warn { entry.envelope.delayWarned = true }
             entries[id] = entry
             setDue(id, at)
             counters.deferred += 1
@@ -397,6 +400,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
             logger.warning("deferred", metadata: meta)
             let envelope = entry.envelope
+            if warn { queueNotice(.delay, for: envelope, reason: decision.reason, target: target) }
             spoolAction("markDeferred", id) {
                 try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
                                        lastError: decision.reason, doneRecipients: envelope.doneRecipients,
@@ -409,7 +413,42 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             meta["reason"] = "\(decision.reason)"
             logger.error("failed", metadata: meta)
             let envelope = entry.envelope
+            // Before the move: once the notice is durable, a crash can at worst repeat it.
+            queueNotice(.failure, for: envelope, reason: decision.reason, target: target)
             spoolAction("moveToFailed", id) { try $0.moveToFailed(id, reason: decision.reason, progress: envelope) }
+        }
+    }
+
+    /// A failure notice or delay warning (`NoticePlan` decides whether and to whom), made
+    /// and committed on the spool recorder in order with the message's own updates, then
+    /// delivered like any queued message.
+    private func queueNotice(_ kind: DeliveryStatusNotice.Kind, for envelope: SpoolEnvelope, reason: String,
+                             target: DeliveryTarget) {
+        let config = environment.config
+        guard !NoticePlan.recipients(for: envelope, config: config).isEmpty else { return }
+        let queued = LoopCallback<(SpoolEnvelope, [UInt8])> { [weak self] notice in
+            self?.logger.info("notice queued", metadata: [
+                "id": "\(notice.0.id)", "about": "\(envelope.id)", "kind": "\(kind == .failure ? "failure" : "delay")",
+                "to": "\(notice.0.recipients.joined(separator: ","))", "org": "\(notice.0.org ?? "-")",
+            ])
+            self?.enqueue(notice.0, content: notice.1)
+        }
+        let loop = self.loop
+        spoolAction("queueNotice", envelope.id) { spool in
+            let content = try? spool.readMessage(envelope.id)
+            let token = String(UInt64.random(in: .min ... .max), radix: 36)
+            let now = Int(WallClock.nowSeconds())
+            let plan = kind == .failure
+                ? NoticePlan.failure(for: envelope, reason: reason, remoteMTA: target.host, config: config,
+                                     content: content, nowUnixSeconds: now, token: token)
+                : NoticePlan.delay(for: envelope, reason: reason, remoteMTA: target.host, config: config,
+                                   content: content, nowUnixSeconds: now, token: token)
+            guard let plan else { return }
+            let committed = try NoticeSpooler.commit(plan, resolvedFrom: envelope, config: config, spool: spool)
+            // After the notice is durable: a crash in between warns twice, never not at all.
+            // Not retried: a retry of this action would commit the notice again.
+            if kind == .delay { try? spool.markDelayWarned(envelope.id) }
+            loop.execute { queued.call(committed) }
         }
     }
 

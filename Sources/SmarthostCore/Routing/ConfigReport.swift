@@ -14,6 +14,7 @@ public enum ConfigReport {
         out.append(limitsLine(config.limits))
         out.append("access: allow " + config.access.allow.map(\.description).joined(separator: ", "))
         out.append(queueLine(config.queue))
+        out.append(noticesLine(config))
         out.append("")
         out.append("routes:")
         out += routeBlock(title: "host level", RouteResolver.resolve(org: nil, config: config))
@@ -110,12 +111,23 @@ public enum ConfigReport {
         let ms = RelayConfig.Units.formatMilliseconds, bytes = RelayConfig.Units.formatBytes
         return "limits: max_message_size \(bytes(limits.maxMessageSize)), max_recipients \(limits.maxRecipients), "
             + "max_connections \(limits.maxConnections), idle_timeout \(ms(limits.idleTimeoutMs)), "
-            + "data_timeout \(ms(limits.dataTimeoutMs)), min_free_space \(bytes(limits.minFreeSpace))"
+            + "data_timeout \(ms(limits.dataTimeoutMs)), min_free_space \(bytes(limits.minFreeSpace)), "
+            + "bare_lf \(limits.bareLineFeed.rawValue)"
     }
 
     private static func queueLine(_ queue: RelayConfig.Queue) -> String {
         let ms = RelayConfig.Units.formatMilliseconds
         return "queue: retry \(ms(queue.retryMinMs)) doubling to \(ms(queue.retryMaxMs)), "
             + "dead letter after \(ms(queue.maxAgeMs)), \(queue.connectionsPerRoute) connections per route"
+    }
+
+    private static func noticesLine(_ config: RelayConfig) -> String {
+        let notices = config.notices
+        var parts = [notices.bounceSender ? "failure notice to the sender" : "no failure notice to the sender"]
+        parts.append(notices.delayWarningMs > 0
+            ? "delay warning after \(RelayConfig.Units.formatMilliseconds(notices.delayWarningMs))" : "no delay warning")
+        if let copy = notices.copyTo { parts.append("copies to \(copy)") }
+        for org in config.orgs { if let copy = org.noticesCopyTo { parts.append("org \(org.id) copies to \(copy)") } }
+        return "notices: " + parts.joined(separator: ", ")
     }
 }

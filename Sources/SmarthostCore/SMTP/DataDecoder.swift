@@ -1,13 +1,19 @@
 /// Incremental decoder for the DATA phase (RFC 5321 §4.1.1.4, §4.5.2).
 ///
 /// Fed the client's bytes in chunks of any size, it appends the message content
-/// (dot-unstuffed, CRLF kept) to a caller-owned buffer and finds the end of data.
+/// (dot-unstuffed, CRLF line ends) to a caller-owned buffer and finds the end of data.
 ///
 /// The end of data is only `CR LF . CR LF`, the first line counting as preceded
 /// by CRLF. Any other ending (`LF . LF`, `CR . CR`, `CR LF . LF`, `LF . CR LF`…)
-/// is how SMTP smuggling hides a second message inside the first, so a bare CR,
-/// a bare LF or a NUL anywhere poisons the transaction: the decoder reads on to
-/// the real end and then reports one failure — one reply, never a second message.
+/// is how SMTP smuggling hides a second message inside the first, so it never ends
+/// the data. What it becomes depends on the `BareLineFeedPolicy`:
+/// - `normalize` (Postfix 3.9): a bare LF ends a line and is stored as CRLF. A line
+///   `.` that is not the real end (a bare LF before or after it) is kept as content,
+///   so the upstream encoder dot-stuffs it and it can end nothing downstream either:
+///   a smuggled "second message" arrives as text inside the first.
+/// - `reject`: a bare LF poisons the transaction like a bare CR.
+/// A bare CR or a NUL always poisons the transaction: the decoder reads on to the
+/// real end and then reports one failure — one reply, never a second message.
 /// Likewise a text line over 1000 octets (§4.5.3.1.6) or content over the size
 /// limit (RFC 1870) is read to the end and then reported once. After any
 /// failure no more content is emitted.
@@ -17,7 +23,7 @@ public struct DataDecoder: Sendable {
     public static let maxTextLineLength = 1000
 
     public enum Failure: Equatable, Sendable {
-        /// Bare CR, bare LF or NUL in the content.
+        /// Bare CR or NUL in the content, or a bare LF under `.reject`.
         case badLineEnding
         /// A text line over the line length limit.
         case lineTooLong
@@ -61,11 +67,22 @@ public struct DataDecoder: Sendable {
     /// What happens to one input byte.
     private enum Disposition {
         case content, drop, end
+        /// A bare LF being normalized: CRLF goes out in its place.
+        case lineEnd
+        /// The LF ending a `.` line that is not the end of data: the dropped dot, then CRLF.
+        case dotLineEnd
     }
 
+    private static let crlf: [UInt8] = [Octet.cr, Octet.lf]
+    private static let dotCRLF: [UInt8] = [Octet.dot, Octet.cr, Octet.lf]
+
     public let maxMessageSize: Int
+    public let bareLineFeed: BareLineFeedPolicy
     private let maxLineContent: Int
     private var position = Position.lineStart
+    /// Whether the line now being read was preceded by CRLF (not a bare LF): only then
+    /// can a `.` line be the end of data.
+    private var afterCRLF = true
     private var lineLength = 0
     private var badLineEnding = false
     private var lineTooLong = false
@@ -73,9 +90,11 @@ public struct DataDecoder: Sendable {
     /// Content bytes emitted so far.
     public private(set) var contentSize = 0
 
-    public init(maxMessageSize: Int, maxTextLineLength: Int = DataDecoder.maxTextLineLength) {
+    public init(maxMessageSize: Int, maxTextLineLength: Int = DataDecoder.maxTextLineLength,
+                bareLineFeed: BareLineFeedPolicy = .normalize) {
         self.maxMessageSize = maxMessageSize
         self.maxLineContent = maxTextLineLength - 2
+        self.bareLineFeed = bareLineFeed
     }
 
     public var isFinished: Bool { position == .ended }
@@ -95,6 +114,8 @@ public struct DataDecoder: Sendable {
             if disposition != .content {
                 emit(input[runStart..<index], into: &content)
                 runStart = index + 1
+                if disposition == .lineEnd { emit(Self.crlf[...], into: &content) }
+                if disposition == .dotLineEnd { emit(Self.dotCRLF[...], into: &content) }
             }
             index += 1
             if disposition == .end {
@@ -154,8 +175,7 @@ public struct DataDecoder: Sendable {
             return text(byte)
         case .afterCR:
             if byte == Octet.lf {
-                position = .lineStart
-                lineLength = 0
+                startLine(afterCRLF: true)
                 return .content
             }
             badLineEnding = true   // CR not followed by LF
@@ -165,11 +185,15 @@ public struct DataDecoder: Sendable {
                 position = .afterDotCR
                 return .drop
             }
+            if byte == Octet.lf && bareLineFeed == .normalize {
+                // `.` LF: a line of its own, never the end; kept so it is stuffed upstream.
+                startLine(afterCRLF: false)
+                return .dotLineEnd
+            }
             return text(byte)
         case .afterDotCR:
             if byte == Octet.lf {
-                position = .ended
-                return .end
+                return dotLineEnded()
             }
             badLineEnding = true   // "." CR not followed by LF
             return text(byte)
@@ -178,14 +202,34 @@ public struct DataDecoder: Sendable {
         }
     }
 
-    /// A byte inside a line. A bare LF does not start a new line: `LF . CR LF`
-    /// must not end the data, so after it the decoder stays `inLine`.
+    /// `.` CR LF: the end of data only when the line before ended in CRLF too.
+    private mutating func dotLineEnded() -> Disposition {
+        guard afterCRLF else {
+            startLine(afterCRLF: true)
+            return .dotLineEnd
+        }
+        position = .ended
+        return .end
+    }
+
+    private mutating func startLine(afterCRLF: Bool) {
+        position = .lineStart
+        lineLength = 0
+        self.afterCRLF = afterCRLF
+    }
+
+    /// A byte inside a line. Under `.reject` a bare LF does not start a new line:
+    /// `LF . CR LF` must not end the data, so after it the decoder stays `inLine`.
     private mutating func text(_ byte: UInt8) -> Disposition {
         switch byte {
         case Octet.cr:
             position = .afterCR
             return .content
         case Octet.lf:
+            if bareLineFeed == .normalize {
+                startLine(afterCRLF: false)
+                return .lineEnd
+            }
             badLineEnding = true
         case 0:
             badLineEnding = true

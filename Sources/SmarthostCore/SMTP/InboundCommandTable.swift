@@ -80,12 +80,14 @@ extension InboundSession {
     /// then the verb's handler.
     mutating func dispatch(_ line: ArraySlice<UInt8>) {
         let row = CommandParser.verb(of: line).map(InboundCommandTable.row(for:))
+        let utf8Allowed = transaction?.parameters.smtputf8 ?? false
+        let parsed = CommandParser.parse(line, utf8Allowed: utf8Allowed)
+        noteContext(of: row?.verb, parsed: parsed)
         if let row, let refusal = refusal(for: row.flags) {
             reply(refusal)
             return
         }
-        let utf8Allowed = transaction?.parameters.smtputf8 ?? false
-        switch CommandParser.parse(line, utf8Allowed: utf8Allowed) {
+        switch parsed {
         case .failure(let rejection):
             reply(rejection.reply)
         case .success(let command):
@@ -98,6 +100,16 @@ extension InboundSession {
             }
             row.handler(&self, command)
             if row.flags.contains(.junk) { countJunk() }
+        }
+    }
+
+    /// The command being answered and the addresses it names, for a refusal's log line.
+    mutating func noteContext(of verb: SMTPCommand.Verb?, parsed: Result<SMTPCommand, CommandParser.Rejection>) {
+        commandContext = CommandContext(command: verb?.rawValue ?? InboundRefusal.unknown, sender: transaction?.sender)
+        switch parsed {
+        case .success(.mail(let sender, _)): commandContext.sender = sender
+        case .success(.rcpt(let recipient)): commandContext.recipient = recipient
+        default: break
         }
     }
 

@@ -49,12 +49,15 @@ public struct InboundSession: Sendable {
         /// when the spool cannot take the message, so the client hears it before it sends
         /// the content (RFC 1870 §6.1). nil accepts; the spool still checks at end of data.
         public var storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)?
+        /// What a bare LF means in commands and content (`limits.bare_lf`).
+        public var bareLineFeed: BareLineFeedPolicy
 
         public init(hostname: String, maxMessageSize: Int = 35 * 1024 * 1024, maxRecipients: Int = 100,
                     clientAddress: String, clientAllowed: Bool = true, maxErrors: Int = 10,
                     tlsActive: Bool = false, clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds,
                     observer: (@Sendable (Observation) -> Void)? = nil,
-                    storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil) {
+                    storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil,
+                    bareLineFeed: BareLineFeedPolicy = .normalize) {
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
             self.maxRecipients = maxRecipients
@@ -65,12 +68,15 @@ public struct InboundSession: Sendable {
             self.clock = clock
             self.observer = observer
             self.storageCheck = storageCheck
+            self.bareLineFeed = bareLineFeed
         }
     }
 
     /// What `Configuration.observer` is told.
     public enum Observation: Equatable, Sendable {
         case reply(SMTPReply)
+        /// Right after a 4xx/5xx `.reply`: what it refused.
+        case refusal(InboundRefusal)
         case transition(from: State, to: State)
     }
 
@@ -152,7 +158,7 @@ public struct InboundSession: Sendable {
 
     public let configuration: Configuration
     public internal(set) var state = State.connected
-    var framer = LineFramer()
+    var framer: LineFramer
     var decoder: DataDecoder?
     var client: ClientGreeting?
     var transaction: Transaction?
@@ -169,9 +175,12 @@ public struct InboundSession: Sendable {
     var heldInputOverflowed = false
     /// The client hung up while committing: nothing left to reply to.
     var clientGone = false
+    /// The command being answered, for the refusals reported to the observer.
+    var commandContext = CommandContext()
 
     public init(configuration: Configuration) {
         self.configuration = configuration
+        self.framer = LineFramer(bareLineFeed: configuration.bareLineFeed)
     }
 
     /// Sent by the driver instead of starting a session when the connection
@@ -255,6 +264,7 @@ extension InboundSession {
     /// The timer named by `pendingTimeout` fired.
     public mutating func timedOut() -> [Action] {
         guard pendingTimeout != .none else { return [] }
+        commandContext = CommandContext(command: InboundRefusal.timeout)
         close(with: SMTPReply(421, "4.4.2", "\(configuration.hostname) Error: timeout exceeded"))
         return output.finish()
     }
@@ -280,6 +290,7 @@ extension InboundSession {
     /// session is in command mode.
     mutating func runCommands() {
         while isCommandMode, let event = framer.nextEvent() {
+            commandContext = CommandContext(command: InboundRefusal.unknown)
             switch event {
             case .line(let line):
                 dispatch(line)
@@ -304,6 +315,7 @@ extension InboundSession {
         self.decoder = decoder
         if !content.isEmpty { output.messageActions.append(.messageContent(content)) }
         guard let outcome = step.outcome else { return }
+        enterEndOfMessageContext()
         let rest = bytes.dropFirst(step.consumed)
         switch outcome {
         case .complete:
@@ -363,6 +375,7 @@ extension InboundSession {
     mutating func send(_ reply: SMTPReply) {
         output.replyBytes.append(contentsOf: reply.wireBytes)
         configuration.observer?(.reply(reply))
+        reportRefusal(reply)
     }
 
     /// Sends a final reply and closes.
@@ -423,7 +436,7 @@ extension InboundSession {
             hostname: configuration.hostname, withProtocol: withProtocol,
             recipient: transaction.recipients.count == 1 ? transaction.recipients[0] : nil,
             date: ReceivedHeader.rfc5322Date(unixSeconds: configuration.clock()))
-        decoder = DataDecoder(maxMessageSize: configuration.maxMessageSize)
+        decoder = DataDecoder(maxMessageSize: configuration.maxMessageSize, bareLineFeed: configuration.bareLineFeed)
         output.messageActions.append(.beginMessage(envelope))
         output.messageActions.append(.messageContent(header.bytes))
     }

@@ -1,8 +1,9 @@
 /// Command-mode framing: splits the client's byte stream into command lines.
 ///
-/// Only `CR LF` ends a line (RFC 5321 §2.3.8). A bare LF, a bare CR or a NUL
-/// in a command line is how SMTP smuggling starts, so such a line is never
-/// handed on: the framer reports it once and drops the rest of that line.
+/// `CR LF` ends a line (RFC 5321 §2.3.8); under `BareLineFeedPolicy.normalize` a
+/// bare LF ends one too (Postfix 3.9), under `.reject` it is refused like the rest.
+/// A bare CR or a NUL in a command line is how SMTP smuggling starts, so such a
+/// line is never handed on: the framer reports it once and drops the rest of that line.
 /// A line longer than 512 octets including CRLF (§4.5.3.1.4) is reported once,
 /// as soon as it passes the limit, and the rest of it is skipped: the buffer
 /// holds at most the last chunk appended plus one partial line of 512 octets.
@@ -18,7 +19,8 @@ public struct LineFramer: Sendable {
         case line(ArraySlice<UInt8>)
         /// The line passed the length limit; the rest of it is discarded.
         case tooLong
-        /// The line ends in a bare LF, or holds a bare CR or a NUL; the rest is discarded.
+        /// The line holds a bare CR or a NUL, or ends in a bare LF under `.reject`;
+        /// the rest is discarded.
         case badLineEnding
     }
 
@@ -36,10 +38,12 @@ public struct LineFramer: Sendable {
     private var scanIndex = 0
     private var mode = Mode.reading
     private let maxLineLength: Int
+    private let bareLineFeed: BareLineFeedPolicy
 
-    public init(maxLineLength: Int = LineFramer.maxCommandLineLength) {
+    public init(maxLineLength: Int = LineFramer.maxCommandLineLength, bareLineFeed: BareLineFeedPolicy = .normalize) {
         precondition(maxLineLength >= 3, "a line needs room for at least one octet and CRLF")
         self.maxLineLength = maxLineLength
+        self.bareLineFeed = bareLineFeed
     }
 
     /// Bytes received but not yet returned as a line (a partial line, or lines
@@ -82,8 +86,9 @@ public struct LineFramer: Sendable {
         if byte == Octet.lf {
             let line = buffer[lineStart..<(index - (previousIsCR ? 1 : 0))]
             endLine(after: index)
-            // Only CR LF ends a command line; a bare LF never does (§2.3.8).
-            return previousIsCR ? .line(line) : .badLineEnding
+            // A bare LF ends the line only when normalizing; the line is then read as if
+            // it ended in CRLF (its length limit counts the CRLF it stands for).
+            return previousIsCR || bareLineFeed == .normalize ? .line(line) : .badLineEnding
         }
         if previousIsCR || byte == 0 {
             // A CR followed by anything but LF, or a NUL: never a valid line.

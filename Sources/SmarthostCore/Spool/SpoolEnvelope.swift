@@ -41,6 +41,8 @@ public struct SpoolEnvelope: Sendable, Equatable {
     public var failedAt: Int64?
     /// Put on hold by an operator (`queue hold`): kept, never attempted, until released.
     public var held = false
+    /// The sender was sent its delay warning (`notices.delay_warning`): never a second one.
+    public var delayWarned = false
 
     public init(id: SpoolID, receivedAt: Int64, sender: String, recipients: [String],
                 org: String? = nil, layer: String? = nil, route: String? = nil,
@@ -116,6 +118,7 @@ extension SpoolEnvelope {
         if let failure { records.append(("failure", failure)) }
         if let failedAt { records.append(("failed", String(failedAt))) }
         if held { records.append(("held", "1")) }
+        if delayWarned { records.append(("warned", "1")) }
         return records
     }
 
@@ -137,6 +140,7 @@ extension SpoolEnvelope {
                 copy.refusedRecipients[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             case "failure": copy.failure = value
             case "held": copy.held = value == "1"
+            case "warned": copy.delayWarned = value == "1"
             default: continue  // written by a newer version; keep reading
             }
         }

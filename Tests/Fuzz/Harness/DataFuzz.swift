@@ -3,7 +3,8 @@
 /// Invariants:
 /// - each step consumes at most its chunk, all of it while the end is not reached;
 /// - the end is found exactly at the first `CRLF . CRLF` (the first line counting as
-///   preceded by CRLF), and nowhere else — `LF.LF`, `CR.CR`, `LF.CRLF`… never end it;
+///   preceded by CRLF), and nowhere else — `LF.LF`, `CR.CR`, `LF.CRLF`… never end it,
+///   whether bare LF is normalized or rejected (control bit 4);
 /// - outcome and content equal a line-by-line reference model, whatever the chunking;
 /// - clean content has no bare CR, bare LF or NUL, and re-encoded for an upstream
 ///   (`UpstreamDataEncoder`) it decodes to itself and ends exactly at its own end marker,
@@ -18,9 +19,10 @@ enum DataFuzz {
     static func run(_ input: inout FuzzInput) {
         let maxMessageSize = [1 << 30, 64, 1000, 4096][Int(input.control & 3)]
         let maxLine = [1000, 16, 80, 1000][Int(input.control >> 2 & 3)]
-        let expected = reference(input.payload, maxMessageSize: maxMessageSize, maxLine: maxLine)
-        let whole = decode([input.payload], maxMessageSize: maxMessageSize, maxLine: maxLine)
-        let chunked = decode(input.chunks(), maxMessageSize: maxMessageSize, maxLine: maxLine)
+        let policy: BareLineFeedPolicy = input.control & 16 == 0 ? .normalize : .reject
+        let expected = reference(input.payload, maxMessageSize: maxMessageSize, maxLine: maxLine, bareLineFeed: policy)
+        let whole = decode([input.payload], maxMessageSize: maxMessageSize, maxLine: maxLine, bareLineFeed: policy)
+        let chunked = decode(input.chunks(), maxMessageSize: maxMessageSize, maxLine: maxLine, bareLineFeed: policy)
         for actual in [whole, chunked] {
             check(actual.outcome == expected.outcome, "outcome \(String(describing: actual.outcome)), expected \(String(describing: expected.outcome))")
             check(actual.consumed == expected.consumed, "consumed \(actual.consumed), expected \(expected.consumed)")
@@ -34,8 +36,9 @@ enum DataFuzz {
         if expected.outcome == .complete { checkClean(expected.content, maxLine: maxLine) }
     }
 
-    static func decode(_ chunks: [ArraySlice<UInt8>], maxMessageSize: Int, maxLine: Int) -> Decoded {
-        var decoder = DataDecoder(maxMessageSize: maxMessageSize, maxTextLineLength: maxLine)
+    static func decode(_ chunks: [ArraySlice<UInt8>], maxMessageSize: Int, maxLine: Int,
+                       bareLineFeed: BareLineFeedPolicy) -> Decoded {
+        var decoder = DataDecoder(maxMessageSize: maxMessageSize, maxTextLineLength: maxLine, bareLineFeed: bareLineFeed)
         var result = Decoded()
         for chunk in chunks {
             let step = decoder.decode(chunk, into: &result.content)
@@ -55,8 +58,12 @@ enum DataFuzz {
 
     /// RFC 5321 §4.5.2 read literally: data ends at the first CRLF "." CRLF; each line
     /// loses one leading dot; bare CR/LF/NUL, long lines and size are judged over the
-    /// whole body, in that order of precedence.
-    static func reference(_ payload: ArraySlice<UInt8>, maxMessageSize: Int, maxLine: Int) -> Decoded {
+    /// whole body, in that order of precedence. Normalizing, a bare LF ends a line too
+    /// (it is not bad), and a line that is only "." keeps its dot: inside the body it
+    /// always touches a bare LF, so it is content, not an end marker.
+    static func reference(_ payload: ArraySlice<UInt8>, maxMessageSize: Int, maxLine: Int,
+                          bareLineFeed: BareLineFeedPolicy) -> Decoded {
+        let normalize = bareLineFeed == .normalize
         let framed = [13, 10] + Array(payload)
         let marker: [UInt8] = [13, 10, 46, 13, 10]
         guard framed.count >= 5,
@@ -68,12 +75,12 @@ enum DataFuzz {
         for (index, byte) in body.enumerated() {
             if byte == 0 { bad = true }
             if byte == 13 && (index + 1 == body.count || body[index + 1] != 10) { bad = true }
-            if byte == 10 && (index == 0 || body[index - 1] != 13) { bad = true }
+            if byte == 10 && (index == 0 || body[index - 1] != 13) && !normalize { bad = true }
         }
         var content: [UInt8] = []
         var long = false
-        for line in splitLines(body) {
-            let text = line.first == 46 ? line.dropFirst() : line
+        for line in splitLines(body, atBareLineFeed: normalize) {
+            let text = line.first == 46 && !(normalize && line.count == 1) ? line.dropFirst() : line
             if text.count > maxLine - 2 { long = true }
             content += text
             content += [13, 10]
@@ -84,8 +91,8 @@ enum DataFuzz {
         return Decoded(outcome: outcome, consumed: at + 3, content: content)
     }
 
-    /// Lines of a body that ends in CRLF, split at CRLF only.
-    static func splitLines(_ body: [UInt8]) -> [ArraySlice<UInt8>] {
+    /// Lines of a body that ends in CRLF, split at CRLF only, or also at a bare LF.
+    static func splitLines(_ body: [UInt8], atBareLineFeed: Bool) -> [ArraySlice<UInt8>] {
         var lines: [ArraySlice<UInt8>] = []
         var start = 0
         var index = 0
@@ -93,6 +100,10 @@ enum DataFuzz {
             if body[index] == 13 && body[index + 1] == 10 {
                 lines.append(body[start..<index])
                 index += 2
+                start = index
+            } else if atBareLineFeed && body[index] == 10 {
+                lines.append(body[start..<index])
+                index += 1
                 start = index
             } else {
                 index += 1

@@ -10,9 +10,30 @@
 /// - every `.send` is whole, well-formed reply lines that our own reply parser reads;
 /// - a committed message's content after the `Received:` header is clean CRLF text;
 /// - the envelope has 1…maxRecipients recipients;
-/// - after `.close` the session never acts again.
+/// - after `.close` the session never acts again;
+/// - every 4xx/5xx reply is followed by exactly one refusal report with that reply and a
+///   command name, and no other reply is reported as a refusal (the refusal log lines).
 enum SessionFuzz {
+    /// What the observer heard, checked as it arrives.
+    final class Refusals: @unchecked Sendable {
+        var pending: SMTPReply?
+        func observe(_ observation: InboundSession.Observation) {
+            switch observation {
+            case .reply(let reply):
+                check(pending == nil, "a 4xx/5xx reply was not reported as a refusal: \(pending!)")
+                pending = reply.code >= 400 ? reply : nil
+            case .refusal(let refusal):
+                check(pending == refusal.reply, "refusal \(refusal.reply) does not follow its reply")
+                check(!refusal.command.isEmpty, "a refusal without a command")
+                pending = nil
+            case .transition:
+                break
+            }
+        }
+    }
+
     static func run(_ input: inout FuzzInput) {
+        let refusals = Refusals()
         let configuration = InboundSession.Configuration(
             hostname: "relay.fuzz",
             maxMessageSize: input.control & 1 == 0 ? 2000 : 35 * 1024 * 1024,
@@ -20,7 +41,9 @@ enum SessionFuzz {
             clientAddress: "127.0.0.1",
             clientAllowed: input.control & 0x80 == 0 || input.control & 0x40 == 0,
             maxErrors: [10, 3, 1000, 1][Int(input.control >> 3 & 3)],
-            clock: { 1_763_847_621 })
+            clock: { 1_763_847_621 },
+            observer: { refusals.observe($0) },
+            bareLineFeed: input.control & 0x20 == 0 ? .normalize : .reject)
         var driver = Driver(session: InboundSession(configuration: configuration))
         driver.apply(driver.session.start())
         for chunk in input.chunks() {
@@ -40,6 +63,7 @@ enum SessionFuzz {
         if input.below(2) == 0 { driver.apply(driver.session.timedOut()) }
         driver.apply(driver.session.clientClosed())
         check(driver.session.state == .closed, "session not closed after clientClosed")
+        check(refusals.pending == nil, "the last 4xx/5xx reply was not reported as a refusal")
     }
 
     struct Driver {

@@ -15,6 +15,7 @@ import Testing
         #expect(config.limits.idleTimeoutMs == 300_000)
         #expect(config.limits.dataTimeoutMs == 600_000)
         #expect(config.limits.minFreeSpace == 100 * 1024 * 1024)
+        #expect(config.limits.bareLineFeed == .normalize)
         #expect(config.access.allow.map(\.description) == ["127.0.0.0/8", "::1/128"])
         #expect(config.queue.retryMinMs == 60_000)
         #expect(config.queue.retryMaxMs == 3_600_000)
@@ -57,6 +58,7 @@ import Testing
               idle_timeout: 30
               data_timeout: 1500ms
               min_free_space: 512KiB
+              bare_lf: reject
             queue:
               retry_min: 90s
               retry_max: 2h
@@ -69,6 +71,7 @@ import Testing
         #expect(config.limits.idleTimeoutMs == 30_000)  // a bare number is seconds here
         #expect(config.limits.dataTimeoutMs == 1_500)
         #expect(config.limits.minFreeSpace == 512 * 1024)
+        #expect(config.limits.bareLineFeed == .reject)
         #expect(config.queue.retryMinMs == 90_000)
         #expect(config.queue.retryMaxMs == 7_200_000)
         #expect(config.queue.maxAgeMs == 86_400_000)

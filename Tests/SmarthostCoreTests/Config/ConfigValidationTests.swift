@@ -136,6 +136,8 @@ import Testing
                     containing: "not one of: fill, replace")
         expectIssue(ConfigTestSupport.minimal + "\nhost:\n  use: own", line: 5, path: "host.use",
                     containing: "not one of: default, custom")
+        expectIssue(ConfigTestSupport.minimal + "\nlimits:\n  bare_lf: allow", line: 5, path: "limits.bare_lf",
+                    containing: "not one of: normalize, reject")
         expectIssue(ConfigTestSupport.minimal + "\n  tls: none\n  allow_plaintext_auth: yes", line: 5,
                     path: "default.allow_plaintext_auth", containing: "not true or false")
     }

@@ -16,6 +16,20 @@ import Testing
         return relay
     }
 
+    /// The relay's one log line for a refusal: `refused client=… command=… code=… enhanced=…`.
+    @discardableResult
+    static func expectRefusalLogged(_ relay: RelayProcess, command: String, code: Int, enhanced: String,
+                                    containing extra: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+        let wanted = ["<5>refused ", "client=127.0.0.1", "command=\(command) ", "code=\(code) ", "enhanced=\(enhanced) "] + extra
+        func matching() -> [Substring] {
+            relay.log.split(separator: "\n").filter { line in wanted.allSatisfy { line.contains($0) } }
+        }
+        let found = eventually(timeout: 10) { !matching().isEmpty }
+        #expect(found, "no refusal line with \(wanted) in:\n\(relay.log)", sourceLocation: sourceLocation)
+        #expect(matching().count <= 1, "more than one line for one refusal:\n\(relay.log)", sourceLocation: sourceLocation)
+        return matching().first.map(String.init)
+    }
+
     static func greeted(_ relay: RelayProcess) throws -> RawSMTPClient {
         let client = try RawSMTPClient(port: relay.port)
         #expect(client.readReply().hasPrefix("220 "))
@@ -43,17 +57,43 @@ import Testing
         relay.stop()
     }
 
-    @Test func bareLineFeedInDataIsRefusedOnceAndNothingIsSpooled() throws {
-        let relay = try Self.relay()
+    @Test func bareLineFeedInDataIsRefusedOnceAndNothingIsSpooledWhenRejecting() throws {
+        let relay = try Self.relay(limits: "limits:\n  bare_lf: reject")
         let client = try Self.greeted(relay)
         client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
         _ = client.readReplies(3)
         // The classic smuggling payload: "\n.\n" is not the end; a second message hides after it.
         client.send("Subject: x\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.com>\r\nDATA\r\nsmuggled\r\n.\r\n")
         #expect(client.readReply().hasPrefix("550 5.5.2"))
+        Self.expectRefusalLogged(relay, command: "END-OF-MESSAGE", code: 550, enhanced: "5.5.2",
+                                 containing: ["from=<a@acme.example>", "to=<b@example.com>", "helo=client.test"])
         client.send("NOOP\r\n")
         #expect(client.readReply().hasPrefix("250 2.0.0"))
         #expect(try SpoolInspector(path: relay.spoolPath).messages().isEmpty)
+        relay.stop()
+    }
+
+    @Test func protocolErrorsAndBareCRSmugglingAreEachOneLogLine() throws {
+        let relay = try Self.relay()
+        let client = try Self.greeted(relay)
+        client.send("RCPT TO:<early@example.com>\r\n")
+        #expect(client.readReply().hasPrefix("503 5.5.1"))
+        Self.expectRefusalLogged(relay, command: "RCPT", code: 503, enhanced: "5.5.1", containing: ["to=<early@example.com>"])
+        client.send("XYZZY\r\n")
+        #expect(client.readReply().hasPrefix("500 5.5.2"))
+        Self.expectRefusalLogged(relay, command: "UNKNOWN", code: 500, enhanced: "5.5.2")
+        client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        _ = client.readReplies(3)
+        client.send("Subject: x\r\n\r\nfirst\r.\rMAIL FROM:<evil@example.com>\r\n.\r\n")
+        #expect(client.readReply().hasPrefix("550 5.5.2"))
+        Self.expectRefusalLogged(relay, command: "END-OF-MESSAGE", code: 550, enhanced: "5.5.2",
+                                 containing: ["from=<a@acme.example>", "bare CR"])
+        // Accepted mail leaves no refusal line.
+        client.send("MAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
+        _ = client.readReplies(3)
+        client.send("Subject: fine\r\n\r\nok\r\n.\r\n")
+        #expect(client.readReply().hasPrefix("250 2.0.0"))
+        #expect(relay.log.split(separator: "\n").filter { $0.hasPrefix("<5>refused ") }.count == 3, "\(relay.log)")
         relay.stop()
     }
 
@@ -67,6 +107,7 @@ import Testing
         let pastLimit = "NOOP " + String(repeating: "a", count: 512 - 5 - 1) + "\r\n"
         client.send(pastLimit)
         #expect(client.readReply().hasPrefix("500 5.5.2"))
+        Self.expectRefusalLogged(relay, command: "UNKNOWN", code: 500, enhanced: "5.5.2", containing: ["Line too long"])
         client.send("NOOP\r\n")
         #expect(client.readReply().hasPrefix("250 "))
         relay.stop()
@@ -83,6 +124,8 @@ import Testing
         }
         client.send("RCPT TO:<r4@example.com>\r\n")
         #expect(client.readReply().hasPrefix("452 4.5.3"))
+        Self.expectRefusalLogged(relay, command: "RCPT", code: 452, enhanced: "4.5.3",
+                                 containing: ["from=<a@acme.example>", "to=<r4@example.com>"])
         relay.stop()
     }
 
@@ -91,6 +134,7 @@ import Testing
         let client = try Self.greeted(relay)
         client.send("MAIL FROM:<a@acme.example> SIZE=10241\r\n")
         #expect(client.readReply().hasPrefix("552 5.3.4"))
+        Self.expectRefusalLogged(relay, command: "MAIL", code: 552, enhanced: "5.3.4", containing: ["from=<a@acme.example>"])
         client.send("MAIL FROM:<a@acme.example> SIZE=10240\r\n")
         #expect(client.readReply().hasPrefix("250 "))
         client.send("RCPT TO:<b@example.com>\r\nDATA\r\n")
@@ -98,6 +142,8 @@ import Testing
         let line = String(repeating: "x", count: 98) + "\r\n"
         client.send("Subject: big\r\n\r\n" + String(repeating: line, count: 200) + ".\r\n")
         #expect(client.readReply().hasPrefix("552 5.3.4"))
+        Self.expectRefusalLogged(relay, command: "END-OF-MESSAGE", code: 552, enhanced: "5.3.4",
+                                 containing: ["to=<b@example.com>"])
         #expect(try SpoolInspector(path: relay.spoolPath).messages().isEmpty)
         relay.stop()
     }
@@ -110,6 +156,7 @@ import Testing
         #expect(second.readReply().hasPrefix("220 "))
         let third = try RawSMTPClient(port: relay.port)
         #expect(third.readReply().hasPrefix("421 4.7.0"))
+        Self.expectRefusalLogged(relay, command: "CONNECT", code: 421, enhanced: "4.7.0")
         #expect(third.isClosedByServer())
         first.send("QUIT\r\n")
         #expect(first.readReply().hasPrefix("221 "))
@@ -127,6 +174,7 @@ import Testing
         #expect(client.readReply().hasPrefix("220 "))
         #expect(client.readReply().hasPrefix("421 4.4.2"))
         #expect(client.isClosedByServer())
+        Self.expectRefusalLogged(relay, command: "TIMEOUT", code: 421, enhanced: "4.4.2")
         relay.stop()
     }
 
@@ -134,6 +182,7 @@ import Testing
         let relay = try Self.relay(access: "access:\n  allow: [\"10.0.0.0/8\"]")
         let client = try RawSMTPClient(port: relay.port)
         #expect(client.readReply().hasPrefix("554 5.7.1"))
+        Self.expectRefusalLogged(relay, command: "CONNECT", code: 554, enhanced: "5.7.1")
         relay.stop()
     }
 
@@ -143,6 +192,7 @@ import Testing
         // Refused at MAIL, before the client sends anything big (RFC 1870 §6.1)...
         client.send("MAIL FROM:<a@acme.example> SIZE=100\r\n")
         #expect(client.readReply().hasPrefix("452 4.3.1"))
+        Self.expectRefusalLogged(relay, command: "MAIL", code: 452, enhanced: "4.3.1", containing: ["from=<a@acme.example>"])
         client.send("MAIL FROM:<a@acme.example>\r\n")
         #expect(client.readReply().hasPrefix("452 4.3.1"))
         client.send("NOOP\r\n")

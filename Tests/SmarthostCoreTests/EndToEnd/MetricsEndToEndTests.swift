@@ -45,6 +45,13 @@ import Testing
         #expect(first.contains("Content-Type: text/plain; version=0.0.4"))
         #expect(value(first, #"smarthost_messages_accepted_total{org="globex",route="default"}"#) == 0, "\(first)")
         #expect(first.contains(#"smarthost_build_info{version="#))
+        #expect(value(first, #"smarthost_messages_refused_total{class="5xx"}"#) == 0)
+
+        // One refusal (503, RCPT before MAIL): the refusal counter by reply class moves by one.
+        let refused = try RawSMTPClient(port: relay.port)
+        _ = refused.readReply()
+        refused.send("EHLO client.test\r\nRCPT TO:<x@example.com>\r\nQUIT\r\n")
+        #expect(refused.readReplies(3).map { String($0.prefix(3)) } == ["250", "503", "221"])
 
         for index in 0..<3 {
             try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "robot@acme.example", to: ["ops@example.com"],
@@ -62,6 +69,8 @@ import Testing
         #expect(value(text, #"smarthost_messages_delivered_total{org="acme",route="default"}"#) == 3)
         #expect(value(text, #"smarthost_messages_accepted_total{org="-",route="default"}"#) == 1)
         #expect(value(text, #"smarthost_messages_accepted_total{org="globex",route="default"}"#) == 0)
+        #expect(value(text, #"smarthost_messages_refused_total{class="5xx"}"#) == 1)
+        #expect(value(text, #"smarthost_messages_refused_total{class="4xx"}"#) == 0)
         #expect(value(text, #"smarthost_queue_messages{org="acme",route="default"}"#) == 0)
         #expect(value(text, #"smarthost_route_up{upstream="127.0.0.1:\#(upstream.port)"}"#) == 1)
         #expect(value(text, #"smarthost_delivery_latency_seconds_count{org="acme",route="default"}"#) == 3)

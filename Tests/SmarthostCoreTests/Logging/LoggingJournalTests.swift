@@ -29,6 +29,28 @@ import Testing
         #expect(fields.first?.name == "MESSAGE")
     }
 
+    @Test func inboundRefusalMapsToStructuredFields() {
+        let refusal = InboundRefusal(
+            command: "RCPT", reply: SMTPReply(452, "4.5.3", "Error: too many recipients"),
+            sender: MailPath(localPart: "a", domain: "acme.example"), recipient: MailPath(localPart: "r", domain: "example.com"),
+            helo: "app.local")
+        let fields = JournalFields.make(level: .notice, message: RefusalLog.event,
+                                        metadata: RefusalLog.metadata(refusal, client: "192.0.2.7"))
+        let byName = Dictionary(fields.map { ($0.name, $0.value) }) { a, _ in a }
+        #expect(byName["PRIORITY"] == "5")
+        #expect(byName["SMARTHOST_EVENT"] == "refused")
+        #expect(byName["SMARTHOST_CLIENT"] == "192.0.2.7")
+        #expect(byName["SMARTHOST_COMMAND"] == "RCPT")
+        #expect(byName["SMARTHOST_CODE"] == "452")
+        #expect(byName["SMARTHOST_ENHANCED"] == "4.5.3")
+        #expect(byName["DSN"] == "4.5.3")
+        #expect(byName["SMARTHOST_FROM"] == "<a@acme.example>")
+        #expect(byName["SMARTHOST_TO"] == "<r@example.com>")
+        #expect(byName["SMARTHOST_HELO"] == "app.local")
+        #expect(byName["MESSAGE"] == "refused client=192.0.2.7 code=452 command=RCPT enhanced=4.5.3 from=<a@acme.example> "
+            + "helo=app.local reply=\"452 4.5.3 Error: too many recipients\" to=<r@example.com>")
+    }
+
     @Test func acceptedEventHasNoUpstreamOrDsn() {
         let fields = JournalFields.make(level: .info, message: "accepted", metadata: [
             "id": "q1", "org": "-", "layer": "host", "route": "smtp.office365.com:587", "from": "<a@b>",
@@ -121,6 +143,9 @@ import Testing
         let deferred = try #require(records.first { $0["SMARTHOST_EVENT"] == "deferred" })
         #expect(deferred["QUEUE_ID"] == accepted["QUEUE_ID"])
         #expect(deferred["UPSTREAM"] == "127.0.0.1:9" && deferred["PRIORITY"] == "4")
+        let refused = try #require(records.first { $0["SMARTHOST_EVENT"] == "refused" }, "records: \(records)")
+        #expect(refused["SMARTHOST_COMMAND"] == "RCPT" && refused["SMARTHOST_CODE"] == "503" && refused["DSN"] == "5.5.1")
+        #expect(refused["SMARTHOST_CLIENT"] == "127.0.0.1" && refused["SMARTHOST_TO"] == "<early@example.com>")
         #expect(records.contains { $0["SMARTHOST_EVENT"] == "stopped" })
         #expect(stderrText.isEmpty, "nothing on stderr when journald takes the records: \(stderrText)")
     }

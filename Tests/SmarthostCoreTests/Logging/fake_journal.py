@@ -2,8 +2,8 @@
 """Runs `smarthost serve` against a fake journald, inside a private mount namespace
 (`unshare -m --propagation private`): a tmpfs over /run holds the journal's native socket
 /run/systemd/journal/socket, and the relay's stderr is a file whose st_dev:st_ino is passed as
-$JOURNAL_STREAM, as systemd does for a service. Submits one message, stops the relay, and
-prints every record the "journal" received as one JSON object per line, then
+$JOURNAL_STREAM, as systemd does for a service. Makes one refusal, submits one message,
+stops the relay, and prints every record the "journal" received as one JSON object per line, then
 `STDERR <json string>` with what the relay wrote to stderr.
 
 usage: fake_journal.py SMARTHOST CONFIG
@@ -71,6 +71,8 @@ try:
     address = next(r["SMARTHOST_ADDRESS"] for r in records if r.get("SMARTHOST_EVENT") == "listening")
     port = int(address.rsplit(":", 1)[1])
     with smtplib.SMTP("127.0.0.1", port, local_hostname="app.test") as s:
+        s.ehlo()
+        s.docmd("RCPT", "TO:<early@example.com>")   # 503: a refusal record
         s.sendmail("robot@acme.example", ["ops@example.com"], b"Subject: journal\r\nX-Smarthost-Org: acme\r\n\r\nhi\r\n")
     drain(lambda r: r.get("SMARTHOST_EVENT") == "deferred")
 finally:

@@ -10,24 +10,26 @@ private enum Dialogue {
     static let go = "354 End data with <CR><LF>.<CR><LF>\r\n"
 
     static func session(maxMessageSize: Int = 1000, maxRecipients: Int = 3, maxErrors: Int = 10,
-                        allowed: Bool = true) -> InboundSession {
+                        allowed: Bool = true, bareLineFeed: BareLineFeedPolicy = .normalize) -> InboundSession {
         InboundSession(configuration: .init(
             hostname: "relay.test", maxMessageSize: maxMessageSize, maxRecipients: maxRecipients,
             clientAddress: "127.0.0.1", clientAllowed: allowed, maxErrors: maxErrors,
-            clock: { 1_763_847_621 }))
+            clock: { 1_763_847_621 }, bareLineFeed: bareLineFeed))
     }
 
     /// A session greeted and past EHLO.
-    static func ready(maxMessageSize: Int = 1000, maxRecipients: Int = 3, maxErrors: Int = 10) -> InboundSession {
-        var session = session(maxMessageSize: maxMessageSize, maxRecipients: maxRecipients, maxErrors: maxErrors)
+    static func ready(maxMessageSize: Int = 1000, maxRecipients: Int = 3, maxErrors: Int = 10,
+                      bareLineFeed: BareLineFeedPolicy = .normalize) -> InboundSession {
+        var session = session(maxMessageSize: maxMessageSize, maxRecipients: maxRecipients, maxErrors: maxErrors,
+                              bareLineFeed: bareLineFeed)
         _ = session.start()
         _ = session.receive(bytes("EHLO app.local\r\n"))
         return session
     }
 
     /// A session that has sent 354 for one recipient.
-    static func inData(maxMessageSize: Int = 1000) -> InboundSession {
-        var session = ready(maxMessageSize: maxMessageSize)
+    static func inData(maxMessageSize: Int = 1000, bareLineFeed: BareLineFeedPolicy = .normalize) -> InboundSession {
+        var session = ready(maxMessageSize: maxMessageSize, bareLineFeed: bareLineFeed)
         _ = session.receive(bytes("MAIL FROM:<app@acme.example>\r\n"))
         _ = session.receive(bytes("RCPT TO:<u@example.com>\r\n"))
         _ = session.receive(bytes("DATA\r\n"))
@@ -354,6 +356,8 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
             .reply(SMTPReply(220, nil, "relay.test ESMTP smarthost")), .transition(from: .connected, to: .greeting),
             .transition(from: .greeting, to: .ready), .reply(SMTPReply(250, nil, "relay.test")),
             .reply(SMTPReply(503, "5.5.1", "Error: need MAIL command")),
+            .refusal(InboundRefusal(command: "RCPT", reply: SMTPReply(503, "5.5.1", "Error: need MAIL command"),
+                                    recipient: MailPath(localPart: "b", domain: "x.example"), helo: "a")),
         ])
     }
 
@@ -377,7 +381,7 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
         let script = D.bytes("Subject: a\r\n\r\nfirst" + variant.text + "MAIL FROM:<evil@x.example>\r\nRCPT TO:<v@x.example>\r\n"
             + "DATA\r\nsecond\r\n.\r\nRCPT TO:<w@x.example>\r\n")
         for cut in 0...script.count {
-            var session = D.inData()
+            var session = D.inData(bareLineFeed: .reject)
             let actions = session.receive(script[..<cut]) + session.receive(script[cut...])
             #expect(D.replies(actions) == "550 5.5.2 Error: bare CR, bare LF or NUL in message content\r\n"
                 + "503 5.5.1 Error: need MAIL command\r\n", "cut \(cut)")
@@ -394,7 +398,7 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
     fileprivate func bareLineEndingInCommandAtEverySplitPoint(badLine: Escaped) {
         let script = D.bytes("MAIL FROM:<a@x.example>\r\nRCPT TO:<b@x.example>\r\n" + badLine.text + "DATA\r\n")
         for cut in 0...script.count {
-            var session = D.ready()
+            var session = D.ready(bareLineFeed: .reject)
             let actions = session.receive(script[..<cut]) + session.receive(script[cut...])
             #expect(D.replies(actions) == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.5.2 Error: bare CR, bare LF or NUL in command\r\n"
                 + "503 5.5.1 Error: need MAIL command\r\n", "cut \(cut)")
@@ -459,10 +463,65 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
     }
 
     @Test func smugglingCountsTowardsTheErrorLimit() {
-        var session = D.ready(maxErrors: 2)
+        var session = D.ready(maxErrors: 2, bareLineFeed: .reject)
         #expect(session.receive(D.bytes("NOOP\nNOOP\n")) == [
             D.send("550 5.5.2 Error: bare CR, bare LF or NUL in command\r\n550 5.5.2 Error: bare CR, bare LF or NUL in command\r\n"
                 + "421 4.7.0 relay.test Error: too many errors\r\n"), .close,
+        ])
+    }
+}
+
+/// Bare LF normalized (Postfix 3.9, the default): commands and content end lines at a bare
+/// LF, content is stored with CRLF, and only `CRLF.CRLF` ends DATA.
+@Suite struct SMTPInboundBareLineFeedTests {
+    /// The smuggling payloads again: with bare LF normalized, a payload with no bare CR and no
+    /// NUL is one message whose content holds the fake end and the "second message"; the
+    /// pipelined RCPT after the real end is a command again (503: no transaction).
+    @Test(arguments: SMTPInboundSmugglingAndLimitsTests.dataVariants)
+    fileprivate func smuggledMessageIsContentOfOneMessage(variant: Escaped) {
+        let tail = "MAIL FROM:<evil@x.example>\r\nRCPT TO:<v@x.example>\r\nDATA\r\nsecond\r\n"
+        let script = D.bytes("Subject: a\r\n\r\nfirst" + variant.text + tail + ".\r\nRCPT TO:<w@x.example>\r\n")
+        let clean = !D.bytes(variant.text).contains(0) && !D.bytes(variant.text).enumerated().contains { index, byte in
+            byte == 13 && (index + 1 == variant.text.utf8.count || D.bytes(variant.text)[index + 1] != 10)
+        }
+        for cut in 0...script.count {
+            var session = D.inData()
+            var actions = session.receive(script[..<cut]) + session.receive(script[cut...])
+            if clean {
+                #expect(D.count(actions, .endMessage) == 1, "cut \(cut)")
+                #expect(D.count(actions, .abortMessage) == 0)
+                let content: [UInt8] = actions.flatMap { action -> [UInt8] in
+                    if case .messageContent(let bytes) = action { bytes } else { [] }
+                }
+                let text = String(decoding: content, as: UTF8.self)
+                #expect(text.hasSuffix("first\r\n" + (variant.text.contains(".") ? ".\r\n" : "") + tail))
+                actions += session.messageCommitted(queueID: "Q")
+                #expect(D.replies(actions) == "250 2.0.0 Ok: queued as Q\r\n503 5.5.1 Error: need MAIL command\r\n")
+            } else {
+                #expect(D.replies(actions) == "550 5.5.2 Error: bare CR, bare LF or NUL in message content\r\n"
+                    + "503 5.5.1 Error: need MAIL command\r\n", "cut \(cut)")
+                #expect(D.count(actions, .endMessage) == 0)
+            }
+            #expect(!actions.contains { if case .beginMessage = $0 { true } else { false } })
+        }
+    }
+
+    @Test func commandsEndingInBareLineFeedRun() {
+        var session = D.session()
+        _ = session.start()
+        let actions = session.receive(D.bytes("EHLO app.local\nMAIL FROM:<a@x.example>\nRCPT TO:<b@x.example>\nDATA\n"))
+        #expect(D.replies(actions) == D.ehloReply + "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" + D.go)
+        #expect(session.state == .data)
+        let body = session.receive(D.bytes("Subject: lf\n\nhello\n.\nstill content\n.\r\n"))
+        #expect(body == [D.content("Subject: lf\r\n\r\nhello\r\n.\r\nstill content\r\n.\r\n")])
+        #expect(session.state == .data, "only CRLF.CRLF ends DATA")
+        #expect(session.receive(D.bytes("tail\r\n.\r\n")) == [D.content("tail\r\n"), .endMessage])
+    }
+
+    @Test func bareCRInCommandIsStillRefused() {
+        var session = D.ready()
+        #expect(session.receive(D.bytes("NO\rOP\nNOOP\n")) == [
+            D.send("550 5.5.2 Error: bare CR, bare LF or NUL in command\r\n250 2.0.0 Ok\r\n"),
         ])
     }
 }

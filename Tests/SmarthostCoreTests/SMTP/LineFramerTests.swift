@@ -15,8 +15,8 @@ import Testing
         return events
     }
 
-    private func frame(_ chunks: [String]) -> [String] {
-        var framer = LineFramer()
+    private func frame(_ chunks: [String], bareLineFeed: BareLineFeedPolicy = .reject) -> [String] {
+        var framer = LineFramer(bareLineFeed: bareLineFeed)
         var events: [String] = []
         for chunk in chunks {
             framer.append(Array(chunk.utf8))
@@ -50,6 +50,30 @@ import Testing
         for chunks in everySplit(text) {
             #expect(frame(chunks) == expected, "split \(chunks)")
         }
+    }
+
+    @Test func bareLineFeedEndsALineWhenNormalizing() {
+        let text = "NOOP\r\nNO\rOP\r\nRSET\nQUIT\r\n\u{0}X\nHELP\n\n"
+        let expected = ["line:NOOP", "bad", "line:RSET", "line:QUIT", "bad", "line:HELP", "line:"]
+        #expect(frame([text], bareLineFeed: .normalize) == expected)
+        for chunks in everySplit(text) {
+            #expect(frame(chunks, bareLineFeed: .normalize) == expected, "split \(chunks)")
+        }
+        // A bare CR is still refused, also right before an LF that would end the line.
+        #expect(frame(["NOOP\r\r\n", "RSET\n"], bareLineFeed: .normalize) == ["bad", "line:RSET"])
+    }
+
+    @Test func bareLineFeedLineCountsTheCRLFItStandsFor() {
+        // 510 octets + LF is a 512-octet line once normalized; 511 + LF is over.
+        let at = String(repeating: "x", count: 510)
+        #expect(frame([at + "\n"], bareLineFeed: .normalize) == ["line:" + at])
+        #expect(frame([at + "x\nNOOP\n"], bareLineFeed: .normalize) == ["tooLong", "line:NOOP"])
+    }
+
+    @Test func defaultPolicyIsNormalize() {
+        var framer = LineFramer()
+        framer.append(Array("NOOP\n".utf8))
+        #expect(drain(&framer) == ["line:NOOP"])
     }
 
     @Test func lineOf511And512OctetsIsALine() {

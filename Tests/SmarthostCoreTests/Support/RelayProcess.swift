@@ -177,10 +177,18 @@ struct ToolRun {
     var status: Int32
     var output: String
 
-    static func run(_ executable: String, _ arguments: [String], input: Data? = nil, timeout: TimeInterval = 60) throws -> ToolRun {
+    /// `environment` entries are added to (or, with a nil value, removed from) the test's own.
+    static func run(_ executable: String, _ arguments: [String], input: Data? = nil, timeout: TimeInterval = 60,
+                    environment: [String: String?] = [:], directory: String? = nil) throws -> ToolRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            var env = ProcessInfo.processInfo.environment
+            for (key, value) in environment { env[key] = value }
+            process.environment = env
+        }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let outPipe = Pipe()
         process.standardOutput = outPipe
         process.standardError = outPipe
