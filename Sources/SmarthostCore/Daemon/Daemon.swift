@@ -33,6 +33,8 @@ public final class Daemon {
     public static func run(config: RelayConfig, configPath: String) -> Int32 {
         LoggingBootstrap.once()
         let logger = Logger(label: "smarthost")
+        // Records are written by the log sink's thread: the last ones must be out before exit.
+        defer { LogSink.standardError.flush() }
         do {
             let daemon = try Daemon(config: config, configPath: configPath, logger: logger)
             return daemon.serve()
