@@ -58,7 +58,7 @@ final class MessageInProgress {
         }
         self.incoming = nil
         let sender = envelope.sender.mailbox
-        let routed = context.route(sender: sender, headers: headers)
+        let routed = context.route(id: incoming.id, sender: sender, headers: headers)
         var record = SpoolEnvelope(
             id: incoming.id, receivedAt: WallClock.nowSeconds(), sender: sender,
             recipients: envelope.recipients.map(\.mailbox), org: routed.choice.orgID,

@@ -14,10 +14,14 @@ public struct OrgChoice: Sendable, Equatable {
     /// not customized and resolves to the host level.
     public var orgID: String?
     public var source: OrgSource
+    /// The org header's value when it could not be an org id and was ignored (the message
+    /// was classified as if it had no header): for one log line per message.
+    public var ignoredHeaderValue: String?
 
-    public init(orgID: String?, source: OrgSource) {
+    public init(orgID: String?, source: OrgSource, ignoredHeaderValue: String? = nil) {
         self.orgID = orgID
         self.source = source
+        self.ignoredHeaderValue = ignoredHeaderValue
     }
 }
 
@@ -27,9 +31,12 @@ public struct OrgChoice: Sendable, Equatable {
 public struct OrgClassifier: Sendable {
     public let orgHeader: String
     private let rules: [(orgID: String, pattern: SenderPattern)]
+    /// Configured ids are accepted from the header even outside `isOrgID`'s grammar.
+    private let configuredIDs: Set<String>
 
     public init(orgHeader: String, orgs: [OrgSetting]) {
         self.orgHeader = orgHeader
+        configuredIDs = Set(orgs.map(\.id))
         self.rules = orgs.flatMap { org in org.senders.map { (org.id, SenderPattern($0)) } }
     }
 
@@ -40,15 +47,44 @@ public struct OrgClassifier: Sendable {
     /// - Parameters:
     ///   - headerValue: the value of the org header, nil when the message has none.
     ///   - sender: the envelope sender (MAIL FROM), empty for the null sender `<>`.
+    ///   A value that cannot be an org id (see `isOrgID`) is ignored: the message is
+    ///   classified as if it had no header, and the choice carries the value for the log.
     public func classify(headerValue: String?, sender: String) -> OrgChoice {
+        var ignored: String?
         if let value = headerValue.map(Self.trimmed), !value.isEmpty {
-            return OrgChoice(orgID: value, source: .header(orgHeader))
+            if Self.isOrgID(value) || configuredIDs.contains(value) {
+                return OrgChoice(orgID: value, source: .header(orgHeader))
+            }
+            ignored = value
         }
+        var choice = classify(sender: sender)
+        choice.ignoredHeaderValue = ignored
+        return choice
+    }
+
+    private func classify(sender: String) -> OrgChoice {
         let address = Self.unbracketed(Self.trimmed(sender))
         if !address.isEmpty, let rule = rules.first(where: { $0.pattern.matches(address) }) {
             return OrgChoice(orgID: rule.orgID, source: .senderPattern(rule.pattern.text))
         }
         return OrgChoice(orgID: nil, source: .hostLevel)
+    }
+
+    /// `[A-Za-z0-9._-]{1,64}`. The id is written to every log line and spool record of the
+    /// message (`org=<id>`) and shown by the queue tools: a header value from an
+    /// application is bounded and plain (a 60-line folded value once made 59 600-byte log
+    /// lines, repeated on every deferral).
+    public static func isOrgID(_ value: String) -> Bool {
+        let bytes = value.utf8
+        return (1...64).contains(bytes.count) && bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                return true
+            default:
+                return false
+            }
+        }
     }
 
     private static func trimmed(_ text: String) -> String {
