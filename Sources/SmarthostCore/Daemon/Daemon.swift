@@ -56,7 +56,7 @@ public final class Daemon {
         // handler is looked up at delivery time, once `self` exists.
         signal(SIGPIPE, SIG_IGN)
         let signals = SignalRelay()
-        // systemd hook (wip-systemd): SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1.
+        // SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1 (WatchdogTestHook).
         try loop.handleSignals([SIGTERM, SIGINT, SIGHUP] + WatchdogTestHook.signals) { signals.target?($0) }
         // Before anything touches the spool: a second relay must change nothing (no
         // recovery, no files made ahead, no control socket) and say who holds it.
@@ -165,7 +165,7 @@ public final class Daemon {
         case SIGHUP:
             reload()
         case SIGUSR2:
-            // systemd hook (wip-systemd): only registered under SMARTHOST_TEST_HOOKS=1.
+            // Only registered under SMARTHOST_TEST_HOOKS=1.
             WatchdogTestHook.stall(logger: logger)
         default:
             beginStop()
@@ -310,7 +310,7 @@ enum LoggingBootstrap {
     static func once() {
         guard !done else { return }
         done = true
-        // systemd hook (wip-systemd): journald with structured fields when fd 2 is the journal's stream.
+        // journald with structured fields when fd 2 is the journal's stream.
         let destination = LogDestination.current()
         LoggingSystem.bootstrap { label -> any LogHandler in
             switch destination {
