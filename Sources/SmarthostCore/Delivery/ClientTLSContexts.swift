@@ -7,12 +7,15 @@
 /// read the file a second time.
 ///
 /// A bundle that cannot be read fails the attempt that asked for it with the file's error
-/// and is read again on the worker for the next attempt, so fixing the file needs no reload.
+/// and is read again on the worker, so fixing the file needs no reload; attempts made
+/// while it is being read again fail the same way without waiting for it.
 /// The `SSL_CTX` is only created on the worker; from then on it belongs to the loop.
 final class ClientTLSContexts: @unchecked Sendable {
     private let lock = Mutex()
     private var built: [String: Result<TLSContext, TLSError>] = [:]
     private var building: Set<String> = []
+    /// Why a bundle's last build failed, while it is being read again.
+    private var lastFailure: [String: TLSError] = [:]
 
     /// One thread for every configuration's contexts, for the life of the process.
     private static let builder = WorkerThread(name: "tls-contexts")
@@ -28,14 +31,20 @@ final class ClientTLSContexts: @unchecked Sendable {
     func context(caFile: String?) throws(TLSError) -> TLSContext {
         let key = Self.key(caFile)
         let result = lock.withLock { () -> Result<TLSContext, TLSError> in
-            if built[key] == nil && !building.contains(key) { startBuilding(caFile) }
-            while built[key] == nil { lock.wait() }
-            let result = built[key]!
-            if case .failure = result {
-                built[key] = nil
-                startBuilding(caFile)
+            if let result = built[key] {
+                if case .failure(let error) = result {
+                    built[key] = nil
+                    lastFailure[key] = error
+                    startBuilding(caFile)
+                }
+                return result
             }
-            return result
+            // A broken bundle being read again: this attempt fails as the last one did
+            // rather than wait for the file.
+            if building.contains(key), let failure = lastFailure[key] { return .failure(failure) }
+            if !building.contains(key) { startBuilding(caFile) }
+            while built[key] == nil { lock.wait() }
+            return built[key]!
         }
         return try result.get()
     }
