@@ -29,14 +29,14 @@ public struct OrgChoice: Sendable, Equatable {
 /// the org header, then the envelope sender against each org's `senders` in file order,
 /// then the host level. Pure: strings in, a choice out.
 public struct OrgClassifier: Sendable {
-    public let orgHeader: String
-    private let rules: [(orgID: String, pattern: SenderPattern)]
     /// Configured ids are accepted from the header even outside `isOrgID`'s grammar.
     private let configuredIDs: Set<String>
+    public let orgHeader: String
+    private let rules: [(orgID: String, pattern: SenderPattern)]
 
     public init(orgHeader: String, orgs: [OrgSetting]) {
-        self.orgHeader = orgHeader
         configuredIDs = Set(orgs.map(\.id))
+        self.orgHeader = orgHeader
         self.rules = orgs.flatMap { org in org.senders.map { (org.id, SenderPattern($0)) } }
     }
 
@@ -50,19 +50,14 @@ public struct OrgClassifier: Sendable {
     ///   A value that cannot be an org id (see `isOrgID`) is ignored: the message is
     ///   classified as if it had no header, and the choice carries the value for the log.
     public func classify(headerValue: String?, sender: String) -> OrgChoice {
-        var ignored: String?
         if let value = headerValue.map(Self.trimmed), !value.isEmpty {
-            if Self.isOrgID(value) || configuredIDs.contains(value) {
-                return OrgChoice(orgID: value, source: .header(orgHeader))
+            guard Self.isOrgID(value) || configuredIDs.contains(value) else {
+                var choice = classify(headerValue: nil, sender: sender)
+                choice.ignoredHeaderValue = value
+                return choice
             }
-            ignored = value
+            return OrgChoice(orgID: value, source: .header(orgHeader))
         }
-        var choice = classify(sender: sender)
-        choice.ignoredHeaderValue = ignored
-        return choice
-    }
-
-    private func classify(sender: String) -> OrgChoice {
         let address = Self.unbracketed(Self.trimmed(sender))
         if !address.isEmpty, let rule = rules.first(where: { $0.pattern.matches(address) }) {
             return OrgChoice(orgID: rule.orgID, source: .senderPattern(rule.pattern.text))
