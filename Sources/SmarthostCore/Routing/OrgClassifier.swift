@@ -44,6 +44,23 @@ public struct OrgClassifier: Sendable {
         self.init(orgHeader: config.orgHeader, orgs: config.orgs)
     }
 
+    /// `[A-Za-z0-9._-]{1,64}`. The id is written to every log line and spool record of the
+    /// message (`org=<id>`) and shown by the queue tools: a header value from an
+    /// application is bounded and plain (a 60-line folded value once made 59 600-byte log
+    /// lines, repeated on every deferral).
+    public static func isOrgID(_ value: String) -> Bool {
+        let bytes = value.utf8
+        return (1...64).contains(bytes.count) && bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
     /// - Parameters:
     ///   - headerValue: the value of the org header, nil when the message has none.
     ///   - sender: the envelope sender (MAIL FROM), empty for the null sender `<>`.
@@ -63,23 +80,6 @@ public struct OrgClassifier: Sendable {
             return OrgChoice(orgID: rule.orgID, source: .senderPattern(rule.pattern.text))
         }
         return OrgChoice(orgID: nil, source: .hostLevel)
-    }
-
-    /// `[A-Za-z0-9._-]{1,64}`. The id is written to every log line and spool record of the
-    /// message (`org=<id>`) and shown by the queue tools: a header value from an
-    /// application is bounded and plain (a 60-line folded value once made 59 600-byte log
-    /// lines, repeated on every deferral).
-    public static func isOrgID(_ value: String) -> Bool {
-        let bytes = value.utf8
-        return (1...64).contains(bytes.count) && bytes.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                return true
-            default:
-                return false
-            }
-        }
     }
 
     private static func trimmed(_ text: String) -> String {
