@@ -21,6 +21,7 @@ public final class ControlServer: IOHandler {
     private var registration: RegistrationID?
     private var connections: [ObjectIdentifier: ControlConnection] = [:]
     private let allowedUIDs: Set<uid_t>
+    private let peerUID: (Int32) -> uid_t?
 
     /// Bounds on what a local client can make the daemon hold.
     public static let maxConnections = 32
@@ -32,11 +33,13 @@ public final class ControlServer: IOHandler {
     }
 
     public init(loop: EventLoop, path: String, handler: ControlHandler,
-                allowedUIDs: Set<uid_t> = [0, getuid()]) throws(SystemError) {
+                allowedUIDs: Set<uid_t> = [0, getuid()],
+                peerUID: @escaping (Int32) -> uid_t? = UnixSocket.peerUID) throws(SystemError) {
         self.loop = loop
         self.path = path
         self.handler = handler
         self.allowedUIDs = allowedUIDs
+        self.peerUID = peerUID
         fd = try UnixSocket.listen(path: path)
         do throws(SystemError) {
             registration = try loop.register(fd: fd, interest: .readable, handler: self)
@@ -71,7 +74,12 @@ public final class ControlServer: IOHandler {
     }
 
     private func admit(_ client: Int32) {
-        if let uid = UnixSocket.peerUID(client), !allowedUIDs.contains(uid) {
+        // A client we cannot identify is refused: the check is the access control.
+        guard let uid = peerUID(client) else {
+            refuse(client, .error("permission denied: cannot identify the client (SO_PEERCRED)"))
+            return
+        }
+        guard allowedUIDs.contains(uid) else {
             refuse(client, .error("permission denied for uid \(uid)"))
             return
         }

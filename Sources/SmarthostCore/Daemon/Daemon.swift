@@ -36,6 +36,8 @@ public final class Daemon {
     public static func run(config: RelayConfig, configPath: String) -> Int32 {
         LoggingBootstrap.once()
         let logger = Logger(label: "smarthost")
+        // Records are written by the log sink's thread: the last ones must be out before exit.
+        defer { LogSink.standardError.flush() }
         do {
             let daemon = try Daemon(config: config, configPath: configPath, logger: logger)
             return daemon.serve()
@@ -57,7 +59,7 @@ public final class Daemon {
         // handler is looked up at delivery time, once `self` exists.
         signal(SIGPIPE, SIG_IGN)
         let signals = SignalRelay()
-        // systemd hook (wip-systemd): SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1.
+        // SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1 (WatchdogTestHook).
         try loop.handleSignals([SIGTERM, SIGINT, SIGHUP] + WatchdogTestHook.signals) { signals.target?($0) }
         // Before anything touches the spool: a second relay must change nothing (no
         // recovery, no files made ahead, no control socket) and say who holds it.
@@ -170,7 +172,7 @@ public final class Daemon {
         case SIGHUP:
             reload()
         case SIGUSR2:
-            // systemd hook (wip-systemd): only registered under SMARTHOST_TEST_HOOKS=1.
+            // Only registered under SMARTHOST_TEST_HOOKS=1.
             WatchdogTestHook.stall(logger: logger)
         default:
             beginStop()
@@ -349,7 +351,7 @@ enum LoggingBootstrap {
     static func once() {
         guard !done else { return }
         done = true
-        // systemd hook (wip-systemd): journald with structured fields when fd 2 is the journal's stream.
+        // journald with structured fields when fd 2 is the journal's stream.
         let destination = LogDestination.current()
         LoggingSystem.bootstrap { label -> any LogHandler in
             switch destination {

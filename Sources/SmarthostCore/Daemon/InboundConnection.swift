@@ -8,7 +8,7 @@ final class InboundConnection: StreamConnectionDelegate {
     private let stream: StreamConnection
     private var session: InboundSession
     private let context: InboundContext
-    private var message: MessageInProgress?
+    private var message: MessageSpooler?
     private var timer: TimerID?
     private var closed = false
     private var committing = false
@@ -92,7 +92,7 @@ final class InboundConnection: StreamConnectionDelegate {
         case .send(let bytes):
             stream.write(bytes)
         case .beginMessage(let envelope):
-            message = MessageInProgress(envelope: envelope, spool: context.spool)
+            message = MessageSpooler(envelope: envelope, spool: context.spool)
         case .messageContent(let bytes):
             message?.append(bytes)
         case .endMessage:

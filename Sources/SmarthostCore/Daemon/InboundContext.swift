@@ -66,10 +66,21 @@ final class InboundContext {
 
     /// The organization and route of a message, decided once at acceptance and recorded in
     /// its envelope (delivery re-resolves the route from the org, so a reload still applies).
-    func route(sender: String, headers: [UInt8]) -> (choice: OrgChoice, route: ResolvedRoute) {
+    /// An org header that cannot be an org id is ignored and logged, once for the message.
+    func route(id: SpoolID, sender: String, headers: [UInt8]) -> (choice: OrgChoice, route: ResolvedRoute) {
         let headerValue = UpstreamMessageRewriter.headerValue(named: config.orgHeader, in: headers)
         let choice = classifier.classify(headerValue: headerValue, sender: sender)
+        if let ignored = choice.ignoredHeaderValue { logIgnoredOrgHeader(ignored, id: id) }
         return (choice, RouteResolver.resolve(org: choice.orgID, config: config))
+    }
+
+    /// The value's start only: the line stays short whatever the application sent.
+    private func logIgnoredOrgHeader(_ value: String, id: SpoolID) {
+        logger.warning("org header ignored", metadata: [
+            "id": "\(id)", "header": "\(config.orgHeader)", "reason": "not an org id ([A-Za-z0-9._-], 1 to 64)",
+            "length": "\(value.utf8.count)",
+            "value": "\(String(String.UnicodeScalarView(value.unicodeScalars.prefix(64))))",
+        ])
     }
 
     func messageAccepted(_ envelope: SpoolEnvelope, content: [UInt8]?, peer: SocketAddress) {

@@ -14,10 +14,4 @@ public enum ProcessEnvironment {
         }
         return result
     }
-
-    public static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
-        return String(cString: buffer)
-    }
 }

@@ -1,16 +1,28 @@
 /// The configuration as delivery sees it: which route a queued message takes now (routes
 /// are re-resolved at every attempt, so a reload applies to mail already queued), how the
-/// message is rewritten for it, and the retry policy. Immutable; a reload makes a new one.
+/// message is rewritten for it, and the retry policy. A reload makes a new one; its TLS
+/// contexts are built on a worker thread as it is made (`ClientTLSContexts`).
 final class DeliveryEnvironment: @unchecked Sendable {
     let config: RelayConfig
     let policy: DeliveryPolicy
-    private var tlsContexts: [String: TLSContext] = [:]
+    private let tlsContexts: ClientTLSContexts
 
     init(config: RelayConfig) {
         self.config = config
         self.policy = DeliveryPolicy(retryMinMilliseconds: config.queue.retryMinMs,
                                      retryMaxMilliseconds: config.queue.retryMaxMs,
                                      maxAgeMilliseconds: config.queue.maxAgeMs)
+        tlsContexts = ClientTLSContexts(caFiles: Self.caFiles(config))
+    }
+
+    /// The CA bundle of every route that uses TLS; nil for the system trust store.
+    static func caFiles(_ config: RelayConfig) -> Set<String?> {
+        var routes = [config.defaultRoute]
+        if case .custom(let route) = config.host { routes.append(route) }
+        for org in config.orgs {
+            if case .custom(let route) = org.route { routes.append(route) }
+        }
+        return Set(routes.filter { $0.tls != .none }.map(\.caFile))
     }
 
     func resolve(_ envelope: SpoolEnvelope) -> ResolvedRoute {
@@ -42,14 +54,13 @@ final class DeliveryEnvironment: @unchecked Sendable {
         }
     }
 
-    /// One client context per CA bundle, built on the loop thread on first use.
+    /// One client context per CA bundle, built ahead on a worker thread; on the loop thread.
     func tlsContext(caFile: String?) throws -> TLSContext {
-        let key = caFile ?? ""
-        if let context = tlsContexts[key] { return context }
-        let context = try TLSContext.client(caFile: caFile)
-        tlsContexts[key] = context
-        return context
+        try tlsContexts.context(caFile: caFile)
     }
+
+    var tlsContextsBeingBuilt: Int { tlsContexts.beingBuilt }
+    var tlsContextsBuilt: Int { tlsContexts.builtCount }
 
     /// The message as it goes upstream: the org header removed (tenant ids never leave the
     /// machine), `From:` filled or replaced per the route, envelope sender = the route's

@@ -5,14 +5,15 @@ import Logging
 /// Sends each event to journald with structured fields (`sd_journal_sendv`), so
 /// `journalctl -u smarthost QUEUE_ID=…` finds one message's whole story. Chosen only when
 /// our stderr is the journal's stream (see `LogDestination`); if the journal refuses a
-/// record, the same event goes to stderr as a line, so nothing is dropped silently.
+/// record, the same event goes to stderr as a line, so nothing is dropped silently. Sent
+/// from `LogSink`'s writer thread: a slow journal never stalls the loop.
 public struct JournaldLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
-    private let fallback: LineLogHandler
+    private let sink: LogSink
 
-    public init(label: String) {
-        fallback = LineLogHandler(label: label)
+    public init(label: String, sink: LogSink = .standardError) {
+        self.sink = sink
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -24,10 +25,10 @@ public struct JournaldLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let fields = JournalFields.make(level: event.level, message: event.message.description, metadata: merged)
-        if Self.send(fields) < 0 {
-            fallback.log(event: LogEvent(level: event.level, message: event.message, metadata: merged,
-                                         source: event.source, file: event.file, function: event.function, line: event.line))
-        }
+        // MESSAGE is the line the stderr handler prints; the sink sends the record from its
+        // writer thread, never from the loop.
+        let line = "<\(LineLogHandler.syslogPriority(event.level))>" + fields[0].value + "\n"
+        sink.send(journal: fields, fallback: line)
     }
 
     /// One `NAME=value` iovec per field; values may hold newlines (libsystemd then uses the

@@ -205,7 +205,15 @@ public final class EventLoop: @unchecked Sendable {
         for index in 0..<max(0, Int(count)) {
             dispatch(events[index])
         }
-        for action in timers.expired(now: MonotonicClock.nowMilliseconds()) {
+        runExpiredTimers()
+    }
+
+    /// One at a time: an action can cancel another timer of the same batch, which must then
+    /// not run. Timers the actions schedule wait for the next turn.
+    private func runExpiredTimers() {
+        let now = MonotonicClock.nowMilliseconds()
+        let batchEnd = timers.nextTimerID
+        while let action = timers.popExpired(now: now, scheduledBefore: batchEnd) {
             action()
         }
     }

@@ -12,7 +12,13 @@ public final class Mutex: @unchecked Sendable {
         mutex.initialize(to: pthread_mutex_t())
         condition.initialize(to: pthread_cond_t())
         let mutexStatus = pthread_mutex_init(mutex, nil)
-        let condStatus = pthread_cond_init(condition, nil)
+        // Timed waits measure on the monotonic clock: setting the wall clock back must not
+        // stretch a back-off.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        let condStatus = pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
         precondition(mutexStatus == 0 && condStatus == 0, "pthread init failed")
     }
 
@@ -34,6 +40,16 @@ public final class Mutex: @unchecked Sendable {
     /// predicate (wake-ups can be spurious).
     public func wait() {
         pthread_cond_wait(condition, mutex)
+    }
+
+    /// `wait()` that also returns after `milliseconds`; call it the same way.
+    public func wait(milliseconds: Int) {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let nanoseconds = Int(deadline.tv_nsec) + (milliseconds % 1000) * 1_000_000
+        deadline.tv_sec += milliseconds / 1000 + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        pthread_cond_timedwait(condition, mutex, &deadline)
     }
 
     /// Wakes one waiter: for handing one piece of work to one of several idle threads.

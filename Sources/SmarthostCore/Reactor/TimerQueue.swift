@@ -34,17 +34,24 @@ struct TimerQueue {
         return Int32(clamping: max(0, first.key - now))
     }
 
-    /// Removes and returns every action whose deadline has passed, earliest first.
-    mutating func expired(now: Int64) -> [() -> Void] {
-        var due: [() -> Void] = []
+    /// Removes and returns the earliest action whose deadline has passed, or nil. One at a
+    /// time, so the caller can run it before looking again: an action may cancel a timer
+    /// that is due in the same batch (an idle connection handed a message cancels its idle
+    /// timer), and that timer must then not run. Timers scheduled from `scheduledBefore` on
+    /// are left for the next batch, so an action that re-arms itself at once cannot keep
+    /// the loop from its I/O.
+    mutating func popExpired(now: Int64, scheduledBefore limit: TimerID? = nil) -> (() -> Void)? {
         while true {
             dropCancelledTop()
-            guard let first = heap.first, first.key <= now else { break }
+            guard let first = heap.first, first.key <= now else { return nil }
+            if let limit, first.value >= limit.raw { return nil }
             heap.popFirst()
-            if let entry = actions.removeValue(forKey: first.value) { due.append(entry.action) }
+            if let entry = actions.removeValue(forKey: first.value) { return entry.action }
         }
-        return due
     }
+
+    /// The id the next scheduled timer will get: marks where a batch of expired timers ends.
+    var nextTimerID: TimerID { TimerID(raw: nextID) }
 
     /// Idle timers are re-armed on every command and run for minutes, so cancelled entries
     /// would pile up far from the top: rebuild from the live ones when they are the minority.

@@ -50,13 +50,20 @@ public enum ConfigReport {
     // MARK: Reasons
 
     private static func orgReason(_ choice: OrgChoice, sender: String?) -> String {
+        let reason = classificationReason(choice, sender: sender)
+        guard choice.ignoredHeaderValue != nil else { return reason }
+        return reason + "; the org header's value was ignored: not an org id ([A-Za-z0-9._-], 1 to 64 characters)"
+    }
+
+    private static func classificationReason(_ choice: OrgChoice, sender: String?) -> String {
         switch choice.source {
         case .header(let header):
             return "\(choice.orgID ?? "?") (from the \(header) header)"
         case .senderPattern(let pattern):
             return "\(choice.orgID ?? "?") (sender \(sender ?? "?") matches \(pattern))"
         case .hostLevel:
-            let why = (sender ?? "").isEmpty ? "no org header" : "no org header, and sender \(sender!) matches no org's senders"
+            let header = choice.ignoredHeaderValue == nil ? "no org header" : "no usable org header"
+            let why = (sender ?? "").isEmpty ? header : "\(header), and sender \(sender!) matches no org's senders"
             return "none, host level (\(why))"
         }
     }

@@ -14,10 +14,14 @@ public struct OrgChoice: Sendable, Equatable {
     /// not customized and resolves to the host level.
     public var orgID: String?
     public var source: OrgSource
+    /// The org header's value when it could not be an org id and was ignored (the message
+    /// was classified as if it had no header): for one log line per message.
+    public var ignoredHeaderValue: String?
 
-    public init(orgID: String?, source: OrgSource) {
+    public init(orgID: String?, source: OrgSource, ignoredHeaderValue: String? = nil) {
         self.orgID = orgID
         self.source = source
+        self.ignoredHeaderValue = ignoredHeaderValue
     }
 }
 
@@ -25,6 +29,8 @@ public struct OrgChoice: Sendable, Equatable {
 /// the org header, then the envelope sender against each org's `senders` in file order,
 /// then the host level. Pure: strings in, a choice out.
 public struct OrgClassifier: Sendable {
+    /// Configured ids are accepted from the header even outside `isOrgID`'s grammar.
+    private let configuredIDs: Set<String>
     public let orgHeader: String
     /// Patterns without a wildcard, by address (domain folded): one lookup.
     private let exact: [String: Rule]
@@ -47,6 +53,7 @@ public struct OrgClassifier: Sendable {
     }
 
     public init(orgHeader: String, orgs: [OrgSetting]) {
+        configuredIDs = Set(orgs.map(\.id))
         self.orgHeader = orgHeader
         var exact: [String: Rule] = [:], anyAtDomain: [String: Rule] = [:]
         var byDomain: [String: [Rule]] = [:], wildDomain: [Rule] = []
@@ -78,11 +85,35 @@ public struct OrgClassifier: Sendable {
         self.init(orgHeader: config.orgHeader, orgs: config.orgs)
     }
 
+    /// `[A-Za-z0-9._-]{1,64}`. The id is written to every log line and spool record of the
+    /// message (`org=<id>`) and shown by the queue tools: a header value from an
+    /// application is bounded and plain (a 60-line folded value once made 59 600-byte log
+    /// lines, repeated on every deferral).
+    public static func isOrgID(_ value: String) -> Bool {
+        let bytes = value.utf8
+        return (1...64).contains(bytes.count) && bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
     /// - Parameters:
     ///   - headerValue: the value of the org header, nil when the message has none.
     ///   - sender: the envelope sender (MAIL FROM), empty for the null sender `<>`.
+    ///   A value that cannot be an org id (see `isOrgID`) is ignored: the message is
+    ///   classified as if it had no header, and the choice carries the value for the log.
     public func classify(headerValue: String?, sender: String) -> OrgChoice {
         if let value = headerValue.map(Self.trimmed), !value.isEmpty {
+            guard Self.isOrgID(value) || configuredIDs.contains(value) else {
+                var choice = classify(headerValue: nil, sender: sender)
+                choice.ignoredHeaderValue = value
+                return choice
+            }
             return OrgChoice(orgID: value, source: .header(orgHeader))
         }
         let address = Self.unbracketed(Self.trimmed(sender))

@@ -38,8 +38,6 @@ public struct InboundSession: Sendable {
         public var clientAllowed: Bool
         /// Errors (4xx/5xx replies to the client's mistakes) before 421 and close.
         public var maxErrors: Int
-        /// Whether the connection runs over TLS (protocol `ESMTPS` in `Received:`).
-        public var tlsActive: Bool
         /// Seconds since the epoch, for the `Received:` date.
         public var clock: @Sendable () -> Int
         /// Told of every reply and every state change, so the driver can write
@@ -54,7 +52,7 @@ public struct InboundSession: Sendable {
 
         public init(hostname: String, maxMessageSize: Int = 35 * 1024 * 1024, maxRecipients: Int = 100,
                     clientAddress: String, clientAllowed: Bool = true, maxErrors: Int = 10,
-                    tlsActive: Bool = false, clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds,
+                    clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds,
                     observer: (@Sendable (Observation) -> Void)? = nil,
                     storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil,
                     bareLineFeed: BareLineFeedPolicy = .normalize) {
@@ -64,7 +62,6 @@ public struct InboundSession: Sendable {
             self.clientAddress = clientAddress
             self.clientAllowed = clientAllowed
             self.maxErrors = maxErrors
-            self.tlsActive = tlsActive
             self.clock = clock
             self.observer = observer
             self.storageCheck = storageCheck
@@ -441,16 +438,11 @@ extension InboundSession {
         output.messageActions.append(.messageContent(header.bytes))
     }
 
-    /// RFC 3848 / RFC 6531 §3.7.3 `with` name for this session and transaction.
+    /// RFC 3848 / RFC 6531 §3.7.3 `with` name for this session and transaction. The
+    /// relay's listeners never speak TLS (applications on localhost), so never `…S`.
     var withProtocol: ReceivedHeader.WithProtocol {
         guard client?.extended == true else { return .smtp }
-        let utf8 = transaction?.parameters.smtputf8 == true
-        switch (utf8, configuration.tlsActive) {
-        case (true, true): return .utf8smtps
-        case (true, false): return .utf8smtp
-        case (false, true): return .esmtps
-        case (false, false): return .esmtp
-        }
+        return transaction?.parameters.smtputf8 == true ? .utf8smtp : .esmtp
     }
 }
 

@@ -55,17 +55,6 @@ public struct LineFramer: Sendable {
         buffer.append(contentsOf: bytes)
     }
 
-    /// Removes and returns every byte not yet framed (the driver hands them to
-    /// another consumer, e.g. the DATA decoder), and resets line state.
-    public mutating func takeBuffered() -> ArraySlice<UInt8> {
-        let rest = buffer[lineStart...]
-        buffer = []
-        lineStart = 0
-        scanIndex = 0
-        mode = .reading
-        return rest
-    }
-
     public mutating func nextEvent() -> Event? {
         while true {
             if mode == .discarding && !skipDiscarded() {

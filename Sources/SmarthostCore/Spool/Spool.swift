@@ -6,8 +6,9 @@ public enum SpoolArea: String, Sendable, CaseIterable {
     case failed
 }
 
-/// The durable message store: `tmp/`, `queue/`, `failed/` and `quarantine/` under one
-/// root, after OpenSMTPD's `queue_fs.c` and Postfix's incoming→active queues.
+/// The durable message store: `tmp/`, `queue/`, `failed/`, `quarantine/` and `spare/`
+/// (delivered messages' files kept for reuse, see `SpoolFilePool`) under one root, after
+/// OpenSMTPD's `queue_fs.c` and Postfix's incoming→active queues.
 ///
 /// Threading:
 /// - `begin()`, `IncomingMessage.append/abort` and `commit(...)` are for the event-loop

@@ -113,8 +113,14 @@ final class SpoolFilePool: @unchecked Sendable {
         }
     }
 
+    /// Waits after a failed create, doubling from the first to the last: a full disk, no
+    /// free inodes or the fd limit usually pass, and until then `begin()` creates its own
+    /// file and reports the error itself.
+    static let retryMilliseconds = (first: 10, last: 1000)
+
     private func refill() {
         var filling = true
+        var retryDelay = Self.retryMilliseconds.first
         while true {
             let (proceed, spare) = lock.withLock { () -> (Bool, Spare?) in
                 if ready.count >= target { filling = false }
@@ -124,7 +130,18 @@ final class SpoolFilePool: @unchecked Sendable {
                 }
                 return (!stopping, stopping ? nil : spares.popLast())
             }
-            guard proceed, let file = create(spare) else { return }
+            guard proceed else { return }
+            guard let file = create(spare) else {
+                // The thread must outlive the failure: `take()` never starts a second one.
+                let stopped = lock.withLock { () -> Bool in
+                    if !stopping { lock.wait(milliseconds: retryDelay) }
+                    return stopping
+                }
+                if stopped { return }
+                retryDelay = min(2 * retryDelay, Self.retryMilliseconds.last)
+                continue
+            }
+            retryDelay = Self.retryMilliseconds.first
             let keep = lock.withLock { () -> Bool in
                 guard !stopping else { return false }
                 ready.append(file)

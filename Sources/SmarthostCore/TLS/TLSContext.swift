@@ -1,6 +1,8 @@
-// One SSL_CTX: the settings shared by every connection to one route (client)
-// or from one listener (server). Built once per route at configuration time,
-// so file errors surface when the configuration is checked, not per message.
+// One SSL_CTX: the settings shared by every connection that trusts one CA bundle
+// (client) or from one listener (server). Delivery builds its client contexts on a
+// worker thread when a configuration is made (ClientTLSContexts): reading a bundle
+// is file I/O the event loop must not do. `check-config` only checks that a
+// ca_file is readable; a bundle OpenSSL cannot use fails that route's attempts.
 import COpenSSL
 import CShim
 

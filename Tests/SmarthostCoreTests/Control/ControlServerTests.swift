@@ -127,6 +127,30 @@ private final class ScriptedHandler: ControlHandler, @unchecked Sendable {
     }
 
     /// Writes `text` on a fresh connection and reads the reply line.
+    @Test func aClientWhoseUidIsNotAllowedIsRefused() throws {
+        let path = controlSocketPath()
+        let runner = try ControlLoopThread()
+        let handler = ScriptedHandler(loop: runner.loop)
+        let server = try ControlServer(loop: runner.loop, path: path, handler: handler, allowedUIDs: [])
+        runner.start()
+        defer { runner.stop { server.close() } }
+        #expect(try rawExchange(path, "STATUS\n") == "ERROR permission denied for uid \(getuid())\n")
+        #expect(handler.requests.isEmpty)
+    }
+
+    /// SO_PEERCRED failing (which no real client can cause on demand) must not let a
+    /// client in: who it is cannot be checked.
+    @Test func aClientWhoseUidCannotBeFoundIsRefused() throws {
+        let path = controlSocketPath()
+        let runner = try ControlLoopThread()
+        let handler = ScriptedHandler(loop: runner.loop)
+        let server = try ControlServer(loop: runner.loop, path: path, handler: handler, peerUID: { _ in nil })
+        runner.start()
+        defer { runner.stop { server.close() } }
+        #expect(try rawExchange(path, "STATUS\n").hasPrefix("ERROR permission denied: cannot identify"))
+        #expect(handler.requests.isEmpty)
+    }
+
     private func rawExchange(_ path: String, _ text: String) throws -> String {
         let fd = try UnixSocket.connect(path: path, timeoutMilliseconds: 2000)
         defer { close(fd) }

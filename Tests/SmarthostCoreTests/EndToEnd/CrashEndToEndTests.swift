@@ -16,13 +16,22 @@ import Testing
         let out = Pipe()
         load.standardOutput = out
         load.standardError = FileHandle.nullDevice
+        let collected = ToolOutput()
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if !data.isEmpty { collected.append(data) }
+        }
         try load.run()
-        Thread.sleep(forTimeInterval: 1.5)
+        // Killed mid-load, once messages are being acknowledged (the script prints each ACK
+        // as it gets the 250).
+        let loaded = eventually(timeout: 20) { collected.text.components(separatedBy: "ACK ").count > 11 }
         relay.kill9()
         load.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        out.fileHandleForReading.readabilityHandler = nil
+        if let rest = try? out.fileHandleForReading.readToEnd() { collected.append(rest) }
+        let text = collected.text
         let acks = text.split(separator: "\n").filter { $0.hasPrefix("ACK ") }.map { $0.split(separator: " ") }
-        #expect(acks.count > 10, "the load should have had messages accepted before the kill")
+        #expect(loaded && acks.count > 10, "the load should have had messages accepted before the kill")
 
         // Restart on the same spool: recovery must keep every acknowledged message.
         try relay.start()

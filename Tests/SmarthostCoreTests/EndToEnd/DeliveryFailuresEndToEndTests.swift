@@ -98,7 +98,9 @@ import Testing
         let arrived = upstream.waitForMessages(1, timeout: 20)
         #expect(arrived.count == 1)
         #expect(try eventually { try SpoolInspector(path: relay.spoolPath).messages().isEmpty })
-        Thread.sleep(forTimeInterval: 0.5)
+        // Recorded as delivered: the relay is done with it, a second copy could only have
+        // been sent before this point.
+        #expect(eventually { relay.log.contains("<6>delivered") }, "\(relay.log)")
         #expect(upstream.received().count == 1, "delivered exactly once")
         #expect(relay.log.contains("deferred"))
         relay.stop()
@@ -235,7 +237,10 @@ import Testing
         defer { relay.stop() }
         try Self.send(relay, subject: "first")
         #expect(upstream.waitForMessages(1).count == 1)
-        Thread.sleep(forTimeInterval: Double(DeliveryScheduler.idleQuitMilliseconds) / 1000 + 1)
+        // The idle connection has said QUIT (after idleQuitMilliseconds); the upstream
+        // answers it 3 s late, so the next message arrives while it is quitting.
+        let idleQuit = TimeInterval(DeliveryScheduler.idleQuitMilliseconds) / 1000
+        #expect(eventually(timeout: idleQuit + 10) { upstream.quitCount == 1 })
         try Self.send(relay, subject: "second")
         let arrived = upstream.waitForMessages(2, timeout: 20)
         #expect(arrived.contains { $0.content.contains("Subject: second") })

@@ -58,11 +58,15 @@ import Testing
             "From: Jobs <jobs@platform.example>\r\nSubject: globex alert\r\nX-Smarthost-Org: globex\r\n\r\nRobot 7 is offline.\r\n")
         try Self.submit(port: relay.port, from: "reset@platform.example", to: ["user@example.com"], data:
             "Subject: password recovery\r\n\r\nYour code is 123456.\r\n")
+        // Not an org id: a 60-line folded value is ignored (host level) and logged once.
+        let folded = (0..<60).map { "acme-\($0)-" + String(repeating: "x", count: 970) }.joined(separator: "\r\n ")
+        try Self.submit(port: relay.port, from: "batch@platform.example", to: ["user@example.com"], data:
+            "Subject: folded org\r\nX-Smarthost-Org: \(folded)\r\n\r\nNightly batch done.\r\n")
 
         let atOrg = orgUpstream.waitForMessages(1)
-        let atHost = hostUpstream.waitForMessages(2)
+        let atHost = hostUpstream.waitForMessages(3)
         #expect(atOrg.count == 1)
-        #expect(atHost.count == 2)
+        #expect(atHost.count == 3)
 
         let acme = try #require(atOrg.first)
         #expect(acme.tls && acme.authUser == "alerts@acme.example")
@@ -81,6 +85,12 @@ import Testing
         let reset = try #require(atHost.first { $0.content.contains("password recovery") })
         #expect(reset.content.contains("From: Orchestrator System Notifications <noreply@provider.example>\r\n"))
         #expect(reset.content.hasSuffix("\r\n\r\nYour code is 123456.\r\n"))
+
+        let batch = try #require(atHost.first { $0.content.contains("folded org") })
+        #expect(!batch.content.lowercased().contains("x-smarthost-org"))
+        let ignored = relay.log.split(separator: "\n").filter { $0.contains("org header ignored") }
+        #expect(ignored.count == 1, "once for the message: \(ignored)")
+        #expect(relay.log.split(separator: "\n").allSatisfy { $0.utf8.count < 1000 }, "no line carries the header")
 
         // Credentials only ever crossed the wire inside TLS, and never reached a log line.
         #expect((orgUpstream.authLog + hostUpstream.authLog).allSatisfy { $0.hasPrefix("tls=1") })

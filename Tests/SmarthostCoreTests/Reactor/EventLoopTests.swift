@@ -15,6 +15,35 @@ import Testing
         #expect(fired == [1, 2, 3])
     }
 
+    /// Both timers are due when the loop wakes; the first cancels the second (an idle
+    /// connection handed a message whose stale idle timer would quit it): it must not run.
+    @Test func timerCancelledByAnEarlierTimerOfTheSameBatchDoesNotRun() throws {
+        let loop = try EventLoop()
+        var fired: [String] = []
+        var second: TimerID?
+        loop.schedule(afterMilliseconds: 1) { fired.append("first"); loop.cancel(second) }
+        second = loop.schedule(afterMilliseconds: 2) { fired.append("second") }
+        let bothDue = MonotonicClock.nowMilliseconds() + 3
+        while MonotonicClock.nowMilliseconds() < bothDue { usleep(1000) }
+        loop.runOnce()
+        #expect(fired == ["first"])
+    }
+
+    /// A timer that schedules another at once does not keep the batch going for ever: the
+    /// new one runs on the next turn, after I/O has had its chance.
+    @Test func timerScheduledByATimerRunsOnTheNextTurn() throws {
+        let loop = try EventLoop()
+        var fired: [String] = []
+        loop.schedule(afterMilliseconds: 0) {
+            fired.append("first")
+            loop.schedule(afterMilliseconds: -1) { fired.append("second") }
+        }
+        loop.runOnce()
+        #expect(fired == ["first"])
+        loop.runOnce()
+        #expect(fired == ["first", "second"])
+    }
+
     @Test func executeFromAnotherThreadRunsOnTheLoop() throws {
         let loop = try EventLoop()
         let box = ReactorTestBox()
@@ -118,7 +147,21 @@ private final class ReactorEchoServer: IOHandler, StreamConnectionDelegate {
         }
         #expect(queue.count == 1)
         #expect(queue.heapCountForTesting <= 2048)
-        for action in queue.expired(now: 2_000_000) { action() }
+        while let action = queue.popExpired(now: 2_000_000) { action() }
         #expect(fired == 1)
+    }
+
+    @Test func aTimerCancelledWhileItsBatchRunsIsNotPopped() {
+        var queue = TimerQueue()
+        var fired: [Int] = []
+        _ = queue.schedule(at: 10) { fired.append(1) }
+        let second = queue.schedule(at: 20) { fired.append(2) }
+        _ = queue.schedule(at: 30) { fired.append(3) }
+        let first = queue.popExpired(now: 100)
+        first?()
+        queue.cancel(second)
+        while let action = queue.popExpired(now: 100) { action() }
+        #expect(fired == [1, 3])
+        #expect(queue.count == 0)
     }
 }

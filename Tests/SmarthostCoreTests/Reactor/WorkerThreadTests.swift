@@ -5,6 +5,27 @@ import Testing
 /// `WorkerThread.waitForBacklog`: another thread is held while too many jobs are unfinished
 /// here, released as they finish, and never left waiting on a stopped worker.
 @Suite struct ReactorWorkerBacklogTests {
+    /// This thread's kernel id, from /proc/thread-self (a link to `<pid>/task/<tid>`).
+    static func currentThreadID() -> Int {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard count > 0 else { return 0 }
+        let text = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "/").last.flatMap { Int($0) } ?? 0
+    }
+
+    /// The state letter of /proc/self/task/<tid>/stat is `S` (interruptible sleep).
+    static func isSleeping(threadID: Int) -> Bool {
+        guard threadID > 0 else { return false }
+        let fd = open("/proc/self/task/\(threadID)/stat", O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0, let close = buffer[0..<count].lastIndex(of: UInt8(ascii: ")")), close + 2 < count else { return false }
+        return buffer[close + 2] == UInt8(ascii: "S")
+    }
+
     @Test func waiterIsHeldUntilTheBacklogDrainsBelowTheLimit() {
         let worker = WorkerThread(name: "backlog-test")
         let gate = BacklogTestGate()
@@ -17,8 +38,10 @@ import Testing
             }
         }
         let released = ReactorTestCounter()
+        let waiterThreadID = BacklogTestThreadID()
         var waiter = pthread_t()
         let context = Unmanaged.passRetained(ReactorTestJob {
+            waiterThreadID.set(Self.currentThreadID())
             worker.waitForBacklog(below: 3)
             released.add()
         })
@@ -26,7 +49,8 @@ import Testing
             Unmanaged<ReactorTestJob>.fromOpaque(raw!).takeRetainedValue().body()
             return nil
         }, context.toOpaque())
-        usleep(50_000)
+        // Asleep in the kernel: the waiter has reached the wait (it has nothing else to block on).
+        #expect(eventually(timeout: 10) { Self.isSleeping(threadID: waiterThreadID.value) })
         #expect(released.value == 0, "5 unfinished jobs, limit 3: the waiter must wait")
         gate.open()
         pthread_join(waiter, nil)
@@ -43,4 +67,12 @@ private final class BacklogTestGate: @unchecked Sendable {
     private var isOpen = false
     func pass() { lock.withLock { while !isOpen { lock.wait() } } }
     func open() { lock.withLock { isOpen = true; lock.broadcast() } }
+}
+
+/// The kernel id of the waiter thread, set once it runs.
+private final class BacklogTestThreadID: @unchecked Sendable {
+    private let lock = Mutex()
+    private var id = 0
+    func set(_ value: Int) { lock.withLock { id = value } }
+    var value: Int { lock.withLock { id } }
 }

@@ -90,4 +90,15 @@ import Testing
                                                sender: nil, config: config)
         #expect(unknownText.contains("org initech is not configured, so the host level applies"))
     }
+
+    /// `smarthost routes --org <value>` says when the value could not be an org id.
+    @Test func anIgnoredHeaderValueIsNamedInTheExplanation() {
+        let config = RelayConfig(hostname: "relay.test", defaultRoute: RouteSettings(
+            host: "smtp.example.com", port: 587, tls: .starttls, domain: "relay.test"))
+        let choice = OrgClassifier(config: config).classify(headerValue: "acme corp", sender: "")
+        let text = ConfigReport.explain(RouteResolver.resolve(org: choice.orgID, config: config),
+                                        choice: choice, sender: nil, config: config)
+        #expect(text.hasPrefix("org: none, host level (no usable org header); the org header's value was ignored: not an org id"),
+                "\(text)")
+    }
 }

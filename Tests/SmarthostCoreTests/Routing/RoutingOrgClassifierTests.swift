@@ -54,3 +54,46 @@ import Testing
         #expect(fromConfig.classify(headerValue: nil, sender: "a@acme.example").orgID == "acme")
     }
 }
+
+/// The org header comes from applications: only a plain, bounded id is taken from it.
+@Suite struct RoutingOrgHeaderValueTests {
+    private let classifier = OrgClassifier(orgHeader: "X-Smarthost-Org", orgs: [
+        OrgSetting(id: "acme", route: .useDefault, senders: ["*@acme.example"]),
+        OrgSetting(id: "acme+eu", route: .useDefault, senders: []),
+    ])
+
+    @Test func idsUpTo64PlainCharactersAreTaken() {
+        let longest = String(repeating: "a", count: 63) + "Z"
+        #expect(classifier.classify(headerValue: longest, sender: "").orgID == longest)
+        #expect(classifier.classify(headerValue: "tenant_42.eu-west", sender: "").orgID == "tenant_42.eu-west")
+        #expect(classifier.classify(headerValue: "tenant-42", sender: "").ignoredHeaderValue == nil)
+    }
+
+    @Test(arguments: [
+        String(repeating: "a", count: 65),
+        (0..<60).map { "tenant-\($0)" }.joined(separator: "\r\n "),   // a 60-line folded value
+        "acme\u{1B}]0;pwned\u{07}",                                       // a terminal escape
+        "acme corp", "acme/../x", "ácme", "acme;rm",
+    ])
+    func otherValuesAreIgnoredAsIfAbsent(value: String) {
+        let choice = classifier.classify(headerValue: value, sender: "robot@acme.example")
+        #expect(choice.orgID == "acme", "classified by the sender, as without a header")
+        #expect(choice.source == .senderPattern("*@acme.example"))
+        #expect(choice.ignoredHeaderValue == value)
+        let hostLevel = classifier.classify(headerValue: value, sender: "x@elsewhere.example")
+        #expect(hostLevel.orgID == nil && hostLevel.source == .hostLevel)
+    }
+
+    @Test func aConfiguredIdIsTakenEvenOutsideTheGrammar() {
+        #expect(classifier.classify(headerValue: "acme+eu", sender: "").orgID == "acme+eu")
+        #expect(classifier.classify(headerValue: "other+eu", sender: "").orgID == nil)
+    }
+
+    @Test func theGrammar() {
+        #expect(OrgClassifier.isOrgID("a"))
+        #expect(!OrgClassifier.isOrgID(""))
+        #expect(OrgClassifier.isOrgID(String(repeating: "9", count: 64)))
+        #expect(!OrgClassifier.isOrgID(String(repeating: "9", count: 65)))
+        #expect(!OrgClassifier.isOrgID("a\u{0}b"))
+    }
+}

@@ -122,13 +122,4 @@ import Testing
         #expect(frame(["NOOP\r", "X\r\n", "RSET\r\n"]) == ["bad", "line:RSET"])
         #expect(frame(["NOOP\r", "\n"]) == ["line:NOOP"])
     }
-
-    @Test func takeBufferedReturnsUnframedBytes() {
-        var framer = LineFramer()
-        framer.append(Array("DATA\r\nSubj".utf8))
-        #expect(framer.nextEvent() == .line(Array("DATA".utf8)[...]))
-        #expect(framer.bufferedCount == 4)
-        #expect(Array(framer.takeBuffered()) == Array("Subj".utf8))
-        #expect(framer.bufferedCount == 0)
-    }
 }

@@ -214,7 +214,7 @@ struct ToolRun {
     }
 }
 
-private final class ToolOutput: @unchecked Sendable {
+final class ToolOutput: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
     func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }

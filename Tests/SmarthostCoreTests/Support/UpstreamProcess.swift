@@ -89,6 +89,12 @@ final class UpstreamProcess: @unchecked Sendable {
         return text.split(separator: "\n").map(String.init)
     }
 
+    /// QUIT commands the faulty upstream has received (it writes each before answering).
+    var quitCount: Int {
+        let text = (try? String(contentsOf: outdir.appendingPathComponent("quit.log"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").count
+    }
+
     /// Waits until at least `count` messages arrived; returns them.
     @discardableResult
     func waitForMessages(_ count: Int, timeout: TimeInterval = 20) -> [Received] {

@@ -7,7 +7,8 @@ message to --outdir as <n>.eml.
 --fault slow-data: every message is answered 0.3 s after its final dot, and the highest number
 of connections open at once is kept in --outdir/max_connections (for the per-route cap).
 --fault slow-quit: QUIT is answered 3 s late, so a relay's idle connection stays open after
-its QUIT for a while (it must not be handed a message meanwhile).
+its QUIT for a while (it must not be handed a message meanwhile). Every QUIT received is
+a line in --outdir/quit.log.
 Prints `READY port=N`; ends when stdin closes."""
 import argparse
 import os
@@ -64,6 +65,10 @@ def serve(conn, n, fault, outdir):
                 data_mode = True
                 reply("354 go ahead")
             elif verb == b"QUIT":
+                # One line per QUIT received, before any late answer: tests wait on it.
+                with lock:
+                    with open(os.path.join(outdir, "quit.log"), "a") as out:
+                        out.write("quit\n")
                 if fault == "slow-quit":
                     time.sleep(3)
                 reply("221 bye")

@@ -43,7 +43,10 @@ import Testing
         #expect(status != initial)
         #expect(status.hasPrefix("queue=1 "), "status: \(status)")
         #expect(status.contains("delivered=0") && status.contains("routes_down="))
-        Thread.sleep(forTimeInterval: 2.5)
+        // A change right after one: its STATUS= must wait for the next second.
+        #expect(try SystemdTestSupport.submit(port: relay.port).hasPrefix("250 "))
+        let second = try #require(notify.waitFor("STATUS", after: changed.index + 1, timeout: 10))
+        #expect(second.message.fields["STATUS"]?.hasPrefix("queue=2 ") == true, "\(second.message.text)")
         let statuses = notify.messages.filter { $0.fields["STATUS"] != nil && $0.fields["READY"] == nil }
         for (a, b) in zip(statuses, statuses.dropFirst()) {
             #expect(b.at.timeIntervalSince(a.at) > 0.8, "STATUS= at most once a second")
@@ -61,14 +64,18 @@ import Testing
             "SMARTHOST_TEST_HOOKS": "1", "SMARTHOST_TEST_STALL_MS": "2000",
         ])
         try relay.start()
-        Thread.sleep(forTimeInterval: 1.5)
+        #expect(eventually(timeout: 10) { notify.messages.filter { $0.text == "WATCHDOG=1" }.count >= 8 })
         let before = notify.messages.filter { $0.text == "WATCHDOG=1" }
-        #expect(before.count >= 4, "pings every 150 ms: got \(before.count) in 1.5 s")
+        #expect(before.count >= 8, "pings every 150 ms: got \(before.count)")
         for (a, b) in zip(before, before.dropFirst()) { #expect(b.at.timeIntervalSince(a.at) < 1.0, "no long gap before the stall") }
 
         let stalledAt = Date()
         relay.signal(SIGUSR2)
-        Thread.sleep(forTimeInterval: 3.5)
+        let resumed = eventually(timeout: 15) {
+            relay.log.contains("test hook: event loop resumed")
+                && notify.messages.filter { $0.text == "WATCHDOG=1" && $0.at > stalledAt.addingTimeInterval(2.3) }.count >= 4
+        }
+        #expect(resumed, "the stall ends and pings resume")
         let pings = notify.messages.filter { $0.text == "WATCHDOG=1" }.map(\.at)
         let during = pings.filter { $0 > stalledAt.addingTimeInterval(0.3) && $0 < stalledAt.addingTimeInterval(1.8) }
         #expect(during.isEmpty, "no WATCHDOG=1 while the loop is blocked: \(during.count)")
@@ -87,8 +94,11 @@ import Testing
             let relay = try RelayProcess(environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"])
             try relay.spawn(launcher: ["/bin/sh", "-c", "export WATCHDOG_PID=\(pidExpression); exec \"$@\"", "sh"])
             try relay.waitUntilListening()
-            #expect(notify.waitFor("READY", "1") != nil)
-            Thread.sleep(forTimeInterval: 1.0)
+            let ready = try #require(notify.waitFor("READY", "1"))
+            // STATUS= comes from a loop timer of 1 s: once it reports the message below, the
+            // loop has run its timers for a second, several watchdog intervals.
+            #expect(try SystemdTestSupport.submit(port: relay.port).hasPrefix("250 "))
+            #expect(notify.waitFor("STATUS", after: ready.index + 1, timeout: 10) != nil)
             let pings = notify.messages.filter { $0.text == "WATCHDOG=1" }.count
             if expectPings { #expect(pings >= 4, "WATCHDOG_PID=$$: \(pings) pings") } else { #expect(pings == 0) }
             relay.stop()

@@ -31,6 +31,10 @@ import Testing
         return (count, "")
     }
 
+    static func acceptedCount(_ log: String) -> Int {
+        log.components(separatedBy: "<6>accepted ").count - 1
+    }
+
     @Test func goodThenBadReloadUnderLoadLosesNothing() throws {
         let notify = try FakeNotifySocket()
         let first = SystemdTestSupport.freePort(), second = SystemdTestSupport.freePort(), third = SystemdTestSupport.freePort()
@@ -39,7 +43,7 @@ import Testing
         try relay.start()
         #expect(SystemdTestSupport.banner(port: second) == nil)
         let load = try SubmitLoad(port: first, threads: 4, seconds: 6)
-        Thread.sleep(forTimeInterval: 1.5)
+        #expect(eventually(timeout: 10) { Self.acceptedCount(relay.log) >= 5 }, "the load is under way")
 
         // Good: a second listener and a lower recipient limit.
         try relay.writeConfig(body: Self.body(maxRecipients: "2"), listen: ["127.0.0.1:\(first)", "127.0.0.1:\(second)"])
@@ -49,7 +53,9 @@ import Testing
         #expect(SystemdTestSupport.banner(port: second)?.hasPrefix("220 ") == true, "the new listen address accepts")
         let limited = try Self.acceptedRecipients(port: second, trying: 3)
         #expect(limited.accepted == 2 && limited.refusal.hasPrefix("452"), "new limit applies: \(limited)")
-        Thread.sleep(forTimeInterval: 1.0)
+        // The load goes on under the new configuration before the bad reload.
+        let acceptedSoFar = Self.acceptedCount(relay.log)
+        #expect(eventually(timeout: 10) { Self.acceptedCount(relay.log) >= acceptedSoFar + 5 })
 
         // Bad: refused with line and key; the running config stays (both listeners, limit 2).
         try relay.writeConfig(body: Self.body(maxRecipients: "lots"),

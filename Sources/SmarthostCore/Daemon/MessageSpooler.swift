@@ -1,6 +1,8 @@
-/// A message being received: streams content into the spool's tmp file and keeps the
-/// header section (bounded) so the organization can be read from it at the end.
-final class MessageInProgress {
+/// Spools one message as it is received: streams the content into the spool's file
+/// (`IncomingMessage`, the spool's side) and keeps the header section (bounded), so at the
+/// end it can decide the org and route, build the envelope record and hand both to the
+/// committer.
+final class MessageSpooler {
     /// Headers beyond this are not searched for the org header (a sane client puts its
     /// headers in the first few KiB; the bound keeps memory per session small).
     static let headerCaptureLimit = 64 * 1024
@@ -58,7 +60,7 @@ final class MessageInProgress {
         }
         self.incoming = nil
         let sender = envelope.sender.mailbox
-        let routed = context.route(sender: sender, headers: headers)
+        let routed = context.route(id: incoming.id, sender: sender, headers: headers)
         var record = SpoolEnvelope(
             id: incoming.id, receivedAt: WallClock.nowSeconds(), sender: sender,
             recipients: envelope.recipients.map(\.mailbox), org: routed.choice.orgID,
