@@ -146,13 +146,14 @@ public final class MetricsRegistry: @unchecked Sendable {
         return "\(value)"
     }
 
-    /// Label values: backslash, double quote and line feed escaped (exposition format).
-    static func escape(_ value: String) -> String {
+    /// Label values: backslash, double quote and line feed escaped; HELP text: the same
+    /// but the quote (exposition format 0.0.4).
+    static func escape(_ value: String, quotes: Bool = true) -> String {
         var out = ""
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\\": out += "\\\\"
-            case "\"": out += "\\\""
+            case "\"" where quotes: out += "\\\""
             case "\n": out += "\\n"
             default: out.unicodeScalars.append(scalar)
             }
@@ -161,20 +162,6 @@ public final class MetricsRegistry: @unchecked Sendable {
     }
 
     static func escapeHelp(_ text: String) -> String {
-        text.replacingBackslashesAndNewlines
-    }
-}
-
-extension String {
-    fileprivate var replacingBackslashesAndNewlines: String {
-        var out = ""
-        for scalar in unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        escape(text, quotes: false)
     }
 }
