@@ -3,6 +3,9 @@ SWIFT       ?= swift
 CONFIG      ?= config/smarthost.yaml
 RELEASE_BIN := .build/release/smarthost
 APT_PKGS    := libssl-dev libsystemd-dev pkg-config openssl swaks postfix python3-aiosmtpd curl systemd procps
+# oauth2 (issue 11) — build: libcurl for token endpoints; test: JWT checks in the fake token endpoint, a proxy
+APT_PKGS    += libcurl4-openssl-dev
+APT_PKGS    += python3-jwt python3-cryptography tinyproxy
 
 .PHONY: deps build release run test bench demo stress clean
 

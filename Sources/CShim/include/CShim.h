@@ -3,4 +3,5 @@
 #include "shim_reactor.h"
 #include "shim_openssl.h"
 #include "shim_spool.h"
+#include "shim_curl.h"
 #endif
