@@ -110,7 +110,7 @@ enum OAuth2TokenResponse {
     /// Entra ID appends "Trace ID: … Correlation ID: … Timestamp: …" lines; the first
     /// line is the message.
     private static func firstLine(_ text: String) -> String {
-        String(text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).first ?? "")
+        String(text.split(whereSeparator: \.isNewline).first ?? "")
     }
 
     /// Into a log line: no control characters, bounded.
