@@ -122,7 +122,9 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         case .tls(let error):
             return classify(error, failure: failure)
         case .oauth2Token(let error):
-            return ProbeFailure(step: .token, explanation: error.description, hint: tokenHint(error), underlying: failure)
+            // The step already says "oauth2 token".
+            let explanation = String(error.description.dropFirst("oauth2 token: ".count))
+            return ProbeFailure(step: .token, explanation: explanation, hint: tokenHint(error), underlying: failure)
         }
     }
 
