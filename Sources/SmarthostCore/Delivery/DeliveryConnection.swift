@@ -116,7 +116,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
                 self.session = UpstreamSession(parameters: parameters)
                 self.resolve()
             case .failure(let error):
-                self.onTranscript?(.note("oauth2 token: FAILED: \(error)"))
+                self.onTranscript?(.note("oauth2 token: FAILED: \(error.detail)"))
                 self.fail(Self.tokenFailure(error))
             }
         }
@@ -138,7 +138,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
                     self.currentToken = grant.token
                     self.apply(self.session.tokenRefreshed(grant.token.revealed))
                 case .failure(let error):
-                    self.onTranscript?(.note("oauth2 token: FAILED: \(error)"))
+                    self.onTranscript?(.note("oauth2 token: FAILED: \(error.detail)"))
                     self.apply(self.session.tokenFailed(Self.tokenFailure(error)))
                 }
             }

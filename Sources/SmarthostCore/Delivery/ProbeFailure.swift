@@ -123,8 +123,7 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
             return classify(error, failure: failure)
         case .oauth2Token(let error):
             // The step already says "oauth2 token".
-            let explanation = String(error.description.dropFirst("oauth2 token: ".count))
-            return ProbeFailure(step: .token, explanation: explanation, hint: tokenHint(error), underlying: failure)
+            return ProbeFailure(step: .token, explanation: error.detail, hint: tokenHint(error), underlying: failure)
         }
     }
 

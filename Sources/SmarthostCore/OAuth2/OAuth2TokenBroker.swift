@@ -26,7 +26,6 @@ final class OAuth2TokenBroker {
     private var caches: [String: TokenCache] = [:]
     private var expiries: [String: Int64] = [:]
     private var waiters: [String: [Completion]] = [:]
-    private var stopped = false
 
     init(loop: EventLoop, logger: Logger? = nil, clock: @escaping () -> Int64 = WallClock.nowMilliseconds,
          fetch: @escaping Fetch = OAuth2TokenFetcher.fetch) {
@@ -68,7 +67,6 @@ final class OAuth2TokenBroker {
     }
 
     func stop() {
-        stopped = true
         worker.stop()
     }
 

@@ -47,11 +47,14 @@ public struct OAuth2TokenError: Error, Sendable, Equatable, CustomStringConverti
     }
 
     /// "oauth2 token: https://…/token: HTTP 401 invalid_client: AADSTS7000215: Invalid client secret provided."
-    public var description: String {
+    public var description: String { "oauth2 token: " + detail }
+
+    /// The description without its "oauth2 token: " prefix, where the step is already named.
+    public var detail: String {
         var parts: [String] = []
         if let httpStatus { parts.append("HTTP \(httpStatus)") }
         if let error { parts.append(error) }
-        var text = "oauth2 token: \(endpoint): " + parts.joined(separator: " ")
+        var text = "\(endpoint): " + parts.joined(separator: " ")
         if let errorDescription { text += (parts.isEmpty ? "" : ": ") + errorDescription }
         if let transport { text += (parts.isEmpty && errorDescription == nil ? "" : ": ") + transport }
         return text
