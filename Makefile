@@ -10,11 +10,12 @@ RELEASE_BIN := .build/release/smarthost
 RELEASE_FLAGS := -c release --static-swift-stdlib \
 	-Xcc -DSMARTHOST_VERSION='"$(VERSION)"' -Xcc -DSMARTHOST_COMMIT='"$(COMMIT)"'
 
-BUILD_PKGS  := libssl-dev libsystemd-dev pkg-config
+BUILD_PKGS  := libssl-dev libsystemd-dev pkg-config libcurl4-openssl-dev
 # Postfix is only wanted for its smtp-source/smtp-sink tools: preseeded "No configuration",
 # so installing it never sets up or starts a system mail server.
 TEST_PKGS   := openssl swaks postfix python3-aiosmtpd curl systemd procps prometheus \
-               bsd-mailx php-cli git-email libmailtools-perl cron
+               bsd-mailx php-cli git-email libmailtools-perl cron \
+               python3-jwt python3-cryptography tinyproxy
 PACKAGE_PKGS := dpkg-dev
 SYSTEM_TEST_PKGS := debootstrap util-linux
 

@@ -22,10 +22,16 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // HTTPS for OAuth2 token endpoints (proxies, timeouts, certificate checks).
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         // What Swift cannot import directly: macros and variadic/inline C.
         .target(
             name: "CShim",
-            dependencies: ["COpenSSL"]
+            dependencies: ["COpenSSL", "CCurl"]
         ),
         .target(
             name: "SmarthostCore",
@@ -33,6 +39,7 @@ let package = Package(
                 "CShim",
                 "COpenSSL",
                 "CSystemd",
+                "CCurl",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],

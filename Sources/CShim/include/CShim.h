@@ -4,4 +4,5 @@
 #include "shim_openssl.h"
 #include "shim_spool.h"
 #include "shim_process.h"
+#include "shim_curl.h"
 #endif

@@ -8,6 +8,8 @@ extension RelayConfig {
         /// Where each org was defined (included file, line, key path), for warnings about it
         /// that can only be made once every org is known.
         var orgPlaces: [String: (file: String?, line: Int?, path: String)] = [:]
+        /// Set while an `oauth2:` block is read when one of its key files does not exist yet.
+        var missingCredential: String?
         let baseDirectory: String
         let environment: [String: String]
         let systemHostname: String

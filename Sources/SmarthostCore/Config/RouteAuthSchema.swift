@@ -6,12 +6,23 @@ extension RelayConfig.Schema {
         /// The secret's file or variable does not exist yet: the route is configured but
         /// cannot authenticate until the operator provides it (`RouteSettings.missingCredential`).
         var missing: String?
+        var oauth2: OAuth2Settings?
     }
 
     /// Reads the credentials of a route. Errors name the key, the file or the variable,
     /// never the secret: these messages go to terminals and journals.
     mutating func decodeAuth(_ section: Section, tls: TLSMode) -> RouteAuth {
         let sources = Self.passwordKeys.compactMap { section.field($0) }
+        if let oauthField = section.field("oauth2") {
+            for source in sources {
+                reader.report(source.line, source.path, "a route authenticates with a password or with oauth2:, not both (oauth2 at line \(oauthField.keyLine ?? 0))")
+            }
+            let username = section.field("username").flatMap { reader.string($0) }
+            missingCredential = nil
+            let oauth2 = decodeOAuth2(oauthField, username: username)
+            defer { missingCredential = nil }
+            return RouteAuth(username: username, password: nil, missing: missingCredential, oauth2: oauth2)
+        }
         for extra in sources.dropFirst() {
             let first = sources[0]
             let at = first.line.map { " at line \($0)" } ?? ""
@@ -94,12 +105,19 @@ extension RelayConfig.Schema {
         return firstMissing!
     }
 
+    /// Where a key file named relative is: `$CREDENTIALS_DIRECTORY` under systemd, else
+    /// beside the config (certificates and refresh tokens, which are not found by name).
+    func secretPath(_ path: String) -> String {
+        let credentials = environment["CREDENTIALS_DIRECTORY"].flatMap { $0.isEmpty ? nil : $0 }
+        return RelayConfig.resolve(path, under: credentials ?? baseDirectory)
+    }
+
     /// The ID of the unit's directory `LoadCredential=` line.
     static let credentialPrefix = "smarthost_"
     /// Where the packaged units load credentials from.
     static let credentialSourceDirectory = "/etc/smarthost/credentials"
 
-    private static func credentialHint(_ name: String) -> String {
+    static func credentialHint(_ name: String) -> String {
         guard !name.hasPrefix("/"), !name.contains("/") else { return "" }
         return " (put it in \(credentialSourceDirectory)/\(name), mode 0600, then systemctl restart smarthost)"
     }

@@ -41,6 +41,8 @@ public struct RouteSettings: Sendable, Equatable {
     public var caFile: String?
     public var rewriteFrom: RewriteFromMode
     public var allowPlaintextAuth: Bool
+    /// AUTH with an OAuth2 bearer token instead of a password (never both).
+    public var oauth2: OAuth2Settings?
 
     /// 180 s, the timeout of the product's mail-settings pages.
     public static let defaultTimeoutMs: Int64 = 180_000
@@ -50,8 +52,9 @@ public struct RouteSettings: Sendable, Equatable {
         timeoutMs: Int64 = RouteSettings.defaultTimeoutMs,
         username: String? = nil, password: Secret? = nil,
         from: String? = nil, fromName: String? = nil, caFile: String? = nil,
-        rewriteFrom: RewriteFromMode = .fill, allowPlaintextAuth: Bool = false
+        rewriteFrom: RewriteFromMode = .fill, allowPlaintextAuth: Bool = false, oauth2: OAuth2Settings? = nil
     ) {
+        self.oauth2 = oauth2
         self.host = host
         self.port = port
         self.tls = tls

@@ -13,7 +13,7 @@ extension RelayConfig.Schema {
     }
 
     static let routeKeys = ["host", "port", "tls", "domain", "timeout", "username", "password", "password_file",
-                            "password_env", "from", "from_name", "ca_file", "rewrite_from", "allow_plaintext_auth"]
+                            "password_env", "from", "from_name", "ca_file", "rewrite_from", "allow_plaintext_auth", "oauth2"]
     static let passwordKeys = ["password", "password_file", "password_env"]
 
     // MARK: The three levels
@@ -131,6 +131,7 @@ extension RelayConfig.Schema {
         var route = RouteSettings(host: host ?? "", port: port ?? 0, tls: tls, domain: context.hostname,
                                   username: auth.username, password: auth.password)
         route.missingCredential = auth.missing
+        route.oauth2 = auth.oauth2
         decodeOptions(section, into: &route)
         return host == nil || port == nil ? nil : route
     }

@@ -13,10 +13,13 @@ public struct DeliveryTarget: Sendable {
     /// The route's secret does not exist yet (`RouteSettings.missingCredential`): nothing is
     /// attempted, its messages are held until a restart or reload brings it.
     public var missingCredential: String?
+    /// Set on an OAuth2 route: the token comes from here, before the connection is made.
+    public var oauth2: OAuth2Settings?
 
     /// Connections are shared by messages whose targets have the same key.
     public var key: String {
         "\(host):\(port) tls=\(parameters.tlsMode.rawValue) user=\(parameters.credentials?.username ?? "-") ehlo=\(parameters.ehloName) ca=\(caFile ?? "-")"
+            + (oauth2.map { " oauth2=\($0.cacheKey) \($0.mechanism.rawValue)" } ?? "")
     }
 
     public var displayName: String { "\(host):\(port)" }
@@ -38,7 +41,7 @@ protocol DeliveryConnectionOwner: AnyObject {
 /// `UpstreamSession` value that speaks SMTP. This class only moves bytes and arms timers.
 final class DeliveryConnection: StreamConnectionDelegate {
     private enum Phase {
-        case idle, resolving, connecting, handshaking(implicit: Bool), talking, closed
+        case idle, fetchingToken, resolving, connecting, handshaking(implicit: Bool), talking, closed
     }
 
     let target: DeliveryTarget
@@ -46,6 +49,10 @@ final class DeliveryConnection: StreamConnectionDelegate {
     private let loop: EventLoop
     private let resolver: HostResolver
     private let tlsContext: () throws -> TLSContext
+    private let tokens: OAuth2TokenBroker?
+    /// The bearer token this connection authenticates with, to tell the broker which one
+    /// the upstream refused.
+    private var currentToken: Secret?
     private weak var owner: DeliveryConnectionOwner?
     private var session: UpstreamSession
     private var phase: Phase = .idle
@@ -61,12 +68,14 @@ final class DeliveryConnection: StreamConnectionDelegate {
     var onTranscript: ((UpstreamTranscriptLine) -> Void)?
 
     init(serial: UInt64, target: DeliveryTarget, loop: EventLoop, resolver: HostResolver,
-         tlsContext: @escaping () throws -> TLSContext, owner: DeliveryConnectionOwner) {
+         tlsContext: @escaping () throws -> TLSContext, tokens: OAuth2TokenBroker? = nil,
+         owner: DeliveryConnectionOwner) {
         self.serial = serial
         self.target = target
         self.loop = loop
         self.resolver = resolver
         self.tlsContext = tlsContext
+        self.tokens = tokens
         self.owner = owner
         self.session = UpstreamSession(parameters: target.parameters)
     }
@@ -83,6 +92,74 @@ final class DeliveryConnection: StreamConnectionDelegate {
     var tlsDescription: String? { tls.map { "\($0.negotiatedVersion ?? "TLS") \($0.cipher ?? "")" } }
 
     func start() {
+        if let settings = target.oauth2 {
+            return fetchToken(settings)
+        }
+        resolve()
+    }
+
+    // MARK: OAuth2 token
+
+    /// The token comes first: with no token there is no point in connecting, and a token
+    /// endpoint that is down must not make every connection open and idle upstream.
+    private func fetchToken(_ settings: OAuth2Settings) {
+        guard let tokens else {
+            return fail(UpstreamFailure(step: .token, detail: "oauth2 route without a token broker"))
+        }
+        phase = .fetchingToken
+        armTimer()
+        tokens.token(for: settings) { [weak self] result in
+            guard let self, case .fetchingToken = self.phase else { return }
+            switch result {
+            case .success(let grant):
+                self.noteToken(grant, settings)
+                self.currentToken = grant.token
+                var parameters = self.target.parameters
+                parameters.credentials?.password = grant.token.revealed
+                self.session = UpstreamSession(parameters: parameters)
+                self.resolve()
+            case .failure(let error):
+                self.onTranscript?(.note("oauth2 token: FAILED: \(error.detail)"))
+                self.fail(Self.tokenFailure(error))
+            }
+        }
+    }
+
+    /// The upstream refused the token: tell the broker, get a fresh one, AUTH again.
+    private func refreshToken() {
+        guard let tokens, let settings = target.oauth2 else {
+            return apply(session.tokenFailed(UpstreamFailure(step: .token, detail: "no oauth2 settings")))
+        }
+        if let currentToken { tokens.reject(currentToken, for: settings) }
+        tokens.token(for: settings) { [weak self] result in
+            // Never inside the action loop that asked: the answer may come at once.
+            _ = self?.loop.schedule(afterMilliseconds: 0) { [weak self] in
+                guard let self, case .talking = self.phase, self.session.state == .awaitingToken else { return }
+                switch result {
+                case .success(let grant):
+                    self.noteToken(grant, settings)
+                    self.currentToken = grant.token
+                    self.apply(self.session.tokenRefreshed(grant.token.revealed))
+                case .failure(let error):
+                    self.onTranscript?(.note("oauth2 token: FAILED: \(error.detail)"))
+                    self.apply(self.session.tokenFailed(Self.tokenFailure(error)))
+                }
+            }
+        }
+    }
+
+    private func noteToken(_ grant: OAuth2TokenBroker.Grant, _ settings: OAuth2Settings) {
+        let how = grant.fetched ? "fetched from \(settings.tokenURL)" : "cached"
+        onTranscript?(.note("oauth2 token: \(how), access token ******** valid \(grant.expiresIn) s"))
+    }
+
+    static func tokenFailure(_ error: OAuth2TokenError) -> UpstreamFailure {
+        UpstreamFailure(step: .token, detail: error.description, cause: .oauth2Token(error))
+    }
+
+    // MARK: connecting
+
+    private func resolve() {
         phase = .resolving
         armTimer()
         resolver.resolve(host: target.host, port: target.port) { [weak self] result in
@@ -123,8 +200,6 @@ final class DeliveryConnection: StreamConnectionDelegate {
         if case .closed = phase { return true }
         return false
     }
-
-    // MARK: connecting
 
     private func connectNext() {
         guard !addresses.isEmpty else {
@@ -288,6 +363,8 @@ final class DeliveryConnection: StreamConnectionDelegate {
             beginTLS(implicit: false)
         case .ready:
             owner?.deliveryConnectionReady(self)
+        case .needFreshToken:
+            refreshToken()
         case .messageResult(let result):
             let id = currentMessageID
             currentMessageID = nil
@@ -360,6 +437,8 @@ final class DeliveryConnection: StreamConnectionDelegate {
         switch phase {
         case .resolving:
             fail(UpstreamFailure(step: .timeout, detail: "timeout while resolving \(target.host)"))
+        case .fetchingToken:
+            fail(UpstreamFailure(step: .token, detail: "timeout while fetching the oauth2 token from \(target.oauth2?.tokenURL ?? "?")"))
         case .connecting:
             break // the connector has its own timeout
         case .handshaking:

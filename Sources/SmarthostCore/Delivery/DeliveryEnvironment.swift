@@ -34,14 +34,19 @@ final class DeliveryEnvironment: @unchecked Sendable {
     }
 
     static func target(for route: RouteSettings, recordTranscript: Bool = false) -> DeliveryTarget {
+        let oauth = route.oauth2.map { settings in
+            UpstreamOAuth(mechanism: settings.mechanism == .oauthbearer ? .oauthbearer : .xoauth2,
+                          host: route.host, port: route.port)
+        }
+        // An OAuth2 route's "password" is the access token, filled in by the connection.
         let credentials = route.username.map { user in
-            UpstreamCredentials(username: user, password: route.password?.revealed ?? "")
+            UpstreamCredentials(username: user, password: route.password?.revealed ?? "", oauth: oauth)
         }
         let parameters = UpstreamParameters(ehloName: route.domain, tlsMode: upstreamMode(route.tls),
                                             credentials: credentials, allowPlaintextAuth: route.allowPlaintextAuth,
                                             recordTranscript: recordTranscript)
         var target = DeliveryTarget(host: route.host, port: route.port, caFile: route.caFile,
-                                    timeoutMilliseconds: route.timeoutMs, parameters: parameters)
+                                    timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2)
         target.missingCredential = route.missingCredential
         return target
     }

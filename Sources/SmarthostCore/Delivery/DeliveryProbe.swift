@@ -92,11 +92,14 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         self.loop = loop
         let resolver = HostResolver(loop: loop)
         defer { resolver.stop() }
+        let tokens = OAuth2TokenBroker(loop: loop)
+        defer { tokens.stop() }
         var target = DeliveryEnvironment.target(for: request.route, recordTranscript: true)
         target.greetingTimeoutMilliseconds = request.greetingWaitMilliseconds
         let caFile = request.route.caFile
         let connection = DeliveryConnection(serial: 1, target: target, loop: loop, resolver: resolver,
-                                            tlsContext: { try TLSContext.client(caFile: caFile) }, owner: self)
+                                            tlsContext: { try TLSContext.client(caFile: caFile) }, tokens: tokens,
+                                            owner: self)
         connection.onTranscript = { [unowned self] line in self.record(line) }
         self.connection = connection
         // Every step has its own timer; this only guards against a bug leaving the loop running.
@@ -172,7 +175,10 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
             ?? (result == nil ? UpstreamFailure(step: .protocol, detail: "the connection ended before the message was sent") : nil)
         return ProbeReport(
             transcript: transcript,
-            failure: failure.map { ProbeFailure.classify($0, mode: request.route.tls, endpoint: endpoint, observed: observed) },
+            failure: failure.map {
+                ProbeFailure.classify($0, mode: request.route.tls, endpoint: endpoint, observed: observed,
+                                      oauth: request.route.oauth2 != nil)
+            },
             dataReply: result?.dataReply,
             target: "\(endpoint) (tls \(request.route.tls.rawValue))")
     }

@@ -45,6 +45,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     /// Records outcomes (delivered, deferred, failed) in order, one message's after another.
     private let spoolRecorder = WorkerThread(name: "spool-record")
     private let logger: Logger
+    /// Access tokens of OAuth2 routes; outlives reloads (its cache is keyed by credential).
+    private let tokens: OAuth2TokenBroker
     private var environment: DeliveryEnvironment
     private var entries: [SpoolID: Entry] = [:]
     private var dueQueue = DeliveryDueQueue()
@@ -69,6 +71,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         self.environment = environment
         self.logger = logger
         self.resolver = HostResolver(loop: loop)
+        self.tokens = OAuth2TokenBroker(loop: loop, logger: logger)
     }
 
     /// A reload: queued messages follow the new configuration from their next attempt on.
@@ -149,6 +152,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             for connection in pool.connections.values { connection.close() }
         }
         resolver.stop()
+        tokens.stop()
         spoolReader.stop()
         spoolRecorder.stop()
     }
@@ -227,7 +231,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             nextSerial += 1
             let connection = DeliveryConnection(serial: serial, target: target, loop: loop, resolver: resolver,
                                                 tlsContext: { [environment] in try environment.tlsContext(caFile: target.caFile) },
-                                                owner: self)
+                                                tokens: tokens, owner: self)
             pool.connections[serial] = connection
             connectionTargets[serial] = key
             pools[key] = pool

@@ -5,7 +5,7 @@
 public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
     /// The steps of product.md §5, in dialogue order.
     public enum Step: String, Sendable, Equatable, CaseIterable {
-        case dns, connect, greeting, ehlo, tlsHandshake, certificate, auth, sender, recipient, data, `protocol`
+        case dns, connect, greeting, ehlo, tlsHandshake, certificate, token, auth, sender, recipient, data, `protocol`
 
         public var label: String {
             switch self {
@@ -15,6 +15,7 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
             case .ehlo: "EHLO"
             case .tlsHandshake: "TLS handshake"
             case .certificate: "certificate"
+            case .token: "oauth2 token"
             case .auth: "AUTH"
             case .sender: "sender (MAIL FROM)"
             case .recipient: "recipient (RCPT TO)"
@@ -67,7 +68,7 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
 
     /// Classifies `failure` on a route in `mode` to `endpoint` ("host:port").
     public static func classify(_ failure: UpstreamFailure, mode: TLSMode, endpoint: String,
-                                observed: Observations) -> ProbeFailure {
+                                observed: Observations, oauth: Bool = false) -> ProbeFailure {
         if let cause = failure.cause { return classify(cause, failure: failure, endpoint: endpoint) }
         let make = { (step: Step, hint: String?) in
             ProbeFailure(step: step, explanation: failure.summary, hint: hint, underlying: failure)
@@ -86,7 +87,8 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         case .greeting: return make(.greeting, nil)
         case .ehlo: return make(.ehlo, nil)
         case .tls: return make(.tlsHandshake, tlsHint(failure, mode: mode))
-        case .auth: return make(.auth, authHint(failure))
+        case .token: return make(.token, nil)
+        case .auth: return make(.auth, oauth ? oauthHint(failure) : authHint(failure))
         case .mailFrom:
             return make(.sender, failure.reply == nil ? nil
                 : "the upstream refused the envelope sender: set from: to an address this account may send as")
@@ -119,6 +121,9 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
             return ProbeFailure(step: .connect, explanation: text, hint: hint, underlying: failure)
         case .tls(let error):
             return classify(error, failure: failure)
+        case .oauth2Token(let error):
+            // The step already says "oauth2 token".
+            return ProbeFailure(step: .token, explanation: error.detail, hint: tokenHint(error), underlying: failure)
         }
     }
 
@@ -146,6 +151,10 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func authHint(_ failure: UpstreamFailure) -> String? {
+        if let reply = failure.reply, basicAuthRefused(reply) {
+            return "this tenant refuses Basic auth (password AUTH) for SMTP: use oauth2: on this route "
+                + "(see the README's Microsoft 365 recipe)"
+        }
         if let reply = failure.reply {
             return reply.code == 535 || reply.enhanced == "5.7.8"
                 ? "the upstream rejected the username or password: check username and password_file/password_env"
@@ -153,6 +162,59 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         }
         if failure.detail.contains("without TLS") {
             return "use tls: starttls or implicit; allow_plaintext_auth exists only for tls: none on trusted networks"
+        }
+        return nil
+    }
+
+    /// Exchange Online: `550 5.7.30 Basic authentication is not supported for Client
+    /// Submission`, or `535 5.7.139` where the tenant turned it off itself.
+    static func basicAuthRefused(_ reply: SMTPReply) -> Bool {
+        reply.enhanced == "5.7.30" || reply.enhanced == "5.7.139" || reply.text.contains("5.7.139")
+            || reply.text.contains("Basic authentication is not supported")
+    }
+
+    /// The token was issued but the server refused it.
+    private static func oauthHint(_ failure: UpstreamFailure) -> String? {
+        guard let reply = failure.reply else { return nil }
+        if reply.enhanced == "5.7.3" || reply.text.contains("5.7.3") {
+            return "Exchange Online accepted the token's signature but not the app: register the app's service principal "
+                + "in Exchange (New-ServicePrincipal -AppId … -ObjectId …), grant it the mailbox (Add-MailboxPermission "
+                + "… -AccessRights FullAccess, or SendAs), check that SMTP.SendAsApp has admin consent, that username is "
+                + "that mailbox and that tenant is the mailbox's tenant, and that SMTP AUTH is enabled for the mailbox"
+        }
+        if reply.code == 535 || reply.code == 334 {
+            return "the server refused a fresh token too: check that username is the mailbox the token may act for "
+                + "(Google: domain-wide delegation of https://mail.google.com/ to the service account's client id; "
+                + "Microsoft: the app's mailbox permission)"
+        }
+        return nil
+    }
+
+    /// What to change when the token endpoint said no.
+    static func tokenHint(_ error: OAuth2TokenError) -> String? {
+        if let code = error.aadstsCode {
+            switch code {
+            case "AADSTS7000215": return "invalid client secret: use the secret's Value (not its ID), and check that it has not expired"
+            case "AADSTS700016": return "no such application in this tenant: check client_id and tenant"
+            case "AADSTS90002", "AADSTS900023": return "no such tenant: check tenant (the directory id or a verified domain)"
+            case "AADSTS700027", "AADSTS700024": return "the client assertion was refused: upload this certificate to the app registration, and check the clock"
+            case "AADSTS7000222": return "the client secret has expired: create a new one"
+            default: break
+            }
+        }
+        switch error.error {
+        case "invalid_client"?: return "the endpoint does not accept this client: check client_id and the client secret or certificate"
+        case "invalid_grant"?:
+            return "the grant was refused: a refresh token revoked or expired, a service account without domain-wide "
+                + "delegation for this user, or a clock more than a few minutes off"
+        case "unauthorized_client"?:
+            return "the client may not use this grant: for Google, authorise the service account's client id for "
+                + "https://mail.google.com/ under domain-wide delegation"
+        case "invalid_scope"?: return "check scope (Microsoft: https://outlook.office365.com/.default)"
+        default: break
+        }
+        if error.httpStatus == nil {
+            return "no answer from the token endpoint: check the network, HTTPS_PROXY, and ca_file in the oauth2 block"
         }
         return nil
     }

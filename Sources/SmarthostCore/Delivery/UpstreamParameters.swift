@@ -14,23 +14,41 @@ public enum UpstreamTLSMode: String, Sendable, Equatable, CaseIterable {
     case none
 }
 
-/// A username and password for SMTP AUTH. The password never appears in any
+/// A username and password for SMTP AUTH, or a username and an OAuth 2.0 access token
+/// (`oauth` set; `password` then holds the token). Neither ever appears in any
 /// description, debug description or mirror, so logging a value that contains
 /// credentials cannot leak it.
 public struct UpstreamCredentials: Sendable, Equatable, CustomStringConvertible,
     CustomDebugStringConvertible, CustomReflectable {
     public var username: String
     public var password: String
+    /// Bearer-token AUTH (XOAUTH2/OAUTHBEARER) instead of PLAIN/LOGIN.
+    public var oauth: UpstreamOAuth?
 
-    public init(username: String, password: String) {
+    public init(username: String, password: String, oauth: UpstreamOAuth? = nil) {
         self.username = username
         self.password = password
+        self.oauth = oauth
     }
 
-    public var description: String { "\(username) (password ********)" }
-    public var debugDescription: String { "UpstreamCredentials(username: \(username), password: ********)" }
+    public var description: String { "\(username) (\(oauth == nil ? "password" : "token") ********)" }
+    public var debugDescription: String { "UpstreamCredentials(username: \(username), \(oauth == nil ? "password" : "token"): ********)" }
     public var customMirror: Mirror {
         Mirror(self, children: ["username": username, "password": "********"])
+    }
+}
+
+/// How a bearer token is presented: the preferred mechanism, and the server's name and
+/// port for OAUTHBEARER's `host=`/`port=` (RFC 7628 §3.1).
+public struct UpstreamOAuth: Sendable, Equatable {
+    public var mechanism: UpstreamOAuthMechanism
+    public var host: String
+    public var port: UInt16
+
+    public init(mechanism: UpstreamOAuthMechanism, host: String, port: UInt16) {
+        self.mechanism = mechanism
+        self.host = host
+        self.port = port
     }
 }
 

@@ -10,12 +10,14 @@ public enum UpstreamFailureCause: Sendable, Equatable {
     case connect([ConnectError])
     /// TLS setup, handshake or certificate verification failed (implicit or after STARTTLS).
     case tls(TLSError)
+    /// The OAuth2 token endpoint gave no token.
+    case oauth2Token(OAuth2TokenError)
 }
 
 /// Why a connection, or a message on it, did not get through.
 public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Step: String, Sendable, Equatable, CaseIterable {
-        case connect, greeting, ehlo, tls, auth, mailFrom, rcptTo, data, dataEnd, `protocol`, timeout
+        case connect, greeting, ehlo, tls, token, auth, mailFrom, rcptTo, data, dataEnd, `protocol`, timeout
 
         /// How the step reads in a sentence: "AUTH rejected: …".
         public var label: String {
@@ -24,6 +26,7 @@ public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertib
             case .greeting: "greeting"
             case .ehlo: "EHLO"
             case .tls: "STARTTLS"
+            case .token: "oauth2 token"
             case .auth: "AUTH"
             case .mailFrom: "MAIL FROM"
             case .rcptTo: "RCPT TO"
@@ -118,6 +121,9 @@ public enum UpstreamAction: Sendable, Equatable, CustomStringConvertible {
     case startTLS
     /// Idle and able to take a message (`send(message:)`) or `quit()`.
     case ready
+    /// The upstream refused the bearer token: drop it from the cache, get a fresh one and
+    /// call `tokenRefreshed(_:)` (or `tokenFailed(_:)`).
+    case needFreshToken
     /// The message given to `send(message:)` is done, one way or the other.
     case messageResult(UpstreamDeliveryResult)
     /// The connection failed outside a transaction (setup, or while idle). No message
@@ -132,6 +138,7 @@ public enum UpstreamAction: Sendable, Equatable, CustomStringConvertible {
         case .write(let bytes): "write(\(bytes.count) octets)"
         case .startTLS: "startTLS"
         case .ready: "ready"
+        case .needFreshToken: "needFreshToken"
         case .messageResult(let result): "messageResult(\(result.failure?.summary ?? "ok"))"
         case .sessionFailed(let failure): "sessionFailed(\(failure.summary))"
         case .close: "close"

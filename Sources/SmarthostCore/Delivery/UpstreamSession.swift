@@ -20,7 +20,11 @@ public struct UpstreamSession: Sendable {
     public private(set) var tlsActive: Bool
     public var timeoutKind: UpstreamTimeoutKind { state.timeoutKind }
 
-    private let parameters: UpstreamParameters
+    private var parameters: UpstreamParameters
+    /// A refused bearer token gets one fresh token and one more AUTH, no more.
+    private var tokenRetried = false
+    /// The JSON of the last OAuth error challenge, for the failure's words.
+    private var oauthChallenge: String?
     private var parser = UpstreamReplyParser()
     private var transaction: Transaction?
     private var actions: [UpstreamAction] = []
@@ -68,6 +72,22 @@ public struct UpstreamSession: Sendable {
     /// `cause` is the typed error when the driver has one.
     public mutating func tlsFailed(_ reason: String, cause: UpstreamFailureCause? = nil) -> [UpstreamAction] {
         run { $0.fail(UpstreamFailure(step: .tls, detail: "TLS handshake failed: \(reason)", cause: cause), then: .closed) }
+    }
+
+    /// After `.needFreshToken`: the fresh token; AUTH is sent again with it.
+    public mutating func tokenRefreshed(_ token: String) -> [UpstreamAction] {
+        precondition(state == .awaitingToken, "tokenRefreshed(_:) in state \(state)")
+        return run { session in
+            session.parameters.credentials?.password = token
+            session.note("fresh oauth2 token; AUTH again")
+            session.authenticateOrReady()
+        }
+    }
+
+    /// After `.needFreshToken`: the token endpoint gave none.
+    public mutating func tokenFailed(_ failure: UpstreamFailure) -> [UpstreamAction] {
+        precondition(state == .awaitingToken, "tokenFailed(_:) in state \(state)")
+        return run { $0.fail(failure, then: .quit) }
     }
 
     /// The timer for `timeoutKind` fired.
@@ -155,6 +175,9 @@ public struct UpstreamSession: Sendable {
         case .authLogin: send("AUTH LOGIN")
         case .authLoginUsername: send(UpstreamBase64.encodeString(credentials.username.utf8), masked: "********")
         case .authLoginPassword: send(UpstreamBase64.encodeString(credentials.password.utf8), masked: "********")
+        case .authOAuth(let mechanism): sendOAuth(mechanism)
+        case .authOAuthErrorAck(let mechanism): send(UpstreamOAuthSASL.errorAcknowledgement(mechanism))
+        case .awaitingToken: actions.append(.needFreshToken)
         case .ready: actions.append(.ready)
         case .mailFrom: sendMailFrom()
         case .rcptTo(let index): if !pipelined { send(rcptCommand(index)) }
@@ -200,6 +223,9 @@ public struct UpstreamSession: Sendable {
         case .authPlain, .authLoginPassword: authDoneReply(reply)
         case .authLogin: authChallengeReply(reply, next: .authLoginUsername)
         case .authLoginUsername: authChallengeReply(reply, next: .authLoginPassword)
+        case .authOAuth(let mechanism): oauthReply(reply, mechanism: mechanism)
+        case .authOAuthErrorAck: reply.code == 235 ? enter(.ready) : oauthRejected(reply)
+        case .awaitingToken: refuse(reply, detail: "unexpected reply while fetching a token", then: .closed)
         case .mailFrom: mailReply(reply)
         case .rcptTo(let index): rcptReply(reply, index: index)
         case .data: dataReply(reply)
@@ -253,6 +279,15 @@ public struct UpstreamSession: Sendable {
             return fail(UpstreamFailure(step: .auth, detail: "refusing to send credentials without TLS"), then: .quit)
         }
         let offered = capabilities?.authMechanisms ?? []
+        if let oauth = credentials.oauth {
+            for mechanism in [oauth.mechanism, oauth.mechanism.alternative] where offered.contains(mechanism.rawValue) {
+                return enter(.authOAuth(mechanism))
+            }
+            let detail = offered.isEmpty
+                ? "server does not offer AUTH"
+                : "server offers neither XOAUTH2 nor OAUTHBEARER (offers \(offered.joined(separator: " ")))"
+            return fail(UpstreamFailure(step: .auth, detail: detail), then: .quit)
+        }
         if offered.contains("PLAIN") { return enter(.authPlain) }
         if offered.contains("LOGIN") { return enter(.authLogin) }
         let detail = offered.isEmpty
@@ -263,6 +298,34 @@ public struct UpstreamSession: Sendable {
 
     private mutating func authChallengeReply(_ reply: SMTPReply, next: State) {
         reply.code == 334 ? enter(next) : refuse(reply, then: .quit)
+    }
+
+    /// 235, or a 334 error challenge (the token was refused; the server explains in JSON and
+    /// waits for the client's answer before its 535), or a refusal outright (Microsoft).
+    private mutating func oauthReply(_ reply: SMTPReply, mechanism: UpstreamOAuthMechanism) {
+        switch reply.code {
+        case 235: enter(.ready)
+        case 334:
+            oauthChallenge = UpstreamOAuthSASL.decodeChallenge(reply.text)
+            if let oauthChallenge { note("error challenge: \(oauthChallenge)") }
+            enter(.authOAuthErrorAck(mechanism))
+        default: oauthRejected(reply)
+        }
+    }
+
+    /// The first refusal of a token may be a token revoked or expired early: one fresh
+    /// token, one more try. A server that is busy (4xx other than an auth failure) is not
+    /// a token problem.
+    private mutating func oauthRejected(_ reply: SMTPReply) {
+        let tokenProblem = reply.code == 535 || reply.code == 334 || reply.enhanced?.hasPrefix("5.7.") == true
+            || reply.enhanced?.hasPrefix("4.7.") == true
+        if tokenProblem, !tokenRetried {
+            tokenRetried = true
+            note("the token was refused: getting a fresh one")
+            return enter(.awaitingToken)
+        }
+        let detail = "refused \(state)" + (oauthChallenge.map { "; error challenge: \($0)" } ?? "")
+        refuse(reply, detail: detail, then: .quit)
     }
 
     private mutating func authDoneReply(_ reply: SMTPReply) {
@@ -295,6 +358,14 @@ public struct UpstreamSession: Sendable {
     }
 
     private var pipelined: Bool { transaction?.pipelined ?? false }
+
+    private mutating func sendOAuth(_ mechanism: UpstreamOAuthMechanism) {
+        oauthChallenge = nil
+        let oauth = credentials.oauth ?? UpstreamOAuth(mechanism: mechanism, host: "", port: 0)
+        let response = UpstreamOAuthSASL.initialResponse(mechanism, user: credentials.username,
+                                                         token: credentials.password, host: oauth.host, port: oauth.port)
+        send("AUTH \(mechanism.rawValue) \(response)", masked: "AUTH \(mechanism.rawValue) ********")
+    }
 
     /// RFC 4616 §2: authzid (empty) NUL authcid NUL passwd.
     private func plainResponse() -> String {

@@ -23,6 +23,13 @@ extension UpstreamSession {
         case authLoginUsername
         /// Password sent, waiting for 235.
         case authLoginPassword
+        /// AUTH XOAUTH2/OAUTHBEARER with the token as initial response sent.
+        case authOAuth(UpstreamOAuthMechanism)
+        /// After an error challenge (334 + JSON), the required empty or %x01 reply sent;
+        /// the 535 is next (RFC 7628 §3.2.3).
+        case authOAuthErrorAck(UpstreamOAuthMechanism)
+        /// The token was refused; the driver fetches a fresh one for one more try.
+        case awaitingToken
         /// Idle, able to take a message.
         case ready
         /// MAIL FROM sent (with PIPELINING: MAIL, every RCPT and DATA sent together).
@@ -52,7 +59,9 @@ extension UpstreamSession {
             case .helo: "while sending HELO"
             case .startTLS: "while sending STARTTLS"
             case .tlsHandshake: "during the TLS handshake"
-            case .authPlain, .authLogin, .authLoginUsername, .authLoginPassword: "while authenticating"
+            case .authPlain, .authLogin, .authLoginUsername, .authLoginPassword, .authOAuth, .authOAuthErrorAck:
+                "while authenticating"
+            case .awaitingToken: "while fetching a fresh oauth2 token"
             case .ready: "while idle"
             case .mailFrom: "while sending MAIL FROM"
             case .rcptTo: "while sending RCPT TO"
@@ -83,7 +92,8 @@ extension UpstreamSession {
             case .greeting: .greeting
             case .ehlo, .helo: .ehlo
             case .startTLS, .tlsHandshake: .tls
-            case .authPlain, .authLogin, .authLoginUsername, .authLoginPassword: .auth
+            case .authPlain, .authLogin, .authLoginUsername, .authLoginPassword, .authOAuth, .authOAuthErrorAck,
+                 .awaitingToken: .auth
             case .mailFrom: .mailFrom
             case .rcptTo: .rcptTo
             case .data, .dataAbort: .data
@@ -95,7 +105,7 @@ extension UpstreamSession {
         /// States in which a reply from the server is expected.
         var awaitsReply: Bool {
             switch self {
-            case .connecting, .tlsHandshake, .ready, .closed: false
+            case .connecting, .tlsHandshake, .ready, .closed, .awaitingToken: false
             default: true
             }
         }

@@ -97,7 +97,9 @@ public enum ConfigReport {
         var out = ["  upstream: \(route.endpoint), tls \(route.tls.rawValue)"
             + (route.caFile.map { ", ca_file \($0)" } ?? "")
             + ", timeout \(RelayConfig.Units.formatMilliseconds(route.timeoutMs)), EHLO \(route.domain)"]
-        if let user = route.username {
+        if let user = route.username, let oauth2 = route.oauth2 {
+            out.append("  auth: \(user), \(oauth2.summary)")
+        } else if let user = route.username {
             let origin = route.password.map { " (\($0.origin))" } ?? ""
             let plain = route.allowPlaintextAuth ? ", plaintext allowed" : ""
             let password = route.missingCredential.map { "MISSING: \($0)" } ?? route.password?.description ?? "(none)"

@@ -88,3 +88,40 @@ import Testing
         #expect(probe.hint?.contains("tls: starttls") == true)
     }
 }
+
+/// Hints for tenants that turned Basic auth off, and for tokens Exchange refuses.
+@Suite struct ProbeFailureOAuthHintTests {
+    static func authFailure(_ code: Int, _ enhanced: String, _ text: String) -> UpstreamFailure {
+        UpstreamFailure(step: .auth, reply: SMTPReply(code, enhanced, text), detail: "refused while authenticating")
+    }
+
+    @Test func basicAuthRefusedOnAPasswordRouteSaysUseOAuth2() {
+        for failure in [Self.authFailure(550, "5.7.30", "Basic authentication is not supported for Client Submission."),
+                        Self.authFailure(535, "5.7.139", "Authentication unsuccessful, basic authentication is disabled.")] {
+            let probe = ProbeFailure.classify(failure, mode: .starttls, endpoint: "smtp.office365.com:587", observed: .init())
+            #expect(probe.step == .auth)
+            #expect(probe.hint?.contains("refuses Basic auth") == true && probe.hint?.contains("oauth2:") == true,
+                    "\(probe.hint ?? "nil")")
+        }
+    }
+
+    @Test func exchange535573OnAnOAuthRouteNamesTheExchangeSideCauses() {
+        let failure = Self.authFailure(535, "5.7.3", "Authentication unsuccessful")
+        let probe = ProbeFailure.classify(failure, mode: .starttls, endpoint: "smtp.office365.com:587", observed: .init(),
+                                          oauth: true)
+        #expect(probe.hint?.contains("New-ServicePrincipal") == true)
+        #expect(probe.hint?.contains("Add-MailboxPermission") == true)
+        #expect(probe.hint?.contains("SMTP.SendAsApp") == true)
+    }
+
+    @Test func tokenEndpointFailureIsItsOwnStep() {
+        let error = OAuth2TokenError(endpoint: "https://login.microsoftonline.com/t/oauth2/v2.0/token", httpStatus: 400,
+                                     error: "unauthorized_client", errorDescription: "AADSTS700016: Application with identifier 'x' was not found")
+        let failure = UpstreamFailure(step: .token, detail: error.description, cause: .oauth2Token(error))
+        let probe = ProbeFailure.classify(failure, mode: .starttls, endpoint: "smtp.office365.com:587", observed: .init(),
+                                          oauth: true)
+        #expect(probe.step == .token)
+        #expect(probe.description.hasPrefix("failed at oauth2 token: https://login.microsoftonline.com"))
+        #expect(probe.hint?.contains("client_id and tenant") == true)
+    }
+}

@@ -7,11 +7,20 @@ STARTTLS or implicit TLS, optionally requires AUTH, and records what it received
 line per AUTH attempt noting whether TLS was up — so a test can prove that no credential
 ever crossed the wire in clear text.
 
+With --oauth-state DIR it offers XOAUTH2 and OAUTHBEARER instead of PLAIN/LOGIN and accepts
+only tokens oauth_endpoint.py issued into DIR (unexpired, not in DIR/revoked.txt, bound to the
+user when the grant had a subject). A refused token gets --oauth-style google (a 334 base64
+JSON challenge, then 535 5.7.8 after the client's reply) or microsoft (535 5.7.3 at once).
+oauth.log has one line per attempt: mechanism, user, result, never the token.
+
 Faults a real server produces only on demand are flags: --data-reply "451 4.3.0 later:2"
 answers the first 2 messages with that reply; --reject-rcpt addr=550 refuses one recipient.
 """
 import argparse
 import asyncio
+import base64
+import collections
+import time
 import json
 import os
 import ssl
@@ -79,6 +88,87 @@ class RecordingSMTP(SMTP):
         return await super().smtp_AUTH(arg)
 
 
+class OAuthSMTP(RecordingSMTP):
+    """XOAUTH2 and OAUTHBEARER (RFC 7628) against the test token endpoint's state."""
+    # Bearer tokens make AUTH lines of several KB (RFC 4954 allows 12 288 octets).
+    line_length_limit = 16384
+    command_size_limit = 16384
+    command_size_limits = collections.defaultdict(lambda: 16384)
+
+    def __init__(self, *args, oauth_state=None, oauth_style="google", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._oauth_state = oauth_state
+        self._oauth_style = oauth_style
+
+    def connection_lost(self, exc):
+        # Lets a test wait for the relay to drop an idle connection instead of sleeping.
+        if self._oauth_state:
+            with open(os.path.join(self._oauth_state, "connections.log"), "a") as f:
+                f.write("closed\n")
+        super().connection_lost(exc)
+
+    def _log(self, mechanism, user, result):
+        with open(os.path.join(self._oauth_state, "oauth.log"), "a") as f:
+            f.write("mechanism=%s user=%s result=%s tls=%d\n"
+                    % (mechanism, user, result, 1 if tls_active(self, self.session) else 0))
+
+    def _valid(self, user, token):
+        try:
+            with open(os.path.join(self._oauth_state, "tokens.json")) as f:
+                tokens = json.load(f)
+        except FileNotFoundError:
+            tokens = {}
+        try:
+            with open(os.path.join(self._oauth_state, "revoked.txt")) as f:
+                revoked = set(f.read().split())
+        except FileNotFoundError:
+            revoked = set()
+        entry = tokens.get(token)
+        if entry is None or token in revoked:
+            return "unknown-or-revoked"
+        if entry["exp"] <= time.time():
+            return "expired"
+        if entry.get("sub") and entry["sub"] != user:
+            return "wrong-user"
+        return "ok"
+
+    async def _finish(self, mechanism, user, token, ack):
+        result = self._valid(user, token)
+        self._log(mechanism, user, result)
+        if result == "ok":
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        if self._oauth_style == "microsoft":
+            return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
+        challenge = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"})
+        await self.push("334 " + base64.b64encode(challenge.encode()).decode())
+        line = await self._reader.readline()
+        if line.strip() != ack:
+            self._log(mechanism, user, "bad-ack")
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Username and Password not accepted. For more information, go to")
+
+    async def auth_XOAUTH2(self, server, args):
+        try:
+            fields = base64.b64decode(args[1]).decode().split("\x01")
+            user = fields[0][len("user="):]
+            token = fields[1][len("auth=Bearer "):]
+        except Exception:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 malformed XOAUTH2")
+        return await self._finish("XOAUTH2", user, token, b"")
+
+    async def auth_OAUTHBEARER(self, server, args):
+        try:
+            gs2, *pairs = base64.b64decode(args[1]).decode().split("\x01")
+            assert gs2.startswith("n,a=") and gs2.endswith(",")
+            user = gs2[4:-1].replace("=2C", ",").replace("=3D", "=")
+            kv = dict(p.split("=", 1) for p in pairs if p)
+            assert kv["host"] and kv["port"]
+            token = kv["auth"][len("Bearer "):]
+        except Exception:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 malformed OAUTHBEARER")
+        return await self._finish("OAUTHBEARER", user, token, base64.b64encode(b"\x01"))
+
+
 def make_authenticator(user, password):
     def authenticator(server, session, envelope, mechanism, auth_data):
         if isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
@@ -100,6 +190,8 @@ async def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--data-reply", default="", help="'451 4.3.0 text:N' for the first N messages")
     p.add_argument("--reject-rcpt", action="append", default=[], help="addr=550 5.1.1 text")
+    p.add_argument("--oauth-state", help="token endpoint state directory: offer XOAUTH2/OAUTHBEARER")
+    p.add_argument("--oauth-style", choices=["google", "microsoft"], default="google")
     a = p.parse_args()
     os.makedirs(a.outdir, exist_ok=True)
 
@@ -119,7 +211,17 @@ async def main():
         context.load_cert_chain(a.cert, a.key)
 
     kwargs = dict(hostname="upstream.test", authlog=os.path.join(a.outdir, "auth.log"))
-    if a.auth:
+    factory = RecordingSMTP
+    if a.oauth_state:
+        factory = OAuthSMTP
+        kwargs["oauth_state"] = a.oauth_state
+        kwargs["oauth_style"] = a.oauth_style
+        kwargs["auth_required"] = True
+        kwargs["auth_require_tls"] = True
+        kwargs["authenticator"] = lambda *args: AuthResult(success=False, handled=False)
+        offered = set(a.mechanisms.split()) if a.mechanisms != "PLAIN LOGIN" else {"XOAUTH2", "OAUTHBEARER"}
+        kwargs["auth_exclude_mechanism"] = list({"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"} - offered)
+    elif a.auth:
         user, _, password = a.auth.partition(":")
         kwargs["authenticator"] = make_authenticator(user, password)
         kwargs["auth_required"] = True
@@ -131,10 +233,10 @@ async def main():
         kwargs["auth_require_tls"] = False
     if a.mode == "starttls":
         kwargs["tls_context"] = context
-        kwargs["require_starttls"] = bool(a.auth)
+        kwargs["require_starttls"] = bool(a.auth or a.oauth_state)
 
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: RecordingSMTP(handler, **kwargs), a.host, a.port,
+    server = await loop.create_server(lambda: factory(handler, **kwargs), a.host, a.port,
                                       ssl=context if a.mode == "implicit" else None)
     port = server.sockets[0].getsockname()[1]
     print("READY port=%d" % port, flush=True)
