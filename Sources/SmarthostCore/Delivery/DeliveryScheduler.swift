@@ -62,7 +62,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private var held: Set<SpoolID> = []
     private var heldRoutesLogged: Set<String> = []
     /// Prometheus counters (`/metrics`); nil when not wanted (tests, `smarthost test`).
-    var metrics: RelayMetrics?
+    var metrics: RelayMetrics? {
+        didSet { tokens.metrics = metrics }
+    }
     private var stopping = false
 
     init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger) {

@@ -108,6 +108,16 @@ public final class RelayMetrics: @unchecked Sendable {
                          labels: [("upstream", upstream)], buckets: Self.stepBuckets, seconds)
     }
 
+    /// An OAuth2 token request ended (issue 11): counted by provider, failures apart.
+    public func tokenFetch(provider: String, failed: Bool) {
+        registry.increment("smarthost_oauth2_token_fetches_total", help: "OAuth2 token requests to a token endpoint",
+                           labels: [("provider", provider)])
+        if failed {
+            registry.increment("smarthost_oauth2_token_failures_total", help: "OAuth2 token requests that failed",
+                               labels: [("provider", provider)])
+        }
+    }
+
     /// 1 while a route's upstream answers, 0 while it is marked down.
     public func routeUp(_ upstream: String, up: Bool) {
         registry.set("smarthost_route_up", help: "1 while the route's upstream answers, 0 while it is down",

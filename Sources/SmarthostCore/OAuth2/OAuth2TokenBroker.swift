@@ -26,6 +26,9 @@ final class OAuth2TokenBroker {
     private var caches: [String: TokenCache] = [:]
     private var expiries: [String: Int64] = [:]
     private var waiters: [String: [Completion]] = [:]
+    private var providers: [String: String] = [:]
+    /// Token fetches and failures by provider (`/metrics`).
+    var metrics: RelayMetrics?
 
     init(loop: EventLoop, logger: Logger? = nil, clock: @escaping () -> Int64 = WallClock.nowMilliseconds,
          fetch: @escaping Fetch = OAuth2TokenFetcher.fetch) {
@@ -38,6 +41,7 @@ final class OAuth2TokenBroker {
     /// Calls `completion` on the loop: at once with a cached token, or when the fetch ends.
     func token(for settings: OAuth2Settings, _ completion: @escaping Completion) {
         let key = settings.cacheKey
+        providers[key] = settings.provider.rawValue
         let now = clock()
         var cache = caches[key] ?? TokenCache()
         let decision = cache.request(nowMilliseconds: now)
@@ -91,6 +95,7 @@ final class OAuth2TokenBroker {
         let waiting = waiters.removeValue(forKey: key) ?? []
         switch result {
         case .success(let token):
+            metrics?.tokenFetch(provider: providers[key] ?? "-", failed: false)
             caches[key, default: TokenCache()].fetched(token.accessToken, expiresIn: token.expiresIn, nowMilliseconds: now)
             expiries[key] = now + Int64(token.expiresIn) * 1000
             logger?.info("oauth2 token fetched", metadata: [
@@ -100,6 +105,7 @@ final class OAuth2TokenBroker {
             let grant = Grant(token: token.accessToken, fetched: true, expiresIn: token.expiresIn)
             for completion in waiting { completion(.success(grant)) }
         case .failure(let error):
+            metrics?.tokenFetch(provider: providers[key] ?? "-", failed: true)
             caches[key]?.failed()
             logger?.warning("oauth2 token fetch failed", metadata: ["credential": "\(Self.describe(key))", "error": "\(error)"])
             for completion in waiting { completion(.failure(error)) }

@@ -30,6 +30,7 @@ import Testing
     static func configBody(upstreamPort: UInt16, oauth: String) -> String {
         """
         queue: { retry_min: 1s, retry_max: 2s, max_age: 1h }
+        metrics: { listen: "127.0.0.1:0" }
         default:
           host: 127.0.0.1
           port: 9
@@ -73,6 +74,12 @@ import Testing
         #expect(run.status == 0, "submission failed: \(run.output)")
     }
 
+    /// `/metrics` of a relay started by `relay(…)` (its config serves them on a free port).
+    static func scrape(_ relay: RelayProcess) throws -> String {
+        let port = try #require(MetricsEndToEndTests.metricsPort(relay.log))
+        return try ToolRun.run("/usr/bin/curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(port)/metrics"]).output
+    }
+
     static func smarthostTest(_ relay: RelayProcess) throws -> ToolRun {
         try ToolRun.run(RelayProcess.binaryPath, ["test", "--config", relay.configPath, "--org", "contoso",
                                                   "--to", "rcpt@example.com"], timeout: 60)
@@ -103,6 +110,9 @@ import Testing
         #expect(upstream.waitForMessages(50, timeout: 60).count == 50)
         #expect(endpoint.requests.count == 1, "\(endpoint.requests)")
         #expect(endpoint.successfulRequests == 1)
+        let metrics = try Self.scrape(relay)
+        #expect(metrics.contains("smarthost_oauth2_token_fetches_total{provider=\"microsoft\"} 1\n"), "\(metrics)")
+        #expect(!metrics.contains("smarthost_oauth2_token_failures_total"))
         let auth = endpoint.upstreamAuthLog
         #expect(!auth.isEmpty && auth.allSatisfy { $0.contains("mechanism=XOAUTH2") && $0.contains("result=ok") && $0.contains("tls=1") },
                 "\(auth)")
@@ -155,6 +165,7 @@ import Testing
         let relay = try Self.relay(upstreamPort: upstream.port, oauth: Self.oauthBlock(endpoint))
         try Self.send(relay)
         let message = try #require(try DeliveryFailuresEndToEndTests.deferredMessage(relay))
+        #expect(try Self.scrape(relay).contains("smarthost_oauth2_token_failures_total{provider=\"microsoft\"} "))
         let reason = message.lastError ?? ""
         #expect(reason.contains("oauth2 token") && reason.contains(endpoint.tokenURL), "\(reason)")
         #expect(reason.lowercased().contains("connect"), "\(reason)")
