@@ -66,6 +66,22 @@ final class DeliveryConnection: StreamConnectionDelegate {
     private(set) var currentMessageID: SpoolID?
     private(set) var messagesSent = 0
     var onTranscript: ((UpstreamTranscriptLine) -> Void)?
+    /// How long `connect`, `tls` and `auth` (EHLO and AUTH, up to ready) took, once each per
+    /// connection (`/metrics`).
+    var onStep: ((String, Double) -> Void)?
+    private var stepStartedAt: Int64?
+    private var readyReported = false
+
+    private func stepStarted() {
+        stepStartedAt = MonotonicClock.nanoseconds()
+    }
+
+    private func stepEnded(_ step: String) {
+        guard let started = stepStartedAt else { return }
+        let now = MonotonicClock.nanoseconds()
+        onStep?(step, Double(now - started) / 1e9)
+        stepStartedAt = now
+    }
 
     init(serial: UInt64, target: DeliveryTarget, loop: EventLoop, resolver: HostResolver,
          tlsContext: @escaping () throws -> TLSContext, tokens: OAuth2TokenBroker? = nil,
@@ -208,6 +224,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
                                         cause: connectErrors.isEmpty ? nil : .connect(connectErrors)))
         }
         phase = .connecting
+        if stepStartedAt == nil { stepStarted() }
         let address = addresses.removeFirst()
         connector = TCPConnector.connect(loop: loop, to: address, timeoutMilliseconds: target.timeoutMilliseconds) { [weak self] result in
             guard let self, case .connecting = self.phase else { return }
@@ -230,6 +247,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
             return fail(UpstreamFailure(step: .connect, detail: "\(error)"))
         }
         onTranscript?(.note("connected to \(address)"))
+        stepEnded("connect")
         if target.parameters.tlsMode == .implicit {
             beginTLS(implicit: true)
         } else {
@@ -247,6 +265,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
             return fail(UpstreamFailure(step: .tls, detail: "TLS setup: \(error)", cause: (error as? TLSError).map { .tls($0) }))
         }
         phase = .handshaking(implicit: implicit)
+        stepStarted()
         pumpHandshake()
     }
 
@@ -268,6 +287,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
         guard case .complete = status else { return armTimer() }
         phase = .talking
         onTranscript?(.note("TLS established: \(tlsDescription ?? "")"))
+        stepEnded("tls")
         apply(implicit ? session.connected() : session.tlsEstablished())
         // Application data may have arrived with the last handshake flight.
         deliverPlaintext()
@@ -362,6 +382,10 @@ final class DeliveryConnection: StreamConnectionDelegate {
         case .startTLS:
             beginTLS(implicit: false)
         case .ready:
+            if !readyReported {
+                readyReported = true
+                if target.parameters.credentials != nil || target.oauth2 != nil { stepEnded("auth") }
+            }
             owner?.deliveryConnectionReady(self)
         case .needFreshToken:
             refreshToken()

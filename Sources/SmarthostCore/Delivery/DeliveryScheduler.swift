@@ -234,6 +234,10 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             let connection = DeliveryConnection(serial: serial, target: target, loop: loop, resolver: resolver,
                                                 tlsContext: { [environment] in try environment.tlsContext(caFile: target.caFile) },
                                                 tokens: tokens, owner: self)
+            let upstream = target.displayName
+            connection.onStep = { [weak self] step, seconds in
+                self?.metrics?.upstreamStep(step, upstream: upstream, seconds: seconds)
+            }
             pool.connections[serial] = connection
             connectionTargets[serial] = key
             pools[key] = pool

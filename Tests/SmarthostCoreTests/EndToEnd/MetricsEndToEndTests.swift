@@ -74,6 +74,8 @@ import Testing
         #expect(value(text, #"smarthost_queue_messages{org="acme",route="default"}"#) == 0)
         #expect(value(text, #"smarthost_route_up{upstream="127.0.0.1:\#(upstream.port)"}"#) == 1)
         #expect(value(text, #"smarthost_delivery_latency_seconds_count{org="acme",route="default"}"#) == 3)
+        #expect((value(text, #"smarthost_upstream_connect_seconds_count{upstream="127.0.0.1:\#(upstream.port)"}"#) ?? 0) >= 1)
+        #expect(!text.contains("smarthost_upstream_auth_seconds"), "no AUTH on this route")
         #expect((value(text, #"smarthost_received_bytes_total{org="acme",route="default"}"#) ?? 0) > 0)
         #expect(!text.contains("127.0.0.1\",") || !text.contains("client"), "no client address as a label")
 

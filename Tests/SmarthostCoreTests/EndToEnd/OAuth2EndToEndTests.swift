@@ -113,6 +113,9 @@ import Testing
         let metrics = try Self.scrape(relay)
         #expect(metrics.contains("smarthost_oauth2_token_fetches_total{provider=\"microsoft\"} 1\n"), "\(metrics)")
         #expect(!metrics.contains("smarthost_oauth2_token_failures_total"))
+        for step in ["connect", "tls", "auth"] {
+            #expect(metrics.contains("smarthost_upstream_\(step)_seconds_count{upstream=\"localhost:\(upstream.port)\"} "), "\(step): \(metrics)")
+        }
         let auth = endpoint.upstreamAuthLog
         #expect(!auth.isEmpty && auth.allSatisfy { $0.contains("mechanism=XOAUTH2") && $0.contains("result=ok") && $0.contains("tls=1") },
                 "\(auth)")
