@@ -109,3 +109,61 @@ import Testing
         return UInt16(log[range.upperBound...].prefix { $0.isNumber })
     }
 }
+
+/// A real Prometheus server (Debian's) scrapes the relay for one short run: the series it
+/// stored are the relay's, with the values the test caused.
+@Suite(.serialized) struct PrometheusScrapeEndToEndTests {
+    static let prometheus = "/usr/bin/prometheus"
+
+    /// A free loopback port for a server that cannot report its own (bind, read, close).
+    static func freePort() throws -> UInt16 {
+        let socket = try ListeningSocket.bind(SocketAddress(ip: "127.0.0.1", port: 0)!)
+        defer { socket.close() }
+        return socket.address.port
+    }
+
+    @Test func prometheusScrapesTheRelay() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.prometheus) else {
+            Issue.record("prometheus is not installed (apt-get install prometheus): make test installs it")
+            return
+        }
+        let relay = try RelayProcess(configBody: "metrics: { listen: \"127.0.0.1:0\" }\n" + RelayProcess.defaultRoutes)
+        try relay.start()
+        defer { relay.stop() }
+        let metricsPort = try #require(eventually(timeout: 10) { MetricsEndToEndTests.metricsPort(relay.log) != nil }
+            ? MetricsEndToEndTests.metricsPort(relay.log) : nil)
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: scraped\r\n\r\nx\r\n")
+
+        let directory = relay.directory.appendingPathComponent("prometheus")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let config = directory.appendingPathComponent("prometheus.yml").path
+        try """
+        global: { scrape_interval: 1s, evaluation_interval: 1s }
+        scrape_configs:
+          - job_name: smarthost
+            static_configs: [{ targets: ["127.0.0.1:\(metricsPort)"] }]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let webPort = try Self.freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: Self.prometheus)
+        server.arguments = ["--config.file=\(config)", "--storage.tsdb.path=\(directory.path)/data",
+                            "--web.listen-address=127.0.0.1:\(webPort)", "--log.level=warn"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+
+        let query = "http://127.0.0.1:\(webPort)/api/v1/query?query=smarthost_messages_accepted_total%7Borg%3D%22-%22%7D"
+        var answer = ""
+        let scraped = eventually(timeout: 30) {
+            answer = (try? ToolRun.run("/usr/bin/curl", ["-sS", "--max-time", "2", query]).output) ?? ""
+            return answer.contains("\"job\":\"smarthost\"")
+        }
+        #expect(scraped, "Prometheus never stored the relay's series: \(answer)")
+        #expect(answer.contains("\"value\":[") && answer.contains(",\"1\"]"), "\(answer)")
+        let up = try ToolRun.run("/usr/bin/curl", ["-sS", "--max-time", "2",
+                                                   "http://127.0.0.1:\(webPort)/api/v1/query?query=up"]).output
+        #expect(up.contains("\"instance\":\"127.0.0.1:\(metricsPort)\"") && up.contains(",\"1\"]"), "\(up)")
+    }
+}
