@@ -61,10 +61,12 @@ clean:
 	rm -rf .build .build-deb var
 
 # Accept and end-to-end rate against a private Debian Postfix, same machine, same run; then
-# configuration at scale (10 / 1 000 / 10 000 orgs: check-config, reload, RSS, classification).
+# configuration at scale (10 / 1 000 / 10 000 orgs: check-config, reload, RSS, classification);
+# then the same STARTTLS route with a password and with OAuth2 (msg/s, token fetches).
 bench: release test-deps
 	Tests/Bench/bench.sh
 	Tests/Bench/orgs.sh
+	Tests/Bench/oauth2.sh
 
 # The settings model in under a minute: three local TLS+AUTH upstreams, one message per case.
 demo: release test-deps
