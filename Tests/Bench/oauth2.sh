@@ -2,8 +2,8 @@
 # OAuth2 cell (issue 11): the same STARTTLS route to the same kind of upstream (aiosmtpd, test
 # certificates), once with AUTH PLAIN and a password, once with XOAUTH2 and a token from the test
 # token endpoint (oauth_endpoint.py). Reports end-to-end messages/s for each and the token
-# fetches the OAuth2 run made, scaled to 10 000 messages. Loopback only; not part of `make bench`
-# (the lead may fold it in).
+# fetches the OAuth2 run made, scaled to 10 000 messages. Loopback only; `make bench` runs it
+# after the Postfix comparison and the orgs scale run.
 #
 #   Tests/Bench/oauth2.sh                       SMARTHOST_BIN=.build/release/smarthost, 10 000 messages
 #   BENCH_MESSAGES=2000 SMARTHOST_BIN=.build/debug/smarthost Tests/Bench/oauth2.sh
