@@ -54,14 +54,16 @@ struct TestRoute: ParsableCommand {
 }
 
 /// Unbuffered stdout, so each line of the dialogue shows as it happens (a hanging step is
-/// visible while it hangs) and nothing is reordered against stderr.
+/// visible while it hangs) and nothing is reordered against stderr. Upstream replies are
+/// text from outside — before STARTTLS, from whoever sits on the path — so control
+/// characters are shown escaped, never sent to the terminal.
 private enum Output {
     static func line(_ text: String) {
         self.text(text + "\n")
     }
 
     static func text(_ text: String) {
-        let bytes = Array(text.utf8)
+        let bytes = Array(TerminalText.escaped(text, keepNewlines: true, keepTabs: true).utf8)
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }

@@ -75,3 +75,38 @@ import Testing
         #expect(!run.output.contains(ProbeRoutes.password))
     }
 }
+
+/// A greeting a man-in-the-middle controls reaches `smarthost test`'s output escaped: no
+/// terminal escape sequence from the wire is ever printed raw.
+@Suite struct ProbeCommandEscapingTests {
+    @Test func upstreamRepliesAreEscapedForTheTerminal() throws {
+        // A fake: no real server greets with an escape sequence on demand.
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", """
+            import socket, sys
+            s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)
+            print(s.getsockname()[1], flush=True)
+            c, _ = s.accept()
+            c.sendall(b'421 \\x1b]0;owned\\x07 \\x1b[2J go away\\r\\n')
+            c.close()
+            """]
+        let output = Pipe()
+        server.standardOutput = output
+        try server.run()
+        defer { server.terminate() }
+        let portLine = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        let port = try #require(UInt16(portLine.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let directory = NSTemporaryDirectory() + "smarthost-escape-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try """
+            listen: ["127.0.0.1:0"]
+            spool: \(directory)/spool
+            default: { host: 127.0.0.1, port: \(port), tls: none, timeout: 5s }
+            """.write(toFile: directory + "/c.yaml", atomically: true, encoding: .utf8)
+        let run = try ToolRun.run(RelayProcess.binaryPath, ["test", "--config", directory + "/c.yaml", "--to", "a@example.com"])
+        #expect(run.status == 1)
+        #expect(!run.output.contains("\u{1B}") && !run.output.contains("\u{07}"), "\(run.output)")
+        #expect(run.output.contains("\\x1b]0;owned\\x07"), "\(run.output)")
+    }
+}
