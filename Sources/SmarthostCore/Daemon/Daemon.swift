@@ -67,9 +67,8 @@ public final class Daemon {
         spool = try Spool(root: config.spool, minimumFreeBytes: UInt64(max(config.limits.minFreeSpace, 0)), preallocatedFiles: 32)
         let context = InboundContext(loop: loop, spool: spool, config: config, logger: logger)
         server = InboundServer(loop: loop, context: context, logger: logger)
-        context.server = server
         scheduler = DeliveryScheduler(loop: loop, spool: spool, environment: DeliveryEnvironment(config: config), logger: logger)
-        context.onAccepted = { [unowned scheduler] envelope, content in scheduler.enqueue(envelope, content: content) }
+        server.onAccepted = { [unowned scheduler] envelope, content in scheduler.enqueue(envelope, content: content) }
         metrics.prepare(config)
         context.metrics = metrics
         scheduler.metrics = metrics
@@ -234,8 +233,6 @@ public final class Daemon {
             logger.warning("spool path change ignored until restart", metadata: ["spool": "\(config.spool)"])
         }
         let context = InboundContext(loop: loop, spool: spool, config: newConfig, logger: logger)
-        context.server = server
-        context.onAccepted = server.context.onAccepted
         context.metrics = metrics
         metrics.prepare(newConfig)
         server.replaceContext(context)

@@ -100,7 +100,7 @@ final class InboundConnection: StreamConnectionDelegate {
         case .abortMessage:
             message?.abort()
             message = nil
-            context.server?.rejectedCount += 1
+            context.delegate?.transactionRejected()
         case .close:
             stream.closeAfterFlush()
         }
@@ -135,10 +135,10 @@ final class InboundConnection: StreamConnectionDelegate {
         switch result {
         case .success(let committed):
             apply(session.messageCommitted(queueID: committed.id))
-            if context.server?.stopping == true { closeIfIdle(reply: InboundServer.shutdownReply(context.hostname)) }
+            if context.delegate?.isStopping == true { closeIfIdle(reply: InboundServer.shutdownReply(context.hostname)) }
         case .failure(let error):
             context.logger.warning("spool refused message", metadata: ["client": "\(stream.peer)", "error": "\(error)"])
-            context.server?.rejectedCount += 1
+            context.delegate?.transactionRejected()
             apply(session.messageFailed(reply: error.reply))
         }
     }

@@ -9,10 +9,9 @@ final class InboundContext {
     let config: RelayConfig
     let logger: Logger
     let classifier: OrgClassifier
-    weak var server: InboundServer?
-    /// Called with every message the spool has durably accepted (the delivery scheduler).
-    /// A message is durable and answered: envelope, and the content when it is in memory.
-    var onAccepted: ((SpoolEnvelope, [UInt8]?) -> Void)?
+    /// The server that owns the connections of this configuration generation; set by
+    /// `InboundServer` when the context becomes current, so a reload cannot forget it.
+    weak var delegate: InboundContextDelegate?
     var metrics: RelayMetrics?
 
     init(loop: EventLoop, spool: Spool, config: RelayConfig, logger: Logger) {
@@ -61,7 +60,7 @@ final class InboundContext {
     }
 
     func connectionClosed(_ connection: InboundConnection) {
-        server?.connectionClosed(connection)
+        delegate?.connectionClosed(connection)
     }
 
     /// The organization and route of a message, decided once at acceptance and recorded in
@@ -90,6 +89,16 @@ final class InboundContext {
             "route": "\(envelope.route ?? "-")", "client": "\(peer.ipString)",
         ])
         metrics?.accepted(RelayMetrics.MessageLabels(org: envelope.org, layer: envelope.layer), bytes: envelope.size)
-        onAccepted?(envelope, content)
+        delegate?.messageAccepted(envelope, content: content)
     }
+}
+
+/// What connections report upward, through their context, to the server that owns them.
+protocol InboundContextDelegate: AnyObject {
+    /// A message durably in the spool and answered: envelope, and the content when in memory.
+    func messageAccepted(_ envelope: SpoolEnvelope, content: [UInt8]?)
+    func connectionClosed(_ connection: InboundConnection)
+    /// A transaction refused or aborted (for `STATUS=`).
+    func transactionRejected()
+    var isStopping: Bool { get }
 }

@@ -16,10 +16,16 @@ final class InboundServer {
     var rejectedCount = 0
     var onIdleAfterStop: (() -> Void)?
 
+    /// Every message the spool has durably accepted, whichever configuration generation its
+    /// connection started under (the delivery scheduler). Owned here, not by a context, so a
+    /// reload that swaps the context cannot drop it.
+    var onAccepted: ((SpoolEnvelope, [UInt8]?) -> Void)?
+
     init(loop: EventLoop, context: InboundContext, logger: Logger) {
         self.loop = loop
         self.context = context
         self.logger = logger
+        context.delegate = self
     }
 
     var connectionCount: Int { connections.count }
@@ -44,6 +50,7 @@ final class InboundServer {
     }
 
     func replaceContext(_ newContext: InboundContext) {
+        newContext.delegate = self
         context = newContext
     }
 
@@ -111,4 +118,16 @@ final class InboundServer {
     func forceCloseAll() {
         for connection in Array(connections.values) { connection.forceClose() }
     }
+}
+
+extension InboundServer: InboundContextDelegate {
+    func messageAccepted(_ envelope: SpoolEnvelope, content: [UInt8]?) {
+        onAccepted?(envelope, content)
+    }
+
+    func transactionRejected() {
+        rejectedCount += 1
+    }
+
+    var isStopping: Bool { stopping }
 }
