@@ -40,7 +40,8 @@ import Testing
         try relay.start()
         defer { relay.stop() }
 
-        #expect(relay.log.contains("credentials missing: default route holds its mail"), "\(relay.log)")
+        // Logged just after the listeners open (start() returns at the first of them).
+        #expect(eventually(timeout: 10) { relay.log.contains("credentials missing: default route holds its mail") }, "\(relay.log)")
         try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "app@example.com", to: ["ops@example.com"],
                                                data: "Subject: before the secret\r\n\r\nheld\r\n")
         #expect(eventually(timeout: 5) { relay.log.contains("route has no credentials: holding its mail") }, "\(relay.log)")
