@@ -91,23 +91,34 @@ import Testing
 
 /// `smarthost status`, and messages behind a down route, against a live relay.
 @Suite(.serialized) struct StatusEndToEndTests {
-    @Test func statusAndQueueListNameTheDownRouteAndItsErrorOnce() throws {
+    /// A relay whose only upstream refuses connections, started (before any mail).
+    private func relayWithADownRoute(retryMin: String, retryMax: String) throws -> RelayProcess {
         let relay = try RelayProcess(configBody: """
-        queue: { retry_min: 1s, retry_max: 2s }
+        queue: { retry_min: \(retryMin), retry_max: \(retryMax) }
         default:
           host: 127.0.0.1
           port: 9
           tls: none
         """)
         try relay.start()
+        return relay
+    }
+
+    /// The first message: its attempt fails and marks the route down.
+    private func sendUntilTheRouteIsDown(_ relay: RelayProcess) throws {
+        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
+                                               data: "Subject: first\r\n\r\nx\r\n")
+        #expect(eventually(timeout: 10) { relay.log.contains("route down") })
+    }
+
+    @Test func statusAndQueueListNameTheDownRouteAndItsErrorOnce() throws {
+        let relay = try relayWithADownRoute(retryMin: "1s", retryMax: "2s")
         defer { relay.stop() }
         let status = { () throws -> ToolRun in
             try ToolRun.run(RelayProcess.binaryPath, ["status", "--config", relay.configPath], timeout: 30)
         }
         #expect(try status().output.contains("routes down: none"))
-        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
-                                               data: "Subject: first\r\n\r\nx\r\n")
-        #expect(eventually(timeout: 10) { relay.log.contains("route down") })
+        try sendUntilTheRouteIsDown(relay)
         try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
                                                data: "Subject: second\r\n\r\nx\r\n")
         // Several retries later, still one "route down" line for the one transition.
@@ -120,24 +131,14 @@ import Testing
         #expect(text.contains("queue: 2 messages"), "\(text)")
         let json = try ToolRun.run(RelayProcess.binaryPath, ["status", "--json", "--config", relay.configPath])
         #expect(json.output.contains("\"routes_down\": [{\"upstream\": \"127.0.0.1:9\""), "\(json.output)")
-
     }
 
     /// A message that arrives while its route is down waits without an attempt of its own;
     /// `queue list` shows the route's error and retry time instead of "due now, no error".
     @Test func aMessageBehindADownRouteShowsTheRoutesError() throws {
-        let relay = try RelayProcess(configBody: """
-        queue: { retry_min: 1m, retry_max: 2m }
-        default:
-          host: 127.0.0.1
-          port: 9
-          tls: none
-        """)
-        try relay.start()
+        let relay = try relayWithADownRoute(retryMin: "1m", retryMax: "2m")
         defer { relay.stop() }
-        try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
-                                               data: "Subject: first\r\n\r\nx\r\n")
-        #expect(eventually(timeout: 10) { relay.log.contains("route down") })
+        try sendUntilTheRouteIsDown(relay)
         try DeliveryRoutesEndToEndTests.submit(port: relay.port, from: "a@example.com", to: ["b@example.com"],
                                                data: "Subject: behind\r\n\r\nx\r\n")
         let lines = try ToolRun.run(RelayProcess.binaryPath, ["queue", "list", "--config", relay.configPath]).output
