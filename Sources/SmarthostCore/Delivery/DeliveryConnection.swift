@@ -25,15 +25,21 @@ public struct DeliveryTarget: Sendable {
     public var displayName: String { "\(host):\(port)" }
 }
 
-/// What a delivery connection tells the one that owns it (the scheduler, or `smarthost test`).
-protocol DeliveryConnectionOwner: AnyObject {
+/// What a delivery connection tells the one that owns it (the scheduler, or `smarthost test`),
+/// always through `deliveryConnection(_:_:)`: one report path, in this order — any number of
+/// `ready`/`finished` pairs, then exactly one `closed`.
+enum DeliveryConnectionEvent {
     /// Idle and ready for `send`.
-    func deliveryConnectionReady(_ connection: DeliveryConnection)
+    case ready
     /// The message handed to `send` is done, one way or the other.
-    func deliveryConnection(_ connection: DeliveryConnection, finished messageID: SpoolID, outcome: DeliveryAttemptOutcome)
-    /// The connection is gone. `failure` is set when it died before it could take a message
-    /// (DNS, connect, TLS, AUTH …) or while idle.
-    func deliveryConnectionClosed(_ connection: DeliveryConnection, failure: UpstreamFailure?)
+    case finished(SpoolID, DeliveryAttemptOutcome)
+    /// The connection is gone. The failure is set when it died before it could take a
+    /// message (DNS, connect, TLS, AUTH …) or while idle.
+    case closed(UpstreamFailure?)
+}
+
+protocol DeliveryConnectionOwner: AnyObject {
+    func deliveryConnection(_ connection: DeliveryConnection, _ event: DeliveryConnectionEvent)
 }
 
 /// One connection to an upstream on the reactor: DNS off the loop, non-blocking connect to
@@ -386,13 +392,13 @@ final class DeliveryConnection: StreamConnectionDelegate {
                 readyReported = true
                 if target.parameters.credentials != nil || target.oauth2 != nil { stepEnded("auth") }
             }
-            owner?.deliveryConnectionReady(self)
+            owner?.deliveryConnection(self, .ready)
         case .needFreshToken:
             refreshToken()
         case .messageResult(let result):
             let id = currentMessageID
             currentMessageID = nil
-            if let id { owner?.deliveryConnection(self, finished: id, outcome: .result(result)) }
+            if let id { owner?.deliveryConnection(self, .finished(id, .result(result))) }
         case .sessionFailed(let failure):
             // The session's own next actions (QUIT, then .close) end the connection: closing
             // here would drop the QUIT it just queued and leave the transcript claiming it.
@@ -409,7 +415,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
         failureReported = true
         if let id = currentMessageID {
             currentMessageID = nil
-            owner?.deliveryConnection(self, finished: id, outcome: .setupFailed(failure))
+            owner?.deliveryConnection(self, .finished(id, .setupFailed(failure)))
         }
         pendingFailure = failure
         guard let stream else { return finishClosed() }
@@ -428,9 +434,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
         if let id = currentMessageID {
             currentMessageID = nil
             let failure = UpstreamFailure(step: .protocol, detail: "connection to \(target.displayName) lost")
-            owner?.deliveryConnection(self, finished: id, outcome: .setupFailed(failure))
+            owner?.deliveryConnection(self, .finished(id, .setupFailed(failure)))
         }
-        owner?.deliveryConnectionClosed(self, failure: pendingFailure)
+        owner?.deliveryConnection(self, .closed(pendingFailure))
     }
 
     // MARK: timers

@@ -118,7 +118,15 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
 
     // MARK: DeliveryConnectionOwner
 
-    func deliveryConnectionReady(_ connection: DeliveryConnection) {
+    func deliveryConnection(_ connection: DeliveryConnection, _ event: DeliveryConnectionEvent) {
+        switch event {
+        case .ready: connectionReady(connection)
+        case .finished(_, let outcome): finished(outcome)
+        case .closed(let failure): closed(failure)
+        }
+    }
+
+    private func connectionReady(_ connection: DeliveryConnection) {
         // Act after the connection's current event is handled, never inside it.
         loop?.schedule(afterMilliseconds: 0) { [weak self, weak connection] in
             guard let self, let connection else { return }
@@ -132,7 +140,7 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         }
     }
 
-    func deliveryConnection(_ connection: DeliveryConnection, finished messageID: SpoolID, outcome: DeliveryAttemptOutcome) {
+    private func finished(_ outcome: DeliveryAttemptOutcome) {
         progress = .finished
         switch outcome {
         case .result(let result): self.result = result
@@ -140,7 +148,7 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         }
     }
 
-    func deliveryConnectionClosed(_ connection: DeliveryConnection, failure: UpstreamFailure?) {
+    private func closed(_ failure: UpstreamFailure?) {
         // A failure after the message's result (say, a close without QUIT) changes nothing.
         if result == nil, setupFailure == nil, let failure { setupFailure = failure }
         loop?.stop()

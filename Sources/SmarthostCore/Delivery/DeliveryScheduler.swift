@@ -316,7 +316,15 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
 
     // MARK: DeliveryConnectionOwner
 
-    func deliveryConnectionReady(_ connection: DeliveryConnection) {
+    func deliveryConnection(_ connection: DeliveryConnection, _ event: DeliveryConnectionEvent) {
+        switch event {
+        case .ready: connectionReady(connection)
+        case .finished(let id, let outcome): connectionFinished(connection, id: id, outcome: outcome)
+        case .closed(let failure): connectionClosed(connection, failure: failure)
+        }
+    }
+
+    private func connectionReady(_ connection: DeliveryConnection) {
         if let key = connectionTargets[connection.serial] {
             pools[key]?.lastFailure = nil
             if let since = pools[key]?.downSince {
@@ -329,12 +337,12 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         releaseIdle(connection)
     }
 
-    func deliveryConnection(_ connection: DeliveryConnection, finished messageID: SpoolID, outcome: DeliveryAttemptOutcome) {
+    private func connectionFinished(_ connection: DeliveryConnection, id messageID: SpoolID, outcome: DeliveryAttemptOutcome) {
         entries[messageID]?.inFlight = false
         settle(id: messageID, outcome: outcome, target: connection.target, tls: connection.tlsDescription)
     }
 
-    func deliveryConnectionClosed(_ connection: DeliveryConnection, failure: UpstreamFailure?) {
+    private func connectionClosed(_ connection: DeliveryConnection, failure: UpstreamFailure?) {
         let serial = connection.serial
         loop.cancel(idleTimers.removeValue(forKey: serial))
         guard let key = connectionTargets.removeValue(forKey: serial), var pool = pools[key] else { return }
