@@ -13,6 +13,8 @@ public struct RelayConfig: Sendable, Equatable {
     public var spool: String
     /// Header that names a message's org; removed before relaying.
     public var orgHeader: String
+    /// `org_header_trust:` — whether the header alone may choose the org.
+    public var orgHeaderTrust = OrgHeaderTrust.any
     public var limits: Limits
     public var access: Access
     public var queue: Queue

@@ -15,7 +15,8 @@ extension RelayConfig {
         let systemHostname: String
 
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
-                              "default", "host", "orgs", "include", "metrics", "notices"]
+                              "default", "host", "orgs", "include", "metrics", "notices",
+                              "org_header_trust"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
                                 "data_timeout", "min_free_space", "bare_lf"]
         static let accessKeys = ["allow"]
@@ -56,6 +57,7 @@ extension RelayConfig {
                 defaultRoute: defaultRoute, host: host ?? .useDefault, orgs: orgs)
             config.metricsListen = metricsListen
             config.notices = notices
+            config.orgHeaderTrust = decodeOrgHeaderTrust(top)
             return config
         }
 
@@ -96,6 +98,8 @@ extension RelayConfig {
         }
 
         static func isLoopback(_ address: ListenAddress) -> Bool {
+            // A Unix socket is reachable from this host only.
+            if address.unixPath != nil { return true }
             let bytes = address.addressBytes
             return address.isIPv6 ? bytes == [UInt8](repeating: 0, count: 15) + [1] : bytes.first == 127
         }
@@ -190,9 +194,9 @@ extension RelayConfig {
         private mutating func decodeListen(_ field: Field) -> [ListenAddress] {
             guard let items = reader.strings(field) else { return RelayConfig.defaultListen }
             return items.compactMap { item in
-                guard let address = ListenAddress.parse(item.text) else {
-                    reader.report(item.line, item.path,
-                                  "\(item.text) is not an address:port (e.g. 127.0.0.1:25 or [::1]:25)")
+                guard let address = ListenAddress.parseListener(item.text) else {
+                    reader.report(item.line, item.path, "\(item.text) is not an address:port (e.g. 127.0.0.1:25 or [::1]:25) "
+                                  + "or unix:/absolute/path (at most \(ListenAddress.maxUnixPathLength) bytes)")
                     return nil
                 }
                 return address

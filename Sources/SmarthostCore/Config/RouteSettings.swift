@@ -99,6 +99,8 @@ public struct OrgSetting: Sendable, Equatable {
     public var senders: [String]
     /// `notices.copy_to` for this org's messages (instead of the host level's).
     public var noticesCopyTo: String?
+    /// `clients:` — the only clients that may submit mail going out as this org; nil: any.
+    public var clients: [ClientRule]?
 
     public init(id: String, route: RouteChoice, senders: [String] = []) {
         self.id = id

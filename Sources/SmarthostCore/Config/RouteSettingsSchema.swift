@@ -72,12 +72,14 @@ extension RelayConfig.Schema {
             reader.report(field.keyLine, field.path, "an org id must be non-empty, without spaces or control characters")
         }
         guard let section = reader.section(field.node, path: field.path, line: field.keyLine,
-                                           allowed: ["use", "senders", "notices"] + Self.routeKeys) else { return nil }
+                                           allowed: ["use", "senders", "clients", "notices"] + Self.routeKeys) else { return nil }
         let senders = decodeSenders(section)
         let noticesCopyTo = decodeOrgNotices(section)
+        let clients = decodeOrgClients(section)
         guard let route = decodeChoice(section, context) else { return nil }
         var org = OrgSetting(id: field.key, route: route, senders: senders)
         org.noticesCopyTo = noticesCopyTo
+        org.clients = clients
         return org
     }
 

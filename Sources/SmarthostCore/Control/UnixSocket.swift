@@ -9,8 +9,9 @@ public enum UnixSocket {
 
     /// Binds and listens at `path`, replacing a stale socket file left by a crash (never
     /// any other kind of file). The socket is non-blocking and close-on-exec; the file
-    /// is made 0600 before `listen`, so no connection is accepted while it is wider.
-    public static func listen(path: String, backlog: Int32 = 16) throws(SystemError) -> Int32 {
+    /// is given `mode` (0600: the control socket) before `listen`, so no connection is
+    /// accepted while it has the mode `bind` left.
+    public static func listen(path: String, mode: mode_t = 0o600, backlog: Int32 = 16) throws(SystemError) -> Int32 {
         try removeStaleSocket(path)
         let fd = shim_socket_nonblocking(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket(AF_UNIX)") }
@@ -18,7 +19,7 @@ public enum UnixSocket {
             try withAddress(path) { address, length throws(SystemError) in
                 guard Glibc.bind(fd, address, length) == 0 else { throw SystemError("bind \(path)") }
             }
-            guard chmod(path, 0o600) == 0 else { throw SystemError("chmod \(path)") }
+            guard chmod(path, mode) == 0 else { throw SystemError("chmod \(path)") }
             guard Glibc.listen(fd, backlog) == 0 else { throw SystemError("listen \(path)") }
         } catch {
             Syscall.close(fd)

@@ -160,6 +160,7 @@ public final class Daemon {
     }
 
     static func bind(_ listen: ListenAddress) throws -> ListeningSocket {
+        if let path = listen.unixPath { return try UnixListener.bind(path: path) }
         guard let address = SocketAddress(ip: listen.host, port: listen.port) else {
             throw SystemError("listen address \(listen.host)", errno: EINVAL)
         }
@@ -289,7 +290,7 @@ public final class Daemon {
             if wanted.contains(where: { $0.port == 0 && $0.host == address.ipString }) { continue }
             server.stopListening(on: address)
         }
-        for listen in wanted where !current.contains(listen.description) && listen.port != 0 {
+        for listen in wanted where !current.contains(listen.description) && (listen.port != 0 || listen.unixPath != nil) {
             do {
                 try server.listen(on: [Self.bind(listen)])
             } catch {

@@ -8,6 +8,8 @@ final class InboundConnection: StreamConnectionDelegate {
     private let stream: StreamConnection
     private var session: InboundSession
     private let context: InboundContext
+    /// The client's address, or its uid on the Unix socket: for logs and `clients:` rules.
+    let client: ClientIdentity
     private var message: MessageSpooler?
     private var timer: TimerID?
     private var closed = false
@@ -16,11 +18,13 @@ final class InboundConnection: StreamConnectionDelegate {
     /// nor keep the loop busy: past this much unsent output we stop reading from it.
     static let outputHighWater = 64 * 1024
 
-    init(serial: UInt64, stream: StreamConnection, session: InboundSession, context: InboundContext) {
+    init(serial: UInt64, stream: StreamConnection, session: InboundSession, context: InboundContext,
+         client: ClientIdentity) {
         self.serial = serial
         self.stream = stream
         self.session = session
         self.context = context
+        self.client = client
         stream.delegate = self
     }
 
@@ -118,16 +122,24 @@ final class InboundConnection: StreamConnectionDelegate {
         let done = LoopCallback<Result<CommittedMessage, SpoolError>> { [weak self] result in
             self?.committed(result)
         }
-        message.commit(context: context) { result in
+        let refusal = message.commit(context: context, client: client) { result in
             loop.execute { done.call(result) }
         }
+        if let refusal { refused(refusal) }
+    }
+
+    /// Refused for its org (`org_header_trust`, `clients:`): nothing was spooled.
+    private func refused(_ refusal: TenancyRefusal) {
+        committing = false
+        context.delegate?.transactionRejected()
+        apply(session.messageRefused(reply: refusal.reply, org: refusal.org))
     }
 
     private func committed(_ result: Result<CommittedMessage, SpoolError>) {
         if case .success(let committed) = result {
             // Durable in queue/ now, whether or not the client is still there to hear 250:
             // delivery must learn of it, or it would wait in the spool until a restart.
-            context.messageAccepted(committed.envelope, content: committed.content, peer: stream.peer)
+            context.messageAccepted(committed.envelope, content: committed.content, client: client)
         }
         guard !closed else { return }
         committing = false
@@ -137,7 +149,7 @@ final class InboundConnection: StreamConnectionDelegate {
             apply(session.messageCommitted(queueID: committed.id))
             if context.delegate?.isStopping == true { closeIfIdle(reply: InboundServer.shutdownReply(context.hostname)) }
         case .failure(let error):
-            context.logger.warning("spool refused message", metadata: ["client": "\(stream.peer)", "error": "\(error)"])
+            context.logger.warning("spool refused message", metadata: ["client": "\(client)", "error": "\(error)"])
             context.delegate?.transactionRejected()
             apply(session.messageFailed(reply: error.reply))
         }

@@ -9,6 +9,7 @@ final class InboundContext {
     let config: RelayConfig
     let logger: Logger
     let classifier: OrgClassifier
+    let tenancy: OrgTenancy
     /// The server that owns the connections of this configuration generation; set by
     /// `InboundServer` when the context becomes current, so a reload cannot forget it.
     weak var delegate: InboundContextDelegate?
@@ -20,6 +21,7 @@ final class InboundContext {
         self.config = config
         self.logger = logger
         self.classifier = OrgClassifier(config: config)
+        self.tenancy = OrgTenancy(config: config)
     }
 
     var hostname: String { config.hostname }
@@ -28,12 +30,12 @@ final class InboundContext {
     var idleTimeoutMilliseconds: Int64 { config.limits.idleTimeoutMs }
     var dataTimeoutMilliseconds: Int64 { config.limits.dataTimeoutMs }
 
-    func sessionConfiguration(peer: SocketAddress) -> InboundSession.Configuration {
-        let client = peer.ipString
+    func sessionConfiguration(client identity: ClientIdentity) -> InboundSession.Configuration {
+        let client = identity.description
         return InboundSession.Configuration(
             hostname: config.hostname, maxMessageSize: Int(config.limits.maxMessageSize),
             maxRecipients: config.limits.maxRecipients, clientAddress: client,
-            clientAllowed: isAllowed(peer),
+            clientAllowed: isAllowed(identity),
             observer: { [logger, metrics] observation in
                 guard case .refusal(let refusal) = observation else { return }
                 RefusalLog.log(refusal, client: client, to: logger)
@@ -48,15 +50,6 @@ final class InboundContext {
                 }
             },
             bareLineFeed: config.limits.bareLineFeed)
-    }
-
-    func isAllowed(_ peer: SocketAddress) -> Bool {
-        let bytes = peer.ipBytes
-        if bytes.count == 4 {
-            let value = bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            return config.access.allows(ipv4: value)
-        }
-        return config.access.allows(ipv6: bytes)
     }
 
     func connectionClosed(_ connection: InboundConnection) {
@@ -82,11 +75,11 @@ final class InboundContext {
         ])
     }
 
-    func messageAccepted(_ envelope: SpoolEnvelope, content: [UInt8]?, peer: SocketAddress) {
+    func messageAccepted(_ envelope: SpoolEnvelope, content: [UInt8]?, client: ClientIdentity) {
         logger.info("accepted", metadata: [
             "id": "\(envelope.id)", "from": "<\(envelope.sender)>", "nrcpt": "\(envelope.recipients.count)",
             "size": "\(envelope.size)", "org": "\(envelope.org ?? "-")", "layer": "\(envelope.layer ?? "-")",
-            "route": "\(envelope.route ?? "-")", "client": "\(peer.ipString)",
+            "route": "\(envelope.route ?? "-")", "client": "\(client)",
         ])
         metrics?.accepted(RelayMetrics.MessageLabels(org: envelope.org, layer: envelope.layer), bytes: envelope.size)
         delegate?.messageAccepted(envelope, content: content)

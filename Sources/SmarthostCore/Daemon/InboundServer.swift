@@ -72,8 +72,9 @@ final class InboundServer {
         }
         let serial = nextSerial
         nextSerial += 1
-        let session = InboundSession(configuration: context.sessionConfiguration(peer: peer))
-        let connection = InboundConnection(serial: serial, stream: stream, session: session, context: context)
+        let client = ClientIdentity(fd: fd, peer: peer)
+        let session = InboundSession(configuration: context.sessionConfiguration(client: client))
+        let connection = InboundConnection(serial: serial, stream: stream, session: session, context: context, client: client)
         connections[serial] = connection
         connection.start()
     }
@@ -86,7 +87,7 @@ final class InboundServer {
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
         Syscall.close(fd)
         rejectedCount += 1
-        RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: peer.ipString, to: logger)
+        RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: ClientIdentity(fd: fd, peer: peer).description, to: logger)
         context.metrics?.refused(code: reply.code)
     }
 

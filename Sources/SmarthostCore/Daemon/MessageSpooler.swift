@@ -52,15 +52,27 @@ final class MessageSpooler {
     }
 
     /// Decides the organization and route, then hands the file to the group committer.
-    /// `completion` runs on the committer thread.
-    func commit(context: InboundContext, completion: @escaping @Sendable (Result<CommittedMessage, SpoolError>) -> Void) {
+    /// `completion` runs on the committer thread. A message that may not go out as its org
+    /// is not committed: its file is removed, the refusal returned and `completion` never
+    /// called.
+    ///
+    /// Tenancy is judged here, after DATA, for every rule, though a `clients:` rule met by
+    /// a `senders` match could refuse at MAIL: the org header may still name another org,
+    /// so the org is only known once the headers are in, and one place deciding gives one
+    /// behaviour for clients to handle (RFC 5321 §4.2.5 lets the end of data refuse).
+    func commit(context: InboundContext, client: ClientIdentity,
+                completion: @escaping @Sendable (Result<CommittedMessage, SpoolError>) -> Void) -> TenancyRefusal? {
         guard let incoming else {
             completion(.failure(spoolError ?? SpoolError.insufficientStorage(detail: "no spool file")))
-            return
+            return nil
         }
         self.incoming = nil
         let sender = envelope.sender.mailbox
         let routed = context.route(id: incoming.id, sender: sender, headers: headers)
+        if let refusal = context.tenancyRefusal(routed.choice, sender: sender, client: client) {
+            incoming.abort()
+            return refusal
+        }
         var record = SpoolEnvelope(
             id: incoming.id, receivedAt: WallClock.nowSeconds(), sender: sender,
             recipients: envelope.recipients.map(\.mailbox), org: routed.choice.orgID,
@@ -76,6 +88,7 @@ final class MessageSpooler {
                 return CommittedMessage(envelope: committed, content: content)
             })
         }
+        return nil
     }
 }
 

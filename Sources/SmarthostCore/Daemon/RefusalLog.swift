@@ -19,6 +19,7 @@ enum RefusalLog {
         if let sender = refusal.sender { metadata["from"] = "\(sender.description)" }
         if let recipient = refusal.recipient { metadata["to"] = "\(recipient.description)" }
         if let helo = refusal.helo { metadata["helo"] = "\(helo)" }
+        if let org = refusal.org { metadata["org"] = "\(org)" }
         return metadata
     }
 

@@ -1,10 +1,13 @@
 import CShim
 import Glibc
 
-/// A bound, listening, non-blocking TCP socket.
+/// A bound, listening, non-blocking TCP or Unix-domain stream socket.
 public struct ListeningSocket: Sendable {
     public let fd: Int32
     public let address: SocketAddress
+    /// The socket file this process created (a Unix listener it bound itself), removed at
+    /// close; nil for TCP and for a socket systemd passed, whose file is systemd's.
+    public var ownedPath: String? = nil
 
     /// Binds and listens. IPv6 sockets are v6-only so "[::]:25" and "0.0.0.0:25" can coexist.
     public static func bind(_ address: SocketAddress, backlog: Int32 = 1024) throws(SystemError) -> ListeningSocket {
@@ -65,5 +68,6 @@ public struct ListeningSocket: Sendable {
 
     public func close() {
         Syscall.close(fd)
+        if let ownedPath { _ = unlink(ownedPath) }
     }
 }

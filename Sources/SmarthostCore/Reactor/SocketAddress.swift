@@ -1,6 +1,7 @@
 import Glibc
 
-/// An IPv4 or IPv6 socket address, kept as the raw `sockaddr_storage` the kernel uses.
+/// An IPv4, IPv6 or Unix-domain socket address, kept as the raw `sockaddr_storage` the
+/// kernel uses.
 public struct SocketAddress: Sendable, CustomStringConvertible {
     private var storage = sockaddr_storage()
     public private(set) var length: socklen_t = 0
@@ -39,6 +40,19 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
 
     public var family: Int32 { Int32(storage.ss_family) }
     public var isIPv6: Bool { family == AF_INET6 }
+    public var isUnix: Bool { family == AF_UNIX }
+
+    /// The socket file of a Unix-domain address (`getsockname` of a listener); empty for
+    /// an unnamed one (every accepted peer); nil for IP addresses.
+    public var unixPath: String? {
+        guard isUnix else { return nil }
+        return withUnsafeBytes(of: storage) { raw in
+            // sun_path follows the 2-byte family; the length excludes what the kernel did not fill.
+            let end = min(Int(length), MemoryLayout<sockaddr_un>.size)
+            guard end > 2 else { return "" }
+            return String(decoding: raw[2..<end].prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
 
     public var port: UInt16 {
         withUnsafeBytes(of: storage) { raw in
@@ -69,9 +83,10 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         return String(cString: buffer)
     }
 
-    /// "127.0.0.1:25" or "[::1]:25".
+    /// "127.0.0.1:25", "[::1]:25" or "unix:/run/smarthost/smtp.sock".
     public var description: String {
-        isIPv6 ? "[\(ipString)]:\(port)" : "\(ipString):\(port)"
+        if let unixPath { return "unix:" + unixPath }
+        return isIPv6 ? "[\(ipString)]:\(port)" : "\(ipString):\(port)"
     }
 
     public func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> T) rethrows -> T {

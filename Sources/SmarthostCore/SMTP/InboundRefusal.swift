@@ -14,14 +14,17 @@ public struct InboundRefusal: Equatable, Sendable {
     public var recipient: MailPath?
     /// The client's HELO/EHLO name, once it gave one.
     public var helo: String?
+    /// The org a message was refused as (`org_header_trust`, `clients:`).
+    public var org: String?
 
     public init(command: String, reply: SMTPReply, sender: MailPath? = nil, recipient: MailPath? = nil,
-                helo: String? = nil) {
+                helo: String? = nil, org: String? = nil) {
         self.command = command
         self.reply = reply
         self.sender = sender
         self.recipient = recipient
         self.helo = helo
+        self.org = org
     }
 
     public static let connect = "CONNECT"
@@ -36,6 +39,7 @@ extension InboundSession {
         var command = InboundRefusal.connect
         var sender: MailPath?
         var recipient: MailPath?
+        var org: String?
     }
 
     /// The observer hears of a 4xx/5xx reply with its context.
@@ -44,7 +48,7 @@ extension InboundSession {
         observer(.refusal(InboundRefusal(
             command: commandContext.command, reply: reply,
             sender: commandContext.sender ?? transaction?.sender,
-            recipient: commandContext.recipient, helo: client?.name)))
+            recipient: commandContext.recipient, helo: client?.name, org: commandContext.org)))
     }
 
     /// The end of DATA is judged with the transaction still known, before it is reset.

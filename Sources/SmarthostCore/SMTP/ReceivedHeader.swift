@@ -52,9 +52,12 @@ public struct ReceivedHeader: Equatable, Sendable {
         return Array(text.utf8)
     }
 
-    /// `[192.0.2.1]` or `[IPv6:2001:db8::1]`, as in an address literal (§4.1.3).
+    /// `[192.0.2.1]` or `[IPv6:2001:db8::1]`, as in an address literal (§4.1.3); a
+    /// Unix-socket client has no address and is named by its uid (`uid=1001`), which the
+    /// TCP-info comment of the `from` clause may hold as free text.
     static func addressLiteral(_ address: String) -> String {
-        address.contains(":") ? "[IPv6:\(address)]" : "[\(address)]"
+        if address.hasPrefix("uid=") { return address }
+        return address.contains(":") ? "[IPv6:\(address)]" : "[\(address)]"
     }
 
     private static let dayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]

@@ -36,7 +36,7 @@ public struct ConfigKeys: Equatable, Sendable {
         if let listen = mapping["listen"] {
             let items = listen.sequence.map { Array($0) } ?? [listen]
             for item in items {
-                guard let text = item.string, let address = ListenAddress.parse(text) else {
+                guard let text = item.string, let address = ListenAddress.parseListener(text) else {
                     throw .tempfail("\(source): listen: \(item.string ?? "?") is not an address:port")
                 }
                 keys.listen.append(address)

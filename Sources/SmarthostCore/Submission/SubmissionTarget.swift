@@ -44,7 +44,10 @@ public struct SubmissionTarget: Equatable, Sendable, CustomStringConvertible {
             }
             return target
         }
-        guard let listen = try ConfigKeys.read(path: configPath)?.listen.first else { return defaultTarget }
+        // sendmail speaks TCP: a Unix-socket listener is for SMTP clients that choose it.
+        guard let listen = try ConfigKeys.read(path: configPath)?.listen.first(where: { $0.unixPath == nil }) else {
+            return defaultTarget
+        }
         guard listen.port != 0 else {
             throw .tempfail("\(configPath): listen \(listen) has no fixed port; set \(environmentKey)=host:port")
         }

@@ -24,7 +24,7 @@ import Testing
         let reloaded = InboundContext(loop: loop, spool: spool, config: config, logger: logger)
         server.replaceContext(reloaded)
         let envelope = SpoolTestData.envelope(SpoolIDGenerator().next())
-        reloaded.messageAccepted(envelope, content: nil, peer: SocketAddress(ip: "127.0.0.1", port: 1)!)
+        reloaded.messageAccepted(envelope, content: nil, client: .address(bytes: [127, 0, 0, 1], text: "127.0.0.1"))
         #expect(received == [envelope.id])
         reloaded.delegate?.transactionRejected()
         #expect(server.rejectedCount == 1)
