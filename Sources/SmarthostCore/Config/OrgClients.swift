@@ -37,8 +37,10 @@ public enum ClientRule: Sendable, Hashable, CustomStringConvertible {
             switch self {
             case .badUID: return "is not a uid (uid:0 to uid:4294967294)"
             case .unknownUser(let name): return "names no user on this system (getpwnam(\"\(name)\") found none)"
+            case .block(.notAnAddress):
+                return "is not an address, an address block, uid:N or user:NAME (e.g. 10.0.0.0/8, ::1, uid:1001, user:robot)"
             case .block(let why):
-                return "\(why); a clients entry is an address, a block, uid:N or user:NAME"
+                return why.description
             }
         }
     }

@@ -10,7 +10,8 @@ public enum ConfigReport {
         out.append("listen: " + (config.listen.isEmpty ? "(none; socket activation only)"
             : config.listen.map(\.description).joined(separator: ", ")))
         out.append("spool: \(config.spool)")
-        out.append("org header: \(config.orgHeader)")
+        out.append("org header: \(config.orgHeader), trust \(config.orgHeaderTrust.rawValue)"
+            + (config.orgHeaderTrust == .senders ? " (the header selects an org only for a sender in its senders)" : ""))
         out.append(limitsLine(config.limits))
         out.append("access: allow " + config.access.allow.map(\.description).joined(separator: ", "))
         out.append(queueLine(config.queue))
@@ -21,6 +22,9 @@ public enum ConfigReport {
         for org in config.orgs {
             let senders = org.senders.isEmpty ? "" : " (senders: \(org.senders.joined(separator: ", ")))"
             out += routeBlock(title: "org \(org.id)\(senders)", RouteResolver.resolve(org: org.id, config: config))
+            if let clients = org.clients {
+                out.append("    clients: only " + clients.map(\.description).joined(separator: ", "))
+            }
         }
         out.append("  orgs not listed get the host level")
         out += warnings(config).map { "warning: " + $0 }
@@ -36,6 +40,7 @@ public enum ConfigReport {
     /// Which org a message was given and why, and which layer's route it takes and why.
     public static func explain(_ route: ResolvedRoute, choice: OrgChoice, sender: String?, config: RelayConfig) -> String {
         var out = ["org: " + orgReason(choice, sender: sender)]
+        out += tenancyLines(choice, sender: sender, config: config)
         out.append("route: " + layerReason(route, config: config))
         out += routeDetails(route.settings)
         return out.joined(separator: "\n") + "\n"
@@ -48,6 +53,29 @@ public enum ConfigReport {
     }
 
     // MARK: Reasons
+
+    /// What `org_header_trust` and the org's `clients:` make of the message (the client
+    /// itself is not known here, so `clients:` is only listed).
+    private static func tenancyLines(_ choice: OrgChoice, sender: String?, config: RelayConfig) -> [String] {
+        guard let org = choice.orgID else { return [] }
+        var out: [String] = []
+        if config.orgHeaderTrust == .senders, case .header = choice.source {
+            if let sender, !sender.isEmpty {
+                let tenancy = OrgTenancy(config: config)
+                let anyone = ClientIdentity.unix(uid: nil)
+                let decision = tenancy.decide(choice: choice, sender: sender, client: anyone)
+                out.append(decision == .senderNotAllowed(org: org)
+                    ? "refused: 550 5.7.1 (org_header_trust: senders, and \(sender) matches none of org \(org)'s senders)"
+                    : "trusted: \(sender) matches org \(org)'s senders (org_header_trust: senders)")
+            } else {
+                out.append("trusted only for an envelope sender in org \(org)'s senders (org_header_trust: senders)")
+            }
+        }
+        if let clients = config.org(org)?.clients {
+            out.append("clients: only " + clients.map(\.description).joined(separator: ", ") + "; others get 550 5.7.1")
+        }
+        return out
+    }
 
     private static func orgReason(_ choice: OrgChoice, sender: String?) -> String {
         let reason = classificationReason(choice, sender: sender)
