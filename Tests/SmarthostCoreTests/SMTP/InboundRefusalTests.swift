@@ -105,4 +105,24 @@ import Testing
         _ = session.receive(Self.bytes("QUIT\r\n"))
         #expect(refusals.all.isEmpty)
     }
+
+    /// A message refused for its org after DATA: one refusal, at the end of the message,
+    /// with the org; the session is ready for the next transaction.
+    @Test func tenancyRefusalCarriesTheOrg() {
+        let refusals = Refusals()
+        var session = Self.session(refusals)
+        _ = session.start()
+        _ = session.receive(Self.bytes("EHLO app.local\r\nMAIL FROM:<a@evil.example>\r\nRCPT TO:<r1@example.com>\r\nDATA\r\n"))
+        let actions = session.receive(Self.bytes("X-Smarthost-Org: acme\r\n\r\nhi\r\n.\r\n"))
+        #expect(actions.contains(.endMessage))
+        #expect(session.state == .committing)
+        let reply = SMTPReply(550, "5.7.1", "Error: client 192.0.2.7 may not send as org acme")
+        let after = session.messageRefused(reply: reply, org: "acme")
+        #expect(after == [.send(reply.wireBytes)])
+        #expect(session.state == .ready)
+        #expect(refusals.all == [InboundRefusal(command: "END-OF-MESSAGE", reply: reply, sender: Self.path("a@evil.example"),
+                                                recipient: Self.path("r1@example.com"), helo: "app.local", org: "acme")])
+        let line = RefusalLog.metadata(refusals.all[0], client: "192.0.2.7")
+        #expect(line["org"] == "acme" && line["from"] == "<a@evil.example>" && line["client"] == "192.0.2.7")
+    }
 }

@@ -23,4 +23,11 @@ import Testing
         #expect(String(decoding: header.bytes, as: UTF8.self) ==
             "Received: from [IPv6:::1] ([IPv6:::1])\r\n\tby relay.test (smarthost) with UTF8SMTP; Thu, 01 Jan 1970 00:00:00 +0000\r\n")
     }
+
+    @Test func unixSocketClientIsNamedByItsUID() {
+        let header = ReceivedHeader(heloName: "robot.local", clientAddress: "uid=1001", hostname: "relay.test",
+                                    withProtocol: .esmtp, recipient: nil, date: "Thu, 01 Jan 1970 00:00:00 +0000")
+        #expect(String(decoding: header.bytes, as: UTF8.self) ==
+            "Received: from robot.local (uid=1001)\r\n\tby relay.test (smarthost) with ESMTP; Thu, 01 Jan 1970 00:00:00 +0000\r\n")
+    }
 }
