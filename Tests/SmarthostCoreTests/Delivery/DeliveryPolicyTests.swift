@@ -64,8 +64,12 @@ import Testing
 
     @Test func jitterStaysWithinHalfToFullDelay() {
         let low = DeliveryPolicy(retryMinMilliseconds: Self.minute, retryMaxMilliseconds: 60 * Self.minute, maxAgeMilliseconds: 1, jitter: { 0.0 })
-        #expect(low.retryDelay(attempts: 4) == 4 * Self.minute)
-        #expect(policy.retryDelay(attempts: 4) == 8 * Self.minute)
+        // Age 8 min: with no jitter the wait is half of it, with full jitter all of it.
+        #expect(low.retryDelay(ageMilliseconds: 8 * Self.minute) == 4 * Self.minute)
+        #expect(policy.retryDelay(ageMilliseconds: 8 * Self.minute) == 8 * Self.minute)
+        // Never below retry_min, never above retry_max.
+        #expect(low.retryDelay(ageMilliseconds: 0) == Self.minute)
+        #expect(policy.retryDelay(ageMilliseconds: 1000 * Self.minute) == 60 * Self.minute)
     }
 
     @Test func permanentTransactionFailureDeadLettersEveryPendingRecipient() {
