@@ -188,13 +188,14 @@ struct DeliveryQueue {
             }
             if !route.waiting.isEmpty { touched.insert(key) }
         }
-        for (id, connection) in connections {
+        // Messages first: an idle connection due to quit now takes a message due now instead.
+        for key in touched.sorted() { actions += dispatch(key, now: now) }
+        for (id, connection) in connections.sorted(by: { $0.key < $1.key }) {
             if case .idle(let since) = connection.state, now - since >= Self.idleQuitMilliseconds {
                 connections[id]?.state = .quitting
                 actions.append(.quit(id))
             }
         }
-        for key in touched.sorted() { actions += dispatch(key, now: now) }
         for key in Array(routes.keys) { dropIfUnused(key, now: now) }
         return actions
     }
