@@ -29,7 +29,7 @@ final class DeliveryEnvironment: @unchecked Sendable {
         RouteResolver.resolve(org: envelope.org, config: config)
     }
 
-    func target(for envelope: SpoolEnvelope) throws -> DeliveryTarget {
+    func target(for envelope: SpoolEnvelope) -> DeliveryTarget {
         Self.target(for: resolve(envelope).settings)
     }
 

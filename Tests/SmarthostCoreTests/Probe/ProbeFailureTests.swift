@@ -14,7 +14,7 @@ import Testing
 
     @Test func dnsFailureIsTheDNSStep() {
         let error = ResolveError(host: "smtp.exmaple.com", reason: "Name or service not known", isTemporary: false)
-        let probe = classify(UpstreamFailure(step: .connect, detail: error.description, cause: .dns(error)))
+        let probe = classify(UpstreamFailure(step: .connect, detail: error.description, reason: .dnsFailed(error)))
         #expect(probe.step == .dns)
         #expect(probe.explanation == "DNS: cannot resolve smtp.exmaple.com: Name or service not known")
         #expect(probe.hint?.contains("host name") == true)
@@ -22,7 +22,7 @@ import Testing
 
     @Test func connectTimeoutSuggestsABlockedPort() {
         let error = ConnectError(address: "192.0.2.1:587", reason: "timed out", timedOut: true)
-        let probe = classify(UpstreamFailure(step: .connect, detail: error.description, cause: .connect([error])))
+        let probe = classify(UpstreamFailure(step: .connect, detail: error.description, reason: .connectFailed([error])))
         #expect(probe.step == .connect)
         #expect(probe.explanation.contains("timed out"))
         #expect(probe.hint?.contains("may be blocked by a firewall") == true)
@@ -80,7 +80,8 @@ import Testing
     }
 
     @Test func credentialsWithoutTLSAreRefusedLocally() {
-        let probe = classify(UpstreamFailure(step: .auth, detail: "refusing to send credentials without TLS"), mode: .none) {
+        let probe = classify(UpstreamFailure(step: .auth, detail: "refusing to send credentials without TLS",
+                                                 reason: .plaintextAuthRefused), mode: .none) {
             $0.connected = true
             $0.sawReply = true
         }
@@ -117,7 +118,7 @@ import Testing
     @Test func tokenEndpointFailureIsItsOwnStep() {
         let error = OAuth2TokenError(endpoint: "https://login.microsoftonline.com/t/oauth2/v2.0/token", httpStatus: 400,
                                      error: "unauthorized_client", errorDescription: "AADSTS700016: Application with identifier 'x' was not found")
-        let failure = UpstreamFailure(step: .token, detail: error.description, cause: .oauth2Token(error))
+        let failure = UpstreamFailure(step: .token, detail: error.description, reason: .tokenFailed(error))
         let probe = ProbeFailure.classify(failure, mode: .starttls, endpoint: "smtp.office365.com:587", observed: .init(),
                                           oauth: true)
         #expect(probe.step == .token)
