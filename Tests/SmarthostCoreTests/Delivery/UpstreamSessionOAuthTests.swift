@@ -8,7 +8,8 @@ import Testing
         let credentials = UpstreamCredentials(username: "alerts@contoso.example", password: token,
                                               oauth: UpstreamOAuth(mechanism: mechanism, host: "smtp.example", port: 587))
         return UpstreamSession(target: .testing(UpstreamParameters(ehloName: "relay.example", tlsMode: .implicit,
-                                                                   credentials: credentials, recordTranscript: true)))
+                                                                   credentials: credentials, recordTranscript: true)),
+                               clock: { 0 })
     }
 
     static func writes(_ actions: [UpstreamAction]) -> [String] {

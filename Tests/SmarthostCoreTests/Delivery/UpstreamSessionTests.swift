@@ -10,7 +10,7 @@ private struct Dialogue {
     init(_ mode: UpstreamTLSMode, credentials: UpstreamCredentials? = nil, allowPlaintextAuth: Bool = false) {
         session = UpstreamSession(target: .testing(UpstreamParameters(
             ehloName: "relay.example", tlsMode: mode, credentials: credentials,
-            allowPlaintextAuth: allowPlaintextAuth, recordTranscript: true)))
+            allowPlaintextAuth: allowPlaintextAuth, recordTranscript: true)), clock: { 0 })
     }
 
     /// Appends writes to `written` and returns them with the other actions but the
