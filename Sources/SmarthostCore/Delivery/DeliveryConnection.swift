@@ -257,7 +257,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
     }
 
     private func deliverPlaintext() {
-        guard let tls, !isClosed else { return }
+        guard let tls, !isClosed, session.tlsActive else { return }
         let plaintext: [UInt8]
         do {
             plaintext = try tls.readPlaintext()
@@ -283,6 +283,8 @@ final class DeliveryConnection: StreamConnectionDelegate {
     // MARK: StreamConnectionDelegate
 
     func streamConnection(_ connection: StreamConnection, didRead bytes: UnsafeRawBufferPointer) {
+        // A finished session hears nothing more (and a handshake it gave up on is not read).
+        guard session.state != .closed else { return }
         guard let tls else {
             apply(session.received(Array(bytes)))
             return
