@@ -28,6 +28,24 @@ import Testing
                       heloName: "localhost", clientAddress: "127.0.0.1", size: 10)
     }
 
+    /// A queue whose connection 1 has just been handed `message`.
+    static func withConnectionReady(_ message: SpoolEnvelope, inMemory: Bool) -> DeliveryQueue {
+        var queue = queue(target())
+        queue.enqueue(message, content: inMemory ? [1] : nil)
+        _ = queue.tick(now: start)
+        _ = queue.connectionReady(1, now: start)
+        return queue
+    }
+
+    /// A queue whose connection 1 delivered a message and is idle since `start`.
+    static func idleAfterOneDelivery() -> DeliveryQueue {
+        let message = envelope()
+        var queue = withConnectionReady(message, inMemory: true)
+        _ = queue.messageFinished(1, message.id, delivered, tls: nil, now: start)
+        _ = queue.connectionReady(1, now: start)
+        return queue
+    }
+
     static let delivered = DeliveryAttemptOutcome.result(UpstreamDeliveryResult(
         accepted: [UpstreamRecipientResult(recipient: "r@x.example", reply: SMTPReply(250, "2.1.5", "ok"))],
         dataReply: SMTPReply(250, "2.0.0", "queued")))
@@ -101,11 +119,8 @@ import Testing
     /// the worker reads its message. The message is due again at once, and the late read
     /// result is ignored rather than sent on a connection that no longer exists.
     @Test func aConnectionClosedWhileItsMessageIsReadRequeuesItAndTheLateReadIsIgnored() {
-        var queue = Self.queue(Self.target())
         let message = Self.envelope()
-        queue.enqueue(message)
-        _ = queue.tick(now: Self.start)
-        _ = queue.connectionReady(1, now: Self.start)
+        var queue = Self.withConnectionReady(message, inMemory: false)
         _ = queue.connectionClosed(1, failure: nil, now: Self.start + 1)
         #expect(queue.state(of: message.id) == .waiting)
         #expect(queue.messageRead(1, message.id, .ready, now: Self.start + 2).isEmpty)
@@ -117,13 +132,7 @@ import Testing
     /// Issue 14 defect 1: an idle connection whose idle time ends in the same tick as a
     /// message becomes due takes the message; it is not quit under it.
     @Test func anIdleConnectionDueToQuitTakesAMessageDueAtTheSameTime() {
-        var queue = Self.queue(Self.target())
-        let first = Self.envelope()
-        queue.enqueue(first, content: [1])
-        _ = queue.tick(now: Self.start)
-        _ = queue.connectionReady(1, now: Self.start)
-        _ = queue.messageFinished(1, first.id, Self.delivered, tls: nil, now: Self.start)
-        _ = queue.connectionReady(1, now: Self.start)
+        var queue = Self.idleAfterOneDelivery()
         let idleEnds = Self.start + DeliveryQueue.idleQuitMilliseconds
         #expect(queue.nextWake(now: Self.start) == idleEnds)
         var second = Self.envelope()
@@ -135,14 +144,7 @@ import Testing
     }
 
     @Test func anIdleConnectionIsQuitAfterItsIdleTime() {
-        var queue = Self.queue(Self.target())
-        _ = queue.tick(now: Self.start)
-        let message = Self.envelope()
-        queue.enqueue(message, content: [1])
-        _ = queue.tick(now: Self.start)
-        _ = queue.connectionReady(1, now: Self.start)
-        _ = queue.messageFinished(1, message.id, Self.delivered, tls: nil, now: Self.start)
-        _ = queue.connectionReady(1, now: Self.start)
+        var queue = Self.idleAfterOneDelivery()
         #expect(Self.quits(queue.tick(now: Self.start + DeliveryQueue.idleQuitMilliseconds - 1)).isEmpty)
         #expect(Self.quits(queue.tick(now: Self.start + DeliveryQueue.idleQuitMilliseconds)) == [1])
     }
@@ -245,11 +247,8 @@ import Testing
     }
 
     @Test func aReadFailureOfAYoungMessageIsDeferredWithAnAttemptCounted() {
-        var queue = Self.queue(Self.target())
         let message = Self.envelope()
-        queue.enqueue(message)
-        _ = queue.tick(now: Self.start)
-        _ = queue.connectionReady(1, now: Self.start)
+        var queue = Self.withConnectionReady(message, inMemory: false)
         let records = Self.records(queue.messageRead(1, message.id, .failed("EIO"), now: Self.start))
         #expect(records.map(\.kind) == [.deferred(atMilliseconds: Self.start + Self.minute)])
         #expect(records.first?.envelope.attempts == 1)
@@ -268,11 +267,8 @@ import Testing
     }
 
     @Test func aConnectionThatCannotTakeItsMessageGivesItBackWithoutAnAttempt() {
-        var queue = Self.queue(Self.target())
         let message = Self.envelope()
-        queue.enqueue(message, content: [1])
-        _ = queue.tick(now: Self.start)
-        _ = queue.connectionReady(1, now: Self.start)
+        var queue = Self.withConnectionReady(message, inMemory: true)
         #expect(queue.sendRefused(1, message.id, now: Self.start).isEmpty)
         #expect(queue.state(of: message.id) == .waiting)
         #expect(queue.entries[message.id]?.envelope.attempts == 0)
@@ -338,12 +334,18 @@ import Testing
 
     // MARK: recipient batches
 
+    /// `max_recipients_per_message: 2`, one connection opened for `message`.
+    static func twoRecipientsPerTransaction(_ message: SpoolEnvelope) -> DeliveryQueue {
+        var queue = queue(target(limits: RouteLimits(maxRecipientsPerMessage: 2)), connections: 1)
+        queue.enqueue(message, content: [1])
+        _ = queue.tick(now: start)
+        return queue
+    }
+
     @Test func anEnvelopeOverTheRecipientCapGoesAsSeveralTransactionsOfOneAttempt() {
         let recipients = (1...5).map { "r\($0)@x.example" }
-        var queue = Self.queue(Self.target(limits: RouteLimits(maxRecipientsPerMessage: 2)), connections: 1)
         let message = Self.envelope(recipients)
-        queue.enqueue(message, content: [1])
-        _ = queue.tick(now: Self.start)
+        var queue = Self.twoRecipientsPerTransaction(message)
         var sent: [[String]] = []
         var kinds: [DeliveryRecord.Kind] = []
         var actions = queue.connectionReady(1, now: Self.start)
@@ -361,10 +363,8 @@ import Testing
 
     @Test func aBatchThatIsDeferredDefersTheRestOfTheEnvelopeWithIt() {
         let recipients = (1...4).map { "r\($0)@x.example" }
-        var queue = Self.queue(Self.target(limits: RouteLimits(maxRecipientsPerMessage: 2)), connections: 1)
         let message = Self.envelope(recipients)
-        queue.enqueue(message, content: [1])
-        _ = queue.tick(now: Self.start)
+        var queue = Self.twoRecipientsPerTransaction(message)
         _ = queue.connectionReady(1, now: Self.start)
         _ = queue.messageFinished(1, message.id, Self.accepted(Array(recipients.prefix(2))), tls: nil, now: Self.start)
         _ = queue.connectionReady(1, now: Self.start)

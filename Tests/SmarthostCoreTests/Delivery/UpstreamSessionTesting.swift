@@ -20,8 +20,10 @@ extension DeliveryTarget {
     static func testing(_ parameters: UpstreamParameters, host: String = "mx.example", port: UInt16 = 25,
                         timeout: Int64 = 30_000, greetingTimeout: Int64? = nil,
                         oauth2: OAuth2Settings? = nil) -> DeliveryTarget {
-        DeliveryTarget(host: host, port: port, caFile: nil, timeoutMilliseconds: timeout,
-                       greetingTimeoutMilliseconds: greetingTimeout, parameters: parameters, oauth2: oauth2)
+        var target = DeliveryTarget(host: host, port: port, caFile: nil, timeoutMilliseconds: timeout,
+                                    parameters: parameters, oauth2: oauth2)
+        target.greetingTimeoutMilliseconds = greetingTimeout
+        return target
     }
 }
 
