@@ -302,7 +302,9 @@ struct DeliveryQueue {
         }
         connections[cid]?.state = .idle(since: now)
         // A primary back up: a connection to a fallback host is not kept for more mail.
-        if let preferred = route.availableHost(now: now), preferred != connection.host, route.waiting.isEmpty {
+        // Over a throttled route's cap: one connection fewer, as the upstream asked.
+        let fallback = route.availableHost(now: now).map { $0 != connection.host && route.waiting.isEmpty } ?? false
+        if fallback || route.connections.count > route.pace.connections {
             connections[cid]?.state = .quitting
             return actions + [.quit(cid)]
         }

@@ -299,6 +299,13 @@ import Testing
         // The others, throttled in the same burst, do not halve it again.
         let more = queue.messageFinished(2, messages[1].id, Self.throttled, tls: nil, now: Self.start + 600)
         #expect(Self.notes(more).isEmpty)
+        // Connections over the slower cap are closed as they come free, down to it.
+        #expect(Self.quits(queue.connectionReady(1, now: Self.start + 700)) == [1])
+        _ = queue.connectionClosed(1, failure: nil, now: Self.start + 710)
+        #expect(Self.quits(queue.connectionReady(2, now: Self.start + 720)) == [2])
+        _ = queue.connectionClosed(2, failure: nil, now: Self.start + 730)
+        _ = queue.messageFinished(3, messages[2].id, Self.delivered, tls: nil, now: Self.start + 740)
+        #expect(Self.quits(queue.connectionReady(3, now: Self.start + 750)).isEmpty, "two connections are the cap now")
     }
 
     @Test func aThrottledRouteComesBackToFullPaceStepByStep() {
