@@ -19,7 +19,6 @@ The check and the count happen under one lock, so the server never accepts more 
 window, however many connections race.
 --fault rcpt-cap --max-rcpt K: the K+1st RCPT of a transaction gets `452 4.5.3 Too many
 recipients` (Gmail, SES).
---fault refuse: accepts and hangs up at once, without a greeting (a host that is down).
 --fault stall-greeting: accepts and never says a word. --fault stall-data: greets and takes
 the envelope, then never answers DATA.
 
@@ -76,9 +75,6 @@ def store(outdir, body, mail_from, rcpts):
 def serve(conn, n, a):
     fault, outdir = a.fault, a.outdir
     log_line(outdir, "connections.log", "%f open" % time.time())
-    if fault == "refuse":
-        conn.close()
-        return
     if fault == "stall-greeting":
         conn.recv(1)  # until the client gives up
         return
