@@ -40,15 +40,16 @@ import Testing
     }
 
     static func relay(route: String, queue: String = "{ retry_min: 1s, retry_max: 4s, max_age: 1h }",
-                      extra: String = "") throws -> RelayProcess {
-        let relay = try RelayProcess(configBody: """
+                      extra: String = "", environment: [String: String] = [:]) throws -> RelayProcess {
+        let config = """
         queue: \(queue)
         \(extra)
         default:
         \(route)
         host:
           use: default
-        """)
+        """
+        let relay = try RelayProcess(configBody: config, environment: environment)
         try relay.start()
         return relay
     }
@@ -97,14 +98,15 @@ import Testing
     }
 
     /// Amazon SES: `454 4.7.0 Throttling failure` at MAIL FROM, the connection stays open.
-    /// Also `status` and `/metrics` while the route is slowed.
+    /// Also `status`, systemd's `STATUS=` and `/metrics` while the route is slowed.
     @Test func sesThrottlingAtMailSlowsTheRouteAndStatusAndMetricsShowIt() throws {
         let limit = 5, window = 3.0, count = 15
         let upstream = try UpstreamProcess(fault: "rate-limit", extra: ["--limit", "\(limit)", "--window", "\(window)",
                                                                          "--at", "mail", "--reply", Self.sesReply])
         defer { upstream.stop() }
+        let notify = try FakeNotifySocket()
         let relay = try Self.relay(route: "  host: 127.0.0.1\n  port: \(upstream.port)\n  tls: none",
-                                   extra: "metrics: { listen: \"127.0.0.1:0\" }")
+                                   extra: "metrics: { listen: \"127.0.0.1:0\" }", environment: ["NOTIFY_SOCKET": notify.path])
         defer { relay.stop() }
         let started = Date()
         try Self.submitMany(relay, count: count, tag: "ses")
@@ -117,6 +119,9 @@ import Testing
         #expect(status.contains("routes slowed by throttling:\n  \(route): "), "\(status)")
         let json = try ToolRun.run(RelayProcess.binaryPath, ["status", "--json", "--config", relay.configPath], timeout: 30).output
         #expect(json.contains("\"routes_slowed\": [{\"route\": \"\(route)\", \"messages_per_second\": "), "\(json)")
+        #expect(eventually(timeout: 10) {
+            notify.messages.contains { $0.fields["STATUS"]?.contains("routes_slowed=1 (\(route) ") == true }
+        }, "\(notify.messages.compactMap { $0.fields["STATUS"] })")
         let metricsPort = try #require(Self.metricsPort(relay.log))
         let metrics = try ToolRun.run("/usr/bin/curl", ["-sS", "--max-time", "5", "http://127.0.0.1:\(metricsPort)/metrics"]).output
         for series in ["smarthost_route_pace_messages_per_second", "smarthost_route_pace_connections", "smarthost_route_throttled_total"] {
