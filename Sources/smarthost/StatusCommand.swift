@@ -3,10 +3,11 @@ import Glibc
 import SmarthostCore
 
 /// One screen for "is mail flowing?": the daemon's counts, the routes it has marked down
-/// with their last error, and the queue by org and route with the oldest message.
+/// with their last error, the routes slowed by throttling with their pace, and the queue by
+/// org and route with the oldest message.
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "One screen: running or not, counts, routes down with their last error, queue by org and route.")
+        abstract: "One screen: running or not, counts, routes down with their last error, routes slowed by throttling, queue by org and route.")
 
     @OptionGroup var options: QueueOptions
     @Flag(name: .long, help: "Print JSON instead of text.") var json = false
