@@ -330,9 +330,11 @@ public final class Daemon {
             + " (see /etc/smarthost/credentials/; mail held=\(scheduler.heldCount)); "
         let down = scheduler.routesDownNow(nowMilliseconds: WallClock.nowMilliseconds())
         let oldest = scheduler.oldestAgeSeconds(nowSeconds: WallClock.nowSeconds())
+        let slowed = scheduler.slowedRoutes
         return waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
             + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(down.count)"
             + (down.isEmpty ? "" : " (" + down.map(\.upstream).joined(separator: ", ") + ")")
+            + (slowed.isEmpty ? "" : " routes_slowed=\(slowed.count) (" + slowed.map { "\($0.route) \($0.pace)" }.joined(separator: "; ") + ")")
             + (oldest > 0 ? " oldest=\(QueueReport.duration(oldest))" : "")
     }
 }

@@ -33,6 +33,9 @@ struct DeliveryQueue {
         var awaitingCredential = false
         /// The recipients of the transaction in progress (`max_recipients_per_message`).
         var batch: [String] = []
+        /// When its attempt in progress started, to tell a throttling reply to it from one to
+        /// a message sent at an earlier pace (`RoutePace.throttled`).
+        var startedAt: Int64?
         var inFlight: Bool { route != nil }
     }
 
@@ -50,6 +53,8 @@ struct DeliveryQueue {
         var route: String
         var host: String
         var state: ConnectionState
+        /// When its last message started (a throttling reply as it closes is about that one).
+        var lastStartedAt: Int64?
     }
 
     struct HostState {
@@ -236,6 +241,8 @@ struct DeliveryQueue {
         while !route.waiting.isEmpty, let cid = idle.popLast(), route.pace.mayStart(now: now) {
             let id = route.waiting.removeFirst()
             route.pace.started(now: now)
+            entries[id]?.startedAt = now
+            connections[cid]?.lastStartedAt = now
             routes[key] = route
             actions += start(id, on: cid)
             route = routes[key] ?? route
@@ -372,7 +379,7 @@ struct DeliveryQueue {
         if let failure {
             if let reply = failure.reply, DeliveryPolicy.isThrottling(reply) {
                 // Too fast, not down: slower, and the waiting mail stays with the route.
-                if let change = route.pace.throttled(now: now) {
+                if let change = route.pace.throttled(now: now, sentAt: connection.lastStartedAt) {
                     actions.append(.note(.pace(route: route.target.routeName, change: change, reply: reply.description)))
                 }
             } else {
@@ -447,7 +454,7 @@ struct DeliveryQueue {
                                     atMilliseconds: now)
         var actions: [DeliveryAction] = []
         if decision.throttled, var route {
-            if let change = route.pace.throttled(now: now) {
+            if let change = route.pace.throttled(now: now, sentAt: entry.startedAt) {
                 actions.append(.note(.pace(route: route.target.routeName, change: change, reply: decision.reason)))
             }
             routes[connection.route] = route

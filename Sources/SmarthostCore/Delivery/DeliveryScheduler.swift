@@ -233,7 +233,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         queue.routesDownNow(now: now)
     }
 
-    var slowedRoutes: [(route: String, messagesPerSecond: Double?, connections: Int)] { queue.slowedRoutes }
+    var slowedRoutes: [ControlRouteSlowed] {
+        queue.slowedRoutes.map { ControlRouteSlowed(route: $0.route, messagesPerSecond: $0.messagesPerSecond, connections: $0.connections) }
+    }
 
     /// Seconds since the oldest queued message was received; 0 for an empty queue.
     func oldestAgeSeconds(nowSeconds: Int64) -> Int64 {
@@ -264,6 +266,7 @@ extension DeliveryScheduler: ControlQueue {
         var status = ControlStatus(queued: queue.queuedCount, deferred: queue.deferredCount, inFlight: queue.inFlightCount,
                                    delivered: queue.counters.delivered, failed: queue.counters.failed,
                                    routesDown: routesDown)
+        status.routesSlowed = queue.slowedRoutes.count
         status.awaitingCredentials = queue.awaitingCredentialCount
         status.held = queue.heldCount
         status.oldestSeconds = Int(oldestAgeSeconds(nowSeconds: WallClock.nowSeconds()))
@@ -277,4 +280,6 @@ extension DeliveryScheduler: ControlQueue {
     }
 
     var controlRoutesDown: [ControlRouteDown] { routesDownNow(nowMilliseconds: clock()) }
+
+    var controlRoutesSlowed: [ControlRouteSlowed] { slowedRoutes }
 }

@@ -14,7 +14,8 @@ struct RoutePace: Sendable, Equatable {
     /// No slower than one message a minute however often the upstream throttles.
     static let minimumRate = 1.0 / 60
     /// Throttling replies this close together are one event: the connections in flight
-    /// when the limit is hit all hear it at once.
+    /// when the limit is hit all hear it at once. Used when the reply's message is not
+    /// known (a refused greeting); otherwise the message's start time decides (`throttled`).
     static let decreaseGuardMilliseconds: Int64 = 2_000
     /// How long a slower pace holds before each step back up.
     static let coolDownMilliseconds: Int64 = 10_000
@@ -92,14 +93,26 @@ struct RoutePace: Sendable, Equatable {
     }
 
     /// The upstream said "too fast": halve the rate and the connections (one step per burst).
-    mutating func throttled(now: Int64) -> Change? {
-        if let last = lastDecreaseAt, now - last < Self.decreaseGuardMilliseconds { return nil }
+    /// `sentAt`: when the refused message started. One that started before the last
+    /// decrease was sent at the old pace, so its refusal is the same event; one that started
+    /// after it says the slower pace is still too fast, however soon it comes (as TCP halves
+    /// once per round trip). Without it, replies within `decreaseGuardMilliseconds` are one.
+    mutating func throttled(now: Int64, sentAt: Int64? = nil) -> Change? {
+        if let last = lastDecreaseAt {
+            if let sentAt {
+                if sentAt <= last { return nil }
+            } else if now - last < Self.decreaseGuardMilliseconds {
+                return nil
+            }
+        }
         let current = rate ?? deliveredRate(now: now)
         if configuredRate == nil, ceiling == nil { ceiling = current }
         let slower = max(current / 2, Self.minimumRate)
         refill(now: now)
         rate = slower
-        tokens = min(tokens, Self.burst(slower))
+        // No burst left: the upstream has just said the last one was too much, so the next
+        // message waits a whole interval of the slower rate.
+        tokens = 0
         connections = max(connections / 2, 1)
         lastDecreaseAt = now
         lastChangeAt = now
