@@ -154,8 +154,8 @@ extension Spool {
 
     func writeState(_ envelope: SpoolEnvelope, area: SpoolArea) throws(SpoolError) {
         let bytes = SpoolFileFormat.encodeState(envelope.id, records: envelope.stateRecords)
-        try SpoolSystem.replaceFile(statePath(area, envelope.id), with: bytes,
-                                    scratch: scratchPath(envelope.id), directory: directory(area))
+        try SpoolSystem.replaceFile(envelope.id.rawValue + ".state", in: directory(area), with: bytes,
+                                    scratchDirectory: tmpDirectory, scratchPrefix: envelope.id.rawValue + ".state")
     }
 
     /// State first, then the message, then the old state: at every instant the message

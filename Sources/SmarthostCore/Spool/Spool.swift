@@ -37,7 +37,8 @@ public final class Spool: Sendable {
     /// Unix seconds; injected so tests can age messages.
     let clock: @Sendable () -> Int64
 
-    /// Opens (creating with mode 0700 if missing) the spool at `root`. Does not recover:
+    /// Opens (creating with mode 0700 if missing) the spool at `root`; refuses directories
+    /// another account owns or others may write to (`SpoolError.unsafeDirectory`). Does not recover:
     /// the daemon calls `recover()` once before listening; CLI commands do not.
     public init(root: String, minimumFreeBytes: UInt64 = 0, preallocatedFiles: Int = 0,
                 clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }) throws(SpoolError) {
@@ -59,6 +60,7 @@ public final class Spool: Sendable {
         for directory in [root, tmpDirectory, queueDirectory, failedDirectory, quarantineDirectory,
                           spareDirectory] {
             try SpoolSystem.makeDirectory(directory)
+            try SpoolSystem.checkDirectory(directory)
         }
         try SpoolSystem.syncDirectory(root)
     }
@@ -171,10 +173,5 @@ public final class Spool: Sendable {
         case .queue: return queueDirectory
         case .failed: return failedDirectory
         }
-    }
-
-    /// A scratch name in `tmp/` for an atomic replace; the pid keeps two processes apart.
-    func scratchPath(_ id: SpoolID) -> String {
-        tmpDirectory + "/" + id.rawValue + ".state." + String(getpid())
     }
 }

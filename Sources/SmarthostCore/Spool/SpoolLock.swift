@@ -37,6 +37,7 @@ public final class SpoolLock: Sendable {
         let fd: Int32
         do throws(SpoolError) {
             try SpoolSystem.makeDirectory(root)
+            try SpoolSystem.checkDirectory(root)
             fd = try SpoolSystem.open(path, O_RDWR | O_CREAT | O_NOFOLLOW)
         } catch {
             throw .system(error)

@@ -103,16 +103,17 @@ extension Spool {
     /// Moves `queue/<name>` (and its state) to `quarantine/`, never over an earlier
     /// quarantined file, and writes the reason beside it.
     private func quarantine(_ name: String, reason: String) throws(SpoolError) {
-        var target = quarantineDirectory + "/" + name
+        var targetName = name
         var suffix = 1
-        while SpoolSystem.exists(target) || SpoolSystem.exists(target + ".reason") {
-            target = quarantineDirectory + "/" + name + "." + String(suffix)
+        while SpoolSystem.exists(quarantineDirectory + "/" + targetName)
+                || SpoolSystem.exists(quarantineDirectory + "/" + targetName + ".reason") {
+            targetName = name + "." + String(suffix)
             suffix += 1
         }
+        let target = quarantineDirectory + "/" + targetName
         let text = Array("\(reason)\nquarantined at \(clock())\n".utf8)
-        try SpoolSystem.replaceFile(target + ".reason", with: text,
-                                    scratch: tmpDirectory + "/quarantine." + String(getpid()),
-                                    directory: quarantineDirectory)
+        try SpoolSystem.replaceFile(targetName + ".reason", in: quarantineDirectory, with: text,
+                                    scratchDirectory: tmpDirectory, scratchPrefix: "quarantine")
         try SpoolSystem.rename(queueDirectory + "/" + name, target)
         if SpoolSystem.exists(queueDirectory + "/" + name + ".state") {
             try SpoolSystem.rename(queueDirectory + "/" + name + ".state", target + ".state")
