@@ -40,7 +40,7 @@ final class SpoolCommitter: @unchecked Sendable {
     private var pending: [Job] = []
     private var stopping = false
     private var running = false
-    private var thread = pthread_t()
+    private var thread: SystemThread?
     private var counters = SpoolCommitStatistics()
     private let syncPool = SpoolSyncPool(threads: 8)
 
@@ -66,7 +66,7 @@ final class SpoolCommitter: @unchecked Sendable {
 
     /// Commits everything already queued, then ends the thread.
     func stop() {
-        let (wasRunning, handle) = lock.withLock { () -> (Bool, pthread_t) in
+        let (wasRunning, handle) = lock.withLock { () -> (Bool, SystemThread?) in
             stopping = true
             lock.broadcast()
             // Joined once only: shutdown() and deinit both stop, and joining a thread twice
@@ -75,24 +75,22 @@ final class SpoolCommitter: @unchecked Sendable {
             running = false
             return (wasRunning, thread)
         }
-        guard wasRunning else { return }
+        guard wasRunning, let handle else { return }
         syncPool.stop()
-        if pthread_equal(handle, pthread_self()) != 0 {
+        if handle.isCurrent {
             // The last reference went away inside a completion: cannot join ourselves.
-            pthread_detach(handle)
+            handle.detach()
         } else {
-            pthread_join(handle, nil)
+            handle.join()
         }
     }
 
     private func startThread() {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&thread, nil, { context in
-            let committer = Unmanaged<SpoolCommitter>.fromOpaque(context!).takeRetainedValue()
-            committer.run()
-            return nil
-        }, context)
-        precondition(status == 0, "cannot start the spool committer thread: errno \(status)")
+        do {
+            thread = try SystemThread.start(name: "spool-commit") { [self] in run() }
+        } catch {
+            preconditionFailure("cannot start the spool committer thread: \(error)")
+        }
         running = true
     }
 
