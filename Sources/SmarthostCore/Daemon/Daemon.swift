@@ -282,7 +282,7 @@ public final class Daemon {
             self.metrics.setGauge("smarthost_routes_down", Int64(self.scheduler.routesDown), help: "Routes marked down now")
             self.metrics.setGauge("smarthost_messages_held", Int64(self.scheduler.heldCount),
                                   help: "Messages held because their route's secret is missing")
-            if let free = try? SpoolSystem.freeBytes(self.spool.root) {
+            if let free = try? Syscall.freeBytes(self.spool.root) {
                 self.metrics.setGauge("smarthost_spool_free_bytes", Int64(clamping: free), help: "Free bytes in the spool's file system")
             }
         }

@@ -59,10 +59,10 @@ public final class Spool: Sendable {
         self.clock = clock
         for directory in [root, tmpDirectory, queueDirectory, failedDirectory, quarantineDirectory,
                           spareDirectory] {
-            try SpoolSystem.makeDirectory(directory)
-            try SpoolSystem.checkDirectory(directory)
+            try Syscall.makeDirectory(directory)
+            try Syscall.checkDirectory(directory)
         }
-        try SpoolSystem.syncDirectory(root)
+        try Syscall.syncDirectory(root)
     }
 
     deinit {
@@ -96,7 +96,7 @@ public final class Spool: Sendable {
             let id = ids.next()
             let path = tmpDirectory + "/" + id.rawValue
             do throws(SpoolError) {
-                let fd = try SpoolSystem.open(path, O_WRONLY | O_CREAT | O_EXCL)
+                let fd = try Syscall.open(path, O_WRONLY | O_CREAT | O_EXCL)
                 return IncomingMessage(id: id, path: path, fd: fd)
             } catch {
                 // EEXIST needs another process with our clock, counter and random bits.
@@ -109,7 +109,7 @@ public final class Spool: Sendable {
     /// Throws `.insufficientStorage` (452 4.3.1) when less than the floor plus
     /// `expectedSize` is free. One statvfs: cheap enough for MAIL and DATA too.
     public func checkStorage(expectedSize: Int = 0) throws(SpoolError) {
-        let free = try SpoolSystem.freeBytes(tmpDirectory)
+        let free = try Syscall.freeBytes(tmpDirectory)
         let needed = minimumFreeBytes.addingReportingOverflow(UInt64(max(0, expectedSize)))
         if needed.overflow || free < needed.partialValue {
             throw SpoolError.insufficientStorage(
@@ -124,7 +124,7 @@ public final class Spool: Sendable {
     static func createTemporaryFile(in directory: String, ids: SpoolIDGenerator,
                                     reusing spare: SpoolFilePool.Spare?) -> SpoolFilePool.File? {
         if let spare {
-            if let fd = try? SpoolSystem.open(spare.path, O_WRONLY) {
+            if let fd = try? Syscall.open(spare.path, O_WRONLY) {
                 return SpoolFilePool.File(id: ids.next(), path: spare.path, fd: fd, staleLength: spare.length)
             }
             _ = unlink(spare.path)
@@ -132,7 +132,7 @@ public final class Spool: Sendable {
         for _ in 0..<8 {
             let id = ids.next()
             let path = directory + "/" + id.rawValue
-            if let fd = try? SpoolSystem.open(path, O_WRONLY | O_CREAT | O_EXCL) {
+            if let fd = try? Syscall.open(path, O_WRONLY | O_CREAT | O_EXCL) {
                 return SpoolFilePool.File(id: id, path: path, fd: fd)
             }
         }
@@ -152,7 +152,7 @@ public final class Spool: Sendable {
             queuePath: path(.queue, incoming.id), tail: handed.tail, truncateTo: handed.truncateTo,
             failure: handed.failure, completion: completion)
         if !committer.submit(job) {
-            SpoolSystem.close(handed.fd)
+            Syscall.close(handed.fd)
             _ = unlink(incoming.path)
             completion(.failure(.closed))
         }

@@ -131,7 +131,7 @@ final class SpoolCommitter: @unchecked Sendable {
         let moved = results.indices.filter { if case .success = results[$0] { true } else { false } }
         if !moved.isEmpty {
             do throws(SpoolError) {
-                try SpoolSystem.syncDirectory(queueDirectory)
+                try Syscall.syncDirectory(queueDirectory)
             } catch {
                 // Not durable, so not accepted: the client will retry, and a copy left
                 // in queue/ would then be delivered twice.
@@ -153,15 +153,15 @@ final class SpoolCommitter: @unchecked Sendable {
     /// Finishes one file and moves it into the queue; on any failure the tmp file is
     /// removed, so a failed commit leaves nothing half-written behind.
     private func makeDurable(_ job: Job) throws(SpoolError) {
-        defer { SpoolSystem.close(job.fd) }
+        defer { Syscall.close(job.fd) }
         do throws(SpoolError) {
             if let failure = job.failure { throw failure }
-            try SpoolSystem.write(job.fd, job.tail, path: job.writtenPath)
+            try Syscall.write(job.fd, job.tail, path: job.writtenPath)
             if let length = job.truncateTo, ftruncate(job.fd, off_t(length)) != 0 {
                 throw SpoolError.system("ftruncate", job.writtenPath)
             }
-            try SpoolSystem.fdatasync(job.fd, path: job.writtenPath)
-            try SpoolSystem.moveNoReplace(job.writtenPath, job.queuePath)
+            try Syscall.fdatasync(job.fd, path: job.writtenPath)
+            try Syscall.moveNoReplace(job.writtenPath, job.queuePath)
         } catch {
             // If tmp/ refuses the unlink too (unwritable), at least give the space back:
             // recovery removes the empty file at the next start.

@@ -40,7 +40,7 @@ import Testing
         defer { close(dirFD) }
         var suffixes: [UInt64] = [1, 0xabc]
 
-        let (fd, name) = try SpoolSystem.createExclusive(in: dirFD, directory: tmp, prefix: "x") {
+        let (fd, name) = try Syscall.createExclusive(in: dirFD, directory: tmp, prefix: "x") {
             suffixes.removeFirst()
         }
         close(fd)
@@ -57,8 +57,8 @@ import Testing
         let tmp = directory.root + "/tmp"
         let dirFD = open(tmp, O_RDONLY | O_DIRECTORY)
         defer { close(dirFD) }
-        let first = try SpoolSystem.createExclusive(in: dirFD, directory: tmp, prefix: "x")
-        let second = try SpoolSystem.createExclusive(in: dirFD, directory: tmp, prefix: "x")
+        let first = try Syscall.createExclusive(in: dirFD, directory: tmp, prefix: "x")
+        let second = try Syscall.createExclusive(in: dirFD, directory: tmp, prefix: "x")
         close(first.fd)
         close(second.fd)
         #expect(first.name != second.name)

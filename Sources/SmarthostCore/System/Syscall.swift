@@ -22,6 +22,8 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// The one system-call layer: sockets here (EAGAIN a value), files in `Syscall+Files.swift`
+/// (typed `SpoolError`s). Every call retries EINTR; nothing above it reads errno.
 enum Syscall {
     /// Runs `body` again on EINTR; EAGAIN/EWOULDBLOCK become `.wouldBlock`.
     @inline(__always)

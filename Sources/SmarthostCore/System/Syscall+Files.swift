@@ -1,10 +1,11 @@
 import CShim
 import Glibc
 
-/// The system calls the spool makes, each retrying EINTR and failing with a typed
-/// `SpoolError` that names the step and the path. Everything above this file works in
-/// paths and byte arrays, never in errno.
-enum SpoolSystem {
+/// The file-system calls (the spool's, and the queue tools'), each retrying EINTR and
+/// failing with a typed `SpoolError` that names the step and the path. Everything above
+/// this layer works in paths and byte arrays, never in errno. Socket calls, which turn
+/// EAGAIN into a value instead, are in `Syscall.swift`.
+extension Syscall {
     static let fileMode: mode_t = 0o600
     static let directoryMode: mode_t = 0o700
 
@@ -18,10 +19,6 @@ enum SpoolSystem {
             if fd >= 0 { return fd }
             if errno != EINTR { throw SpoolError.system("open", path) }
         }
-    }
-
-    static func close(_ fd: Int32) {
-        _ = Glibc.close(fd)  // EINTR on close must not be retried on Linux: the fd is gone.
     }
 
     static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolError) {
@@ -223,3 +220,7 @@ enum SpoolSystem {
         throw SpoolError.system("open", directory + "/" + lastName, EEXIST)
     }
 }
+
+/// The spool's name for this layer before the two were merged, for code written against it.
+@available(*, deprecated, renamed: "Syscall")
+typealias SpoolSystem = Syscall
