@@ -69,7 +69,7 @@ public struct InboundSession: Sendable {
                     storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil,
                     bareLineFeed: BareLineFeedPolicy = .normalize,
                     commandTimeoutMilliseconds: Int64 = 5 * 60_000, dataTimeoutMilliseconds: Int64 = 10 * 60_000,
-                    now: @escaping @Sendable () -> Int64 = MonotonicClock.nowMilliseconds) {
+                    now: @escaping @Sendable () -> Int64 = { MonotonicClock.nowMilliseconds() }) {
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
             self.maxRecipients = maxRecipients
