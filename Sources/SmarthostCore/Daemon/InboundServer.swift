@@ -10,6 +10,11 @@ final class InboundServer {
     private(set) var context: InboundContext
     private var acceptors: [Acceptor] = []
     private var connections: [UInt64: InboundConnection] = [:]
+    /// Open connections per client address, for `max_connections_per_client`.
+    private var perClient: [String: Int] = [:]
+    /// Addresses refused for `max_connections_per_client` whose refusal is logged already:
+    /// one line per burst, until one of the address's connections ends.
+    private var refusedClients: Set<String> = []
     private var nextSerial: UInt64 = 1
     private(set) var stopping = false
     /// Transactions refused or aborted and connections turned away, for `STATUS=`.
@@ -63,6 +68,13 @@ final class InboundServer {
             refuseOverLimit(fd: fd, peer: peer)
             return
         }
+        let client = peer.ipString
+        let cap = context.maxConnectionsPerClient
+        if cap > 0, perClient[client, default: 0] >= cap {
+            refuse(fd: fd, peer: peer, InboundSession.tooManyConnectionsFromClientReply(hostname: context.hostname),
+                   log: refusedClients.insert(client).inserted)
+            return
+        }
         let stream: StreamConnection
         do {
             stream = try StreamConnection(loop: loop, fd: fd, peer: peer)
@@ -75,23 +87,34 @@ final class InboundServer {
         let session = InboundSession(configuration: context.sessionConfiguration(peer: peer))
         let connection = InboundConnection(serial: serial, stream: stream, session: session, context: context)
         connections[serial] = connection
+        perClient[client, default: 0] += 1
         connection.start()
     }
 
     /// Over `max_connections`: a clear `421` rather than a silent hang in the backlog. The
     /// write is one short non-blocking send on a fresh socket, so it cannot block the loop.
     private func refuseOverLimit(fd: Int32, peer: SocketAddress) {
-        let reply = InboundSession.tooManyConnectionsReply(hostname: context.hostname)
+        refuse(fd: fd, peer: peer, InboundSession.tooManyConnectionsReply(hostname: context.hostname), log: true)
+    }
+
+    private func refuse(fd: Int32, peer: SocketAddress, _ reply: SMTPReply, log: Bool) {
         let bytes = reply.wireBytes
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
         Syscall.close(fd)
         rejectedCount += 1
-        RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: peer.ipString, to: logger)
+        if log {
+            RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: peer.ipString, to: logger)
+        }
         context.metrics?.refused(code: reply.code)
     }
 
     func connectionClosed(_ connection: InboundConnection) {
-        connections.removeValue(forKey: connection.serial)
+        if connections.removeValue(forKey: connection.serial) != nil {
+            let client = connection.peer.ipString
+            let count = perClient[client, default: 1] - 1
+            perClient[client] = count > 0 ? count : nil
+            refusedClients.remove(client)
+        }
         for acceptor in acceptors where acceptor.isPaused { acceptor.resume() }
         if stopping, connections.isEmpty { onIdleAfterStop?() }
     }
