@@ -220,7 +220,3 @@ extension Syscall {
         throw SpoolError.system("open", directory + "/" + lastName, EEXIST)
     }
 }
-
-/// The spool's name for this layer before the two were merged, for code written against it.
-@available(*, deprecated, renamed: "Syscall")
-typealias SpoolSystem = Syscall
