@@ -35,6 +35,7 @@ struct RoutePace: Sendable, Equatable {
     private var tokens: Double
     private var refilledAt: Int64?
     private var lastDecreaseAt: Int64?
+    private var increaseStep = RoutePace.minimumRate
     private var lastChangeAt: Int64 = 0
     private var recentSends: [Int64] = []
 
@@ -106,8 +107,11 @@ struct RoutePace: Sendable, Equatable {
             }
         }
         let current = rate ?? deliveredRate(now: now)
-        if configuredRate == nil, ceiling == nil { ceiling = current }
+        // Without a configured rate, the way back up ends below the slowest pace found too
+        // fast so far.
+        if configuredRate == nil { ceiling = min(ceiling ?? current, current) }
         let slower = max(current / 2, Self.minimumRate)
+        increaseStep = max(slower / Self.increaseSteps, Self.minimumRate)
         refill(now: now)
         rate = slower
         // No burst left: the upstream has just said the last one was too much, so the next
@@ -125,7 +129,10 @@ struct RoutePace: Sendable, Equatable {
         lastChangeAt = now
         connections = min(connections + 1, configuredConnections)
         if let current = rate, let full = configuredRate ?? ceiling {
-            let next = current + full / Self.increaseSteps
+            // Steps of a tenth of the pace the last decrease left, not of the full rate: back
+            // to where the upstream said "too fast" in ten cool-downs, so the pace settles in
+            // a slow saw-tooth under the limit instead of overshooting it at every climb.
+            let next = current + increaseStep
             rate = next >= full ? configuredRate : next
         }
         if rate == configuredRate, configuredRate == nil { ceiling = nil }

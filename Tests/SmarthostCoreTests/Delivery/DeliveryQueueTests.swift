@@ -324,7 +324,7 @@ import Testing
             if Self.notes(queue.tick(now: now)).contains(where: { if case .pace = $0 { return true }; return false }) { steps += 1 }
         }
         #expect(queue.slowedRoutes.isEmpty)
-        #expect(steps == 5, "5/s back to 10/s in steps of 1/s")
+        #expect(steps == 10, "5/s back to 10/s in steps of a tenth of 5/s")
     }
 
     @Test func aRouteRateSpacesItsMessages() {

@@ -52,6 +52,30 @@ import Testing
         #expect(last == RoutePace.Change(slower: false, messagesPerSecond: nil, connections: 4))
     }
 
+    /// Microsoft 365 allows 30 a minute (0.5/s): a route without `rate` that hits it climbs
+    /// back in steps of a tenth of where it was halved to, and never past the slowest pace
+    /// found too fast, so it does not overshoot at every climb.
+    @Test func theWayBackUpIsASlowSawToothUnderTheLimit() {
+        var pace = RoutePace(limits: RouteLimits(), defaultConnections: 3)
+        for ms in stride(from: Int64(0), to: 2_000, by: 250) { pace.started(now: ms) }  // 4/s
+        _ = pace.throttled(now: 2_000)
+        #expect(pace.rate == 2)
+        let up = pace.recover(now: 2_000 + RoutePace.coolDownMilliseconds)
+        #expect(up?.messagesPerSecond == 2.2)
+        // Throttled again at 2.2/s: that is the new ceiling, halved again.
+        let again = pace.throttled(now: 2_000 + RoutePace.coolDownMilliseconds + 1, sentAt: 2_000 + RoutePace.coolDownMilliseconds)
+        #expect(again?.messagesPerSecond == 1.1)
+        var now = 2_000 + RoutePace.coolDownMilliseconds + 1
+        var highest = 0.0
+        while pace.isSlowed {
+            now += RoutePace.coolDownMilliseconds
+            _ = pace.recover(now: now)
+            highest = max(highest, pace.rate ?? 0)
+        }
+        #expect(highest < 2.2, "the climb stays under the pace found too fast; then the limit is lifted")
+        #expect(pace.rate == nil)
+    }
+
     @Test func neverSlowerThanOneMessageAMinute() {
         var pace = RoutePace(limits: RouteLimits(messagesPerSecond: 1.0 / 60), defaultConnections: 1)
         _ = pace.throttled(now: 0)
