@@ -15,7 +15,7 @@ BUILD_PKGS  := libssl-dev libsystemd-dev pkg-config libcurl4-openssl-dev
 # so installing it never sets up or starts a system mail server.
 TEST_PKGS   := openssl swaks postfix python3-aiosmtpd curl systemd procps prometheus \
                bsd-mailx php-cli git-email libmailtools-perl cron \
-               python3-jwt python3-cryptography tinyproxy
+               python3-jwt python3-cryptography tinyproxy acl
 PACKAGE_PKGS := dpkg-dev
 SYSTEM_TEST_PKGS := debootstrap util-linux
 

@@ -70,6 +70,13 @@ enum SendmailCommand {
         guard stat(root + "/queue", &info) == 0 else {
             throw SubmissionFailure(exitCode: 69, reason: "no spool at \(root) (EX_UNAVAILABLE)")
         }
+        do {
+            // As root, read as the spool's owner (like `queue list`): the spool refuses to be
+            // opened by an account that does not own it.
+            try SpoolOwner.become(ownerOf: root)
+        } catch {
+            throw SubmissionFailure(exitCode: 77, reason: "\(error)")
+        }
         do throws(SpoolError) {
             let spool = try Spool(root: root)
             let envelopes = try QueueReport.load(spool, area: .queue)

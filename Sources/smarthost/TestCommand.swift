@@ -17,6 +17,9 @@ struct TestRoute: ParsableCommand {
     @Option(help: "The org whose route to test; omit it for the host level.")
     var org: String?
 
+    @Option(help: "One host of a route with several (host: [a, b]); default: the first.")
+    var host: String?
+
     @Option(help: "The recipient of the test message.")
     var to: String
 
@@ -34,10 +37,23 @@ struct TestRoute: ParsableCommand {
     func run() throws {
         let config = try options.load()
         let route = RouteResolver.resolve(org: org, config: config)
-        let request = ProbeRequest(route: route.settings, recipient: to, sender: from,
+        var settings = route.settings
+        let hosts = [settings.host] + settings.fallbackHosts
+        if let host {
+            guard hosts.contains(host) else {
+                printError("smarthost test: \(host) is not a host of this route (its hosts: \(hosts.joined(separator: ", ")))")
+                throw ExitCode(64)
+            }
+            settings.host = host
+        }
+        let request = ProbeRequest(route: settings, recipient: to, sender: from,
                                    hostname: config.hostname, orgHeader: config.orgHeader, org: org)
         Output.line("testing " + (org.map { "org \($0)" } ?? "the host level") + ":")
         Output.text(ConfigReport.explain(route, config: config))
+        if hosts.count > 1 {
+            let others = hosts.filter { $0 != settings.host }.joined(separator: ", ")
+            Output.line("host: \(settings.host) (this test tries only it; the route's others: \(others), each with --host)")
+        }
         Output.line("envelope: MAIL FROM:<\(request.effectiveSender)> RCPT TO:<\(to)>")
         Output.line("")
         let report: ProbeReport

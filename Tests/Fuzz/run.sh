@@ -21,6 +21,7 @@ TARGETS=(command data session reply)
 # The pure protocol code only: no sockets, no OpenSSL, no systemd.
 SOURCES=(
   Sources/SmarthostCore/SMTP/*.swift
+  Sources/SmarthostCore/System/Clocks.swift
   Sources/SmarthostCore/Delivery/UpstreamReplyParser.swift
   Sources/SmarthostCore/Delivery/UpstreamDataEncoder.swift
   Tests/Fuzz/Harness/*.swift

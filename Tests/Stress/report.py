@@ -48,6 +48,12 @@ if "upstream" in results:
            r["refused_reason_missing"], len(r["unexpected_failed"]), r["queue_left"], r["drain_s"],
            " (after `queue flush` at %ss)" % r["flush"]["after_s"] if r.get("flush") else "",
            sum(r["faults_injected"].values()), r["upstream_connections"], r["relay_alive_at_end"]))
+    if "throttle_replies" in r:
+        row("upstream: throttling step", "PASS" if not r["throttle_dead_letters"] and r["ok"] else "FAIL",
+            "upstream allowed %s, answered %d throttling replies (421 4.4.2 / 454 4.7.0); relay slowed down %d times, "
+            "paced back up %d times; **dead-lettered for throttling %d**"
+            % (r["throttle"], r["throttle_replies"], r["relay_log"].get("route_throttled", 0),
+               r["relay_log"].get("route_pace_up", 0), r["throttle_dead_letters"]))
     for problem in r["problems"]:
         row("upstream: problem", "FAIL", problem)
     for sample in r["lost_sample"][:2] + r["refused_no_dead_letter_sample"][:2] + r["refused_reason_missing_sample"][:2]:

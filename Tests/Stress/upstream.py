@@ -5,11 +5,16 @@ few recipients, the upstream in turn goes away (port closed), answers 421 at con
 454 at EHLO, MAIL, RCPT, DATA and after the body, cuts the connection in the middle of a
 reply line, and stalls past the route's `timeout`; recipients whose local part starts with
 `reject` always get 550 5.1.1. Then the upstream becomes healthy.
+In its `throttle` step (issue 15) it takes at most THROTTLE_LIMIT messages per
+THROTTLE_WINDOW seconds and answers MAIL past that as the providers do: Microsoft 365's
+`421 4.4.2 … rate … exceeded` and a hang-up, or Amazon SES's `454 4.7.0 Throttling failure`.
 
 Checks: every (message, deliverable recipient) that got 250 from the relay arrives at the
 upstream at least once (lost = 0); every refused recipient of an accepted message ends in
 `failed/` with the upstream's reply (`smarthost queue list --failed --json`); no message is
-left queued; the relay stays up. Duplicates are counted (only an absurd number fails).
+left queued; the relay stays up; nothing is dead-lettered for throttling, and when the
+upstream throttled, the relay logged that it slowed the route down. Duplicates are counted
+(only an absurd number fails).
 Reported: accepted, delivered, failed with reason, duplicates, time to drain after recovery.
 
 usage: upstream.py BINARY WORKDIR [--sessions 8] [--messages 15] [--seed N]"""
@@ -28,9 +33,14 @@ import stresslib
 ROUTE_TIMEOUT_S = 2          # route `timeout`: a stall lasts longer than this
 RETRY_MIN, RETRY_MAX = 1, 4  # queue.retry_min / retry_max, seconds
 
-# (mode, seconds): the upstream's behaviour in turn; then healthy for good.
-SCHEDULE = [("down", 5), ("421", 4), ("errors", 7), ("cut", 7), ("stall", 8),
+# (mode, seconds): the upstream's behaviour in turn; then healthy for good. `throttle` comes
+# early: a slowed route takes a while (10 s per step) to come back to full pace.
+SCHEDULE = [("down", 5), ("throttle", 8), ("421", 4), ("errors", 7), ("cut", 7), ("stall", 8),
             ("down", 3), ("errors", 5), ("cut", 4)]
+
+THROTTLE_LIMIT, THROTTLE_WINDOW = 4, 2.0   # messages per sliding window (seconds)
+THROTTLING = [("421 4.4.2 Message submission rate for this client has exceeded the configured limit", True),
+              ("454 4.7.0 Throttling failure: Maximum sending rate exceeded", False)]   # (reply, hang up)
 
 TEMPORARY = ["451 4.3.0 fault: local error in processing (stress)",
              "454 4.7.0 fault: temporary authentication failure (stress)",
@@ -53,7 +63,9 @@ class FaultUpstream:
         self.faults = collections.Counter()        # "cut@rcpt" -> times injected
         self.corrupt = []                          # tokens whose body did not end with the token
         self.unknown = 0                           # stored messages without a token
+        self.notices = 0                           # the relay's failure notices (RFC 3464) to the sender
         self.connections = 0
+        self.taken = []                            # throttle: when each counted MAIL was taken
         self.rcpt_replies = collections.defaultdict(list)   # address -> every reply (or fault) its RCPT got
         self.lock = threading.Lock()
         self.writers = set()
@@ -140,6 +152,17 @@ class FaultUpstream:
             await asyncio.sleep(ROUTE_TIMEOUT_S * 2 + 1)
         return "closed"
 
+    def over_limit(self):
+        """Takes a slot in the throttle window, or says the limit is reached."""
+        now = time.time()
+        with self.lock:
+            while self.taken and now - self.taken[0] >= THROTTLE_WINDOW:
+                self.taken.pop(0)
+            if len(self.taken) >= THROTTLE_LIMIT:
+                return True
+            self.taken.append(now)
+            return False
+
     async def send(self, writer, text):
         writer.write((text + "\r\n").encode())
         await writer.drain()
@@ -170,6 +193,13 @@ class FaultUpstream:
                 if not got:
                     await self.send(writer, normal)
             elif verb == "MAIL":
+                if self.mode == "throttle" and self.over_limit():
+                    reply, hang_up = self.rng.choice(THROTTLING)
+                    self.faults["throttle@mail %s" % reply[:3]] += 1
+                    await self.send(writer, reply)
+                    if hang_up:
+                        return
+                    continue
                 got = await self.fault("mail", writer, "250 2.1.0 Ok")
                 if got == "closed":
                     return
@@ -237,6 +267,11 @@ class FaultUpstream:
         now = time.time()
         with self.lock:
             self.stored_while[mode] += 1
+            # A dead letter (the `reject…` recipients) sends its sender a failure notice
+            # through the same route: not one of the test's messages, and not corrupt.
+            if re.search(rb"^Content-Type: multipart/report; report-type=delivery-status", content[:65536], re.M | re.I):
+                self.notices += 1
+                return
             if not m:
                 self.unknown += 1
                 return
@@ -402,13 +437,17 @@ def main():
             reason_missing.append("%s <%s>: dead letter reason is %r" % (qid, r, reason[:200]))
     unexpected_failed = ["%s: %s" % (f.get("id"), (f.get("failure") or "")[:160]) for f in failed_list
                          if not any(tok == id_to_token.get(f.get("id")) for tok, _ in refused_expected)]
+    throttle_replies = sum(c for k, c in upstream.faults.items() if k.startswith("throttle@"))
+    throttle_dead = ["%s: %s" % (f.get("id"), (f.get("failure") or "")[:160]) for f in failed_list
+                     if re.search(r"throttl|submission rate|sending rate", f.get("failure") or "", re.I)]
     reasons = collections.Counter(re.sub(r"<[^>]*>", "<…>", re.sub(r"reject\S*@\S*", "reject…", f.get("failure") or "?"))[:120]
                                   for f in failed_list)
     # What the relay itself logged about the faults.
     log_counts = {k: len(re.findall(pat, log, re.M)) for k, pat in [
         ("deferred", r"^<\d>deferred "), ("route_down", r"^<\d>route down "),
         ("possible_duplicate", r"possible_duplicate=yes"), ("delivered", r"^<\d>delivered "),
-        ("failed", r"^<\d>failed "), ("spool_update_failed", r"spool update failed")]}
+        ("failed", r"^<\d>failed "), ("spool_update_failed", r"spool update failed"),
+        ("route_throttled", r"^<\d>route throttled: slowing down "), ("route_pace_up", r"^<\d>route pace up ")]}
     fatal = [ln for ln in log.splitlines() if re.search(r"Fatal error|Segmentation|Illegal instruction|^<[0-2]>", ln)]
 
     absurd = duplicates > max(10, len(deliverable) // 2)
@@ -422,6 +461,10 @@ def main():
         problems.append("%d refused recipients missing from their dead letter's reason" % len(reason_missing))
     if unexpected_failed:
         problems.append("%d unexpected dead letters" % len(unexpected_failed))
+    if throttle_dead:
+        problems.append("%d messages dead-lettered for throttling" % len(throttle_dead))
+    if throttle_replies and not log_counts["route_throttled"]:
+        problems.append("the upstream throttled %d times and the relay never slowed down" % throttle_replies)
     if queue_left:
         problems.append("%d messages still queued after the drain" % len(queue_left))
     if queue_left is None:
@@ -444,6 +487,9 @@ def main():
              round(drained - recovered, 1) if drained else "n/a", " (flush: %s)" % flushed if flushed else ""), flush=True)
     print("refused recipients %d: in failed/ with reason %d, no dead letter %d, reason missing %d; dead letters %d"
           % (len(refused_expected), refused_found, len(no_dead_letter), len(reason_missing), len(failed_list)), flush=True)
+    print("throttling (%d per %gs): %d replies, %d slow-downs, %d pace-ups, %d dead letters for throttling"
+          % (THROTTLE_LIMIT, THROTTLE_WINDOW, throttle_replies, log_counts["route_throttled"],
+             log_counts["route_pace_up"], len(throttle_dead)), flush=True)
     print("relay log: %s" % log_counts, flush=True)
     for line in lost[:10]:
         print("LOST: " + line, flush=True)
@@ -464,8 +510,10 @@ def main():
         "refused_expected": len(refused_expected), "refused_in_failed": refused_found,
         "refused_no_dead_letter": len(no_dead_letter), "refused_no_dead_letter_sample": no_dead_letter[:5],
         "refused_reason_missing": len(reason_missing), "refused_reason_missing_sample": reason_missing[:5],
-        "dead_letters": len(failed_list), "dead_letter_reasons": dict(reasons.most_common(5)),
+        "dead_letters": len(failed_list), "failure_notices_received": upstream.notices, "dead_letter_reasons": dict(reasons.most_common(5)),
         "unexpected_failed": unexpected_failed[:10],
+        "throttle": "%d per %gs" % (THROTTLE_LIMIT, THROTTLE_WINDOW), "throttle_replies": throttle_replies,
+        "throttle_dead_letters": len(throttle_dead), "throttle_dead_letter_sample": throttle_dead[:5],
         "queue_left": len(queue_left) if queue_left is not None else None,
         "drain_s": round(drained - recovered, 1) if drained else None, "flush": flushed,
         "upstream_connections": upstream.connections, "faults_injected": dict(sorted(upstream.faults.items())),

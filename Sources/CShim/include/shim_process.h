@@ -11,6 +11,11 @@ int shim_is_dumpable(void);
 const char *shim_build_version(void);
 const char *shim_build_commit(void);
 
+#include <pthread.h>
+/* pthread_setname_np(thread, name), a GNU extension: the name `ps -L`, `top -H` and gdb
+   show for the thread (at most 15 bytes; longer names are cut). 0 or an errno. */
+int shim_set_thread_name(pthread_t thread, const char *name);
+
 /* OpenSSL's version string at run time (the library actually loaded). */
 const char *shim_openssl_version(void);
 #endif

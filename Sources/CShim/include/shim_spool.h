@@ -7,6 +7,8 @@ int shim_rename_noreplace(const char *from, const char *to);
 
 #include <stddef.h>
 #include <stdint.h>
+/* fgetxattr(2), which Glibc's module map leaves out: secret files' POSIX ACLs. */
+#include <sys/xattr.h>
 
 /// CRC-32C (Castagnoli) over `count` bytes, continuing from `state` (no pre/post inversion:
 /// the caller starts from 0xFFFFFFFF and inverts the result). SSE4.2's crc32 instruction when

@@ -89,9 +89,15 @@ public struct RelayConfig: Sendable, Equatable {
         public var maxMessageSize: Int64 = 35 << 20
         public var maxRecipients: Int = 100
         public var maxConnections: Int = 1000
-        /// Wait for any one client command.
+        /// Connections from one IP address at once; 0: no limit of its own. Off by default:
+        /// every local application comes from 127.0.0.1, so only a relay that listens on a
+        /// network needs it.
+        public var maxConnectionsPerClient: Int = 0
+        /// Each command line must be complete within this, counted from when the relay waits
+        /// for it: a deadline, not an inactivity timer (a client dripping a byte at a time
+        /// gets no longer than an idle one).
         public var idleTimeoutMs: Int64 = 5 * 60_000
-        /// Wait for the DATA content, which may take long on a slow link.
+        /// The whole message content must arrive within this, counted from the 354 reply.
         public var dataTimeoutMs: Int64 = 10 * 60_000
         /// Below this much free space in the spool, new mail is refused with a 452.
         public var minFreeSpace: Int64 = 100 << 20

@@ -17,7 +17,8 @@ extension RelayConfig {
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
                               "default", "host", "orgs", "include", "metrics", "notices",
                               "org_header_trust"]
-        static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "idle_timeout",
+        static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "max_connections_per_client",
+                                "idle_timeout",
                                 "data_timeout", "min_free_space", "bare_lf"]
         static let accessKeys = ["allow"]
         static let queueKeys = ["retry_min", "retry_max", "max_age", "connections_per_route"]
@@ -230,6 +231,9 @@ extension RelayConfig {
             if let f = section.field("max_message_size"), let v = reader.size(f) { limits.maxMessageSize = v }
             if let f = section.field("max_recipients"), let v = reader.integer(f, in: 1...counts) { limits.maxRecipients = Int(v) }
             if let f = section.field("max_connections"), let v = reader.integer(f, in: 1...counts) { limits.maxConnections = Int(v) }
+            if let f = section.field("max_connections_per_client"), let v = reader.integer(f, in: 0...counts) {
+                limits.maxConnectionsPerClient = Int(v)
+            }
             if let f = section.field("idle_timeout"), let v = reader.duration(f) { limits.idleTimeoutMs = v }
             if let f = section.field("data_timeout"), let v = reader.duration(f) { limits.dataTimeoutMs = v }
             if let f = section.field("min_free_space"), let v = reader.size(f) { limits.minFreeSpace = v }

@@ -43,6 +43,10 @@ public struct RouteSettings: Sendable, Equatable {
     public var allowPlaintextAuth: Bool
     /// AUTH with an OAuth2 bearer token instead of a password (never both).
     public var oauth2: OAuth2Settings?
+    /// More hosts after `host` (`host: [a, b]`), tried in order when the ones before fail.
+    public var fallbackHosts: [String] = []
+    /// The provider's limits: `rate`, `connections`, `max_recipients_per_message`.
+    public var limits = RouteLimits()
 
     /// 180 s, the timeout of the product's mail-settings pages.
     public static let defaultTimeoutMs: Int64 = 180_000

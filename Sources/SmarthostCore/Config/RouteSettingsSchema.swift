@@ -14,6 +14,7 @@ extension RelayConfig.Schema {
 
     static let routeKeys = ["host", "port", "tls", "domain", "timeout", "username", "password", "password_file",
                             "password_env", "from", "from_name", "ca_file", "rewrite_from", "allow_plaintext_auth", "oauth2"]
+        + routeLimitKeys
     static let passwordKeys = ["password", "password_file", "password_env"]
 
     // MARK: The three levels
@@ -121,7 +122,8 @@ extension RelayConfig.Schema {
 
     /// A custom route: `host` and `port` are required, the rest have defaults.
     private mutating func decodeRoute(_ section: Section, _ context: RouteContext) -> RouteSettings? {
-        let host = decodeUpstreamHost(section)
+        let hosts = decodeUpstreamHosts(section)
+        let host = hosts?.first
         var port: UInt16?
         if let field = section.field("port") { port = reader.port(field) } else {
             reader.missing(section, "port", "required for a custom route")
@@ -134,24 +136,10 @@ extension RelayConfig.Schema {
                                   username: auth.username, password: auth.password)
         route.missingCredential = auth.missing
         route.oauth2 = auth.oauth2
+        route.fallbackHosts = Array((hosts ?? []).dropFirst())
+        route.limits = decodeLimits(section)
         decodeOptions(section, into: &route)
         return host == nil || port == nil ? nil : route
-    }
-
-    /// Upstream name, IPv4 or IPv6 literal (brackets optional).
-    private mutating func decodeUpstreamHost(_ section: Section) -> String? {
-        guard let field = section.field("host") else {
-            reader.missing(section, "host", "required for a custom route")
-            return nil
-        }
-        guard var text = reader.string(field) else { return nil }
-        if text.hasPrefix("["), text.hasSuffix("]") { text = String(text.dropFirst().dropLast()) }
-        guard RelayConfig.Schema.isHostname(text) || CIDRBlock.ipv4Bytes(text) != nil
-            || CIDRBlock.ipv6Bytes(text) != nil else {
-            reader.report(field.line, field.path, "\(text) is not a host name or IP address")
-            return nil
-        }
-        return text
     }
 
     /// `starttls|implicit|none`, or a YAML boolean (see `RouteSettings.tlsMode`). Absent

@@ -39,6 +39,8 @@ extension Secret {
         case notRegularFile(String)
         case tooOpen(path: String, mode: UInt32)
         case tooLarge(String)
+        /// `entry` as setfacl spells it: `user:www-data`, `group:adm`.
+        case readableThroughACL(path: String, entry: String)
         case empty(String)
 
         var description: String {
@@ -51,6 +53,9 @@ extension Secret {
             case .tooOpen(let path, let mode):
                 return "\(path) is accessible by group or others (mode \(Self.octal(mode))); "
                     + "a secret file must be 0600 or 0400 (chmod 600 \(path))"
+            case .readableThroughACL(let path, let entry):
+                return "\(path): \(entry) has read access through an ACL; a secret file must be readable "
+                    + "by its owner and the relay only (setfacl -x \(entry) \(path))"
             case .tooLarge(let path): return "\(path) is larger than 64 KiB; not a password file?"
             case .empty(let path): return "\(path) is empty"
             }
@@ -71,7 +76,8 @@ extension Secret {
     }
 
     /// `password_file`: the file's content without its trailing newline. Refused when group or
-    /// others have any access: a readable secret is already leaked, like ssh's private keys.
+    /// others have any access, or an ACL lets another account read it: a readable secret is
+    /// already leaked, like ssh's private keys.
     /// `trustedDirectory`: a file systemd placed in `$CREDENTIALS_DIRECTORY` is private to the
     /// unit by construction (the directory is), but on a file system with POSIX ACLs its mode
     /// shows the ACL mask (0440), which is not "readable by others".
@@ -85,7 +91,7 @@ extension Secret {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return .failure(.cannotOpen(path: path, reason: Self.errnoText())) }
         guard info.st_mode & S_IFMT == S_IFREG else { return .failure(.notRegularFile(path)) }
-        guard trustedDirectory || info.st_mode & 0o077 == 0 else { return .failure(.tooOpen(path: path, mode: UInt32(info.st_mode))) }
+        if !trustedDirectory, let refusal = Self.refusal(path, fd: fd, info) { return .failure(refusal) }
         let limit = 64 * 1024
         guard let bytes = readAll(fd, limit: limit + 1) else {
             return .failure(.cannotOpen(path: path, reason: Self.errnoText()))
@@ -94,6 +100,20 @@ extension Secret {
         let text = stripTrailingNewline(String(decoding: bytes, as: UTF8.self))
         guard !text.isEmpty else { return .failure(.empty(path)) }
         return .success(Secret(revealed: text, origin: "file \(path)"))
+    }
+
+    /// Why a secret file is too open, or nil. Without an ACL: any group or other bit. With
+    /// one, the group bits are the mask, so the entries decide: only the owner, the relay's
+    /// own uid and its group may read (systemd grants a service its credential through a
+    /// `user:` entry); others' bits still count as they are.
+    private static func refusal(_ path: String, fd: Int32, _ info: stat) -> LoadError? {
+        guard let acl = PosixACL.read(fd: fd) else {
+            return info.st_mode & 0o077 == 0 ? nil : .tooOpen(path: path, mode: UInt32(info.st_mode))
+        }
+        if info.st_mode & 0o007 != 0 { return .tooOpen(path: path, mode: UInt32(info.st_mode)) }
+        guard let reader = acl.unwantedReader(owner: info.st_uid, user: geteuid(), group: getegid(),
+                                              owningGroup: info.st_gid) else { return nil }
+        return .readableThroughACL(path: path, entry: PosixACL.name(reader))
     }
 
     /// Editors add one final newline; it is not part of the password. Only one is removed.

@@ -25,7 +25,8 @@ public enum ControlRequest: Sendable, Equatable, CustomStringConvertible {
     case unquarantine(SpoolID)
     /// Re-read the configuration and answer whether it was applied (`systemctl reload`).
     case reload
-    /// The routes marked down now (`ControlRouteDown` words).
+    /// The routes marked down now (`ControlRouteDown` words), then those slowed down by
+    /// throttling (`ControlRouteSlowed` words; older clients skip them).
     case routes
     /// Keep a queued message without attempting it, until `release`.
     case hold(SpoolID)
@@ -166,6 +167,8 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
     /// Seconds since the oldest queued message was received.
     public var oldestSeconds = 0
     public var uptimeSeconds = 0
+    /// Routes running slower than configured because their upstream throttled us.
+    public var routesSlowed = 0
 
     public init(queued: Int = 0, deferred: Int = 0, inFlight: Int = 0, deadLetters: Int = 0,
                 delivered: Int = 0, failed: Int = 0, routesDown: Int = 0, pid: Int32 = 0) {
@@ -184,6 +187,7 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
         ("queued", \.queued), ("deferred", \.deferred), ("inflight", \.inFlight),
         ("dead", \.deadLetters), ("delivered", \.delivered), ("failed", \.failed),
         ("routes_down", \.routesDown), ("held", \.held), ("awaiting_credentials", \.awaitingCredentials), ("oldest", \.oldestSeconds), ("uptime", \.uptimeSeconds),
+        ("routes_slowed", \.routesSlowed),
         ]
     }
 
@@ -215,5 +219,6 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
         "\(queued) queued (\(deferred) deferred, \(inFlight) in delivery), \(deadLetters) dead letters; "
             + "since start: \(delivered) delivered, \(failed) failed"
             + (routesDown > 0 ? "; \(routesDown) routes down" : "")
+            + (routesSlowed > 0 ? "; \(routesSlowed) routes slowed by throttling" : "")
     }
 }

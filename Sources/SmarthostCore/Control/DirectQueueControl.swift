@@ -104,6 +104,6 @@ public struct DirectQueueControl: Sendable {
 
     /// How many messages an area holds, from directory names alone (no file is opened).
     public static func count(_ spool: Spool, _ area: SpoolArea) throws(SpoolError) -> Int {
-        try SpoolSystem.list(spool.directory(area)).filter { SpoolID($0) != nil }.count
+        try Syscall.list(spool.directory(area)).filter { SpoolID($0) != nil }.count
     }
 }

@@ -23,6 +23,8 @@ public protocol ControlQueue: AnyObject {
     var controlCounts: ControlStatus { get }
     /// Routes marked down now.
     var controlRoutesDown: [ControlRouteDown] { get }
+    /// Routes slowed down by throttling now.
+    var controlRoutesSlowed: [ControlRouteSlowed] { get }
     /// Holds or releases a message in memory (never one in flight); false if unknown.
     func setHeld(_ id: SpoolID, _ held: Bool) -> Bool
 }
@@ -72,7 +74,7 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
         case .delete(let id): delete(id, reply)
         case .unquarantine(let id): unquarantine(id, reply)
         case .routes:
-            reply(.ok(ControlRouteDown.words(queue.controlRoutesDown)))
+            reply(.ok(ControlRouteSlowed.routesReply(down: queue.controlRoutesDown, slowed: queue.controlRoutesSlowed)))
         case .hold(let id): hold(id, true, reply)
         case .release(let id): hold(id, false, reply)
         case .reload:

@@ -2,6 +2,7 @@
 /// spool itself (a stopped relay still shows its queue).
 public enum StatusReport {
     public static func text(version: String, status: ControlStatus?, routes: [ControlRouteDown],
+                            slowed: [ControlRouteSlowed] = [],
                             summary: [QueueSummary.Row], deadLetters: Int, quarantined: Int) -> String {
         var out: [String] = []
         if let status, status.pid > 0 {
@@ -28,6 +29,13 @@ public enum StatusReport {
                     + "next try in \(QueueReport.duration(route.retryInSeconds)): \(TerminalText.escaped(route.error))")
             }
         }
+        // Only from a running daemon, and only when it matters: a slowed route is not a fault.
+        if !slowed.isEmpty {
+            out.append("routes slowed by throttling:")
+            for route in slowed {
+                out.append("  \(TerminalText.escaped(route.route)): \(route.pace)")
+            }
+        }
         if total > 0 {
             out.append("")
             out.append(QueueSummary.text(summary).trimmingSuffixNewline)
@@ -35,8 +43,8 @@ public enum StatusReport {
         return out.joined(separator: "\n") + "\n"
     }
 
-    public static func json(status: ControlStatus?, routes: [ControlRouteDown], summary: [QueueSummary.Row],
-                            deadLetters: Int, quarantined: Int) -> String {
+    public static func json(status: ControlStatus?, routes: [ControlRouteDown], slowed: [ControlRouteSlowed] = [],
+                            summary: [QueueSummary.Row], deadLetters: Int, quarantined: Int) -> String {
         let running = status.map { $0.pid > 0 } ?? false
         var fields = ["\"running\": \(running)"]
         if let status, running {
@@ -49,6 +57,10 @@ public enum StatusReport {
         fields.append("\"routes_down\": [" + routes.map {
             "{\"upstream\": \(QueueReport.string($0.upstream)), \"down_seconds\": \($0.downSeconds), "
                 + "\"retry_in_seconds\": \($0.retryInSeconds), \"error\": \(QueueReport.string($0.error))}"
+        }.joined(separator: ", ") + "]")
+        fields.append("\"routes_slowed\": [" + slowed.map {
+            "{\"route\": \(QueueReport.string($0.route)), \"messages_per_second\": \($0.messagesPerSecond.map { "\($0)" } ?? "null"), "
+                + "\"connections\": \($0.connections)}"
         }.joined(separator: ", ") + "]")
         fields.append("\"queue\": " + QueueSummary.json(summary).trimmingSuffixNewline)
         return "{" + fields.joined(separator: ", ") + "}\n"

@@ -28,6 +28,9 @@ public final class Daemon {
 
     /// Reads again the messages recovery could not read (spool I/O never runs on the loop).
     private let recoveryWorker = WorkerThread(name: "spool-recover")
+    /// Reads and parses the configuration at reload (files, includes, secrets, CA bundles):
+    /// the loop only applies the result. One thread, so reloads are applied in order.
+    private let configWorker = WorkerThread(name: "config-reload")
     static let unreadableRetryMilliseconds: Int64 = 30_000
 
     /// How long a graceful stop waits for sessions in flight before closing them.
@@ -80,7 +83,7 @@ public final class Daemon {
             // The control socket opens before recovery, so a queue command never bypasses a
             // daemon that is still starting (it gets "busy" until the queue is loaded).
             let service = QueueControlService(loop: loop, spool: spool, queue: scheduler)
-            service.onReload = { [unowned self] reply in reply(self.reload()) }
+            service.onReload = { [unowned self] reply in self.reload(reply) }
             controlService = service
             control = try ControlServer(loop: loop, path: ControlServer.socketPath(spool: config.spool), handler: service)
             try recoverSpool()
@@ -170,7 +173,7 @@ public final class Daemon {
     private func received(signal: Int32) {
         switch signal {
         case SIGHUP:
-            reload()
+            reload { _ in }
         case SIGUSR2:
             // Only registered under SMARTHOST_TEST_HOOKS=1.
             WatchdogTestHook.stall(logger: logger)
@@ -205,6 +208,7 @@ public final class Daemon {
         metricsServer?.close()
         controlService?.shutdown()
         recoveryWorker.stop()
+        configWorker.stop()
         scheduler.shutdown()
         spool.shutdown()
         loop.stop()
@@ -212,18 +216,31 @@ public final class Daemon {
 
     // MARK: reload
 
-    /// SIGHUP: the new configuration is validated whole and swapped in at once; new
-    /// connections and every later delivery attempt use it, sessions in flight finish on the
-    /// old one. An invalid file changes nothing.
-    @discardableResult
-    private func reload() -> ControlReply {
+    /// SIGHUP: the new configuration is read and validated whole on `configWorker`, then
+    /// swapped in at once on the loop; new connections and every later delivery attempt use
+    /// it, sessions in flight finish on the old one. An invalid file changes nothing.
+    /// `reply` runs on the loop once the result is applied.
+    private func reload(_ reply: @escaping (ControlReply) -> Void) {
         notifier.reloading()
         logger.info("reloading", metadata: ["config": "\(configPath)"])
-        defer { notifier.ready(status: statusLine()) }
+        let path = configPath, environment = ProcessEnvironment.current()
+        let apply = LoopCallback<Result<RelayConfig, ConfigErrors>> { [weak self] result in
+            guard let self, !self.finished else { return }
+            reply(self.applyReload(result))
+            self.notifier.ready(status: self.statusLine())
+        }
+        configWorker.submit { [loop] in
+            let result = Result { () throws(ConfigErrors) in try RelayConfig.load(path: path, environment: environment) }
+            loop.execute { apply.call(result) }
+        }
+    }
+
+    private func applyReload(_ result: Result<RelayConfig, ConfigErrors>) -> ControlReply {
         let newConfig: RelayConfig
-        do {
-            newConfig = try RelayConfig.load(path: configPath, environment: ProcessEnvironment.current())
-        } catch {
+        switch result {
+        case .success(let loaded):
+            newConfig = loaded
+        case .failure(let error):
             for issue in error.issues {
                 logger.error("reload refused: configuration error, keeping the running one", metadata: ["error": "\(issue)"])
             }
@@ -266,7 +283,7 @@ public final class Daemon {
             self.metrics.setGauge("smarthost_routes_down", Int64(self.scheduler.routesDown), help: "Routes marked down now")
             self.metrics.setGauge("smarthost_messages_held", Int64(self.scheduler.heldCount),
                                   help: "Messages held because their route's secret is missing")
-            if let free = try? SpoolSystem.freeBytes(self.spool.root) {
+            if let free = try? Syscall.freeBytes(self.spool.root) {
                 self.metrics.setGauge("smarthost_spool_free_bytes", Int64(clamping: free), help: "Free bytes in the spool's file system")
             }
         }
@@ -331,9 +348,11 @@ public final class Daemon {
             + " (see /etc/smarthost/credentials/; mail held=\(scheduler.heldCount)); "
         let down = scheduler.routesDownNow(nowMilliseconds: WallClock.nowMilliseconds())
         let oldest = scheduler.oldestAgeSeconds(nowSeconds: WallClock.nowSeconds())
+        let slowed = scheduler.slowedRoutes
         return waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
             + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(down.count)"
             + (down.isEmpty ? "" : " (" + down.map(\.upstream).joined(separator: ", ") + ")")
+            + (slowed.isEmpty ? "" : " routes_slowed=\(slowed.count) (" + slowed.map { "\($0.route) \($0.pace)" }.joined(separator: "; ") + ")")
             + (oldest > 0 ? " oldest=\(QueueReport.duration(oldest))" : "")
     }
 }

@@ -12,6 +12,7 @@ final class InboundConnection: StreamConnectionDelegate {
     let client: ClientIdentity
     private var message: MessageSpooler?
     private var timer: TimerID?
+    private var armedDeadline: Int64?
     private var closed = false
     private var committing = false
     /// A client that sends but never reads replies must not make us buffer without bound,
@@ -155,17 +156,20 @@ final class InboundConnection: StreamConnectionDelegate {
         }
     }
 
+    /// One timer, at the session's deadline; kept while the deadline stays put (input that
+    /// completes no command does not move it), replaced when it moves.
     private func rearmTimer() {
-        context.loop.cancel(timer)
-        timer = nil
-        guard !closed else { return }
-        let timeout: Int64
-        switch session.pendingTimeout {
-        case .command: timeout = context.idleTimeoutMilliseconds
-        case .data: timeout = context.dataTimeoutMilliseconds
-        case .none: return
+        guard !closed, let deadline = session.pendingDeadline else {
+            context.loop.cancel(timer)
+            timer = nil
+            armedDeadline = nil
+            return
         }
-        timer = context.loop.schedule(afterMilliseconds: timeout) { [weak self] in
+        guard deadline != armedDeadline || timer == nil else { return }
+        context.loop.cancel(timer)
+        armedDeadline = deadline
+        let delay = max(0, deadline - session.configuration.now())
+        timer = context.loop.schedule(afterMilliseconds: delay) { [weak self] in
             guard let self, !self.closed else { return }
             self.timer = nil
             // The session's 421 is logged as a refusal (command=TIMEOUT).

@@ -27,8 +27,7 @@ final class InboundContext {
     var hostname: String { config.hostname }
     var orgHeader: String { config.orgHeader }
     var maxConnections: Int { config.limits.maxConnections }
-    var idleTimeoutMilliseconds: Int64 { config.limits.idleTimeoutMs }
-    var dataTimeoutMilliseconds: Int64 { config.limits.dataTimeoutMs }
+    var maxConnectionsPerClient: Int { config.limits.maxConnectionsPerClient }
 
     func sessionConfiguration(client identity: ClientIdentity) -> InboundSession.Configuration {
         let client = identity.description
@@ -49,7 +48,9 @@ final class InboundContext {
                     return error.reply
                 }
             },
-            bareLineFeed: config.limits.bareLineFeed)
+            bareLineFeed: config.limits.bareLineFeed,
+            commandTimeoutMilliseconds: config.limits.idleTimeoutMs,
+            dataTimeoutMilliseconds: config.limits.dataTimeoutMs)
     }
 
     func connectionClosed(_ connection: InboundConnection) {

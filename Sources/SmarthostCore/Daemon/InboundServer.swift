@@ -10,6 +10,11 @@ final class InboundServer {
     private(set) var context: InboundContext
     private var acceptors: [Acceptor] = []
     private var connections: [UInt64: InboundConnection] = [:]
+    /// Open connections per client address, for `max_connections_per_client`.
+    private var perClient: [String: Int] = [:]
+    /// Addresses refused for `max_connections_per_client` whose refusal is logged already:
+    /// one line per burst, until one of the address's connections ends.
+    private var refusedClients: Set<String> = []
     private var nextSerial: UInt64 = 1
     private(set) var stopping = false
     /// Transactions refused or aborted and connections turned away, for `STATUS=`.
@@ -59,8 +64,18 @@ final class InboundServer {
             Syscall.close(fd)
             return
         }
+        // Before any refusal: a Unix-socket client's uid is read from the open socket.
+        let client = ClientIdentity(fd: fd, peer: peer)
         if connections.count >= context.maxConnections {
-            refuseOverLimit(fd: fd, peer: peer)
+            refuseOverLimit(fd: fd, client: client)
+            return
+        }
+        // Per address, or per uid on the Unix socket.
+        let key = client.description
+        let cap = context.maxConnectionsPerClient
+        if cap > 0, perClient[key, default: 0] >= cap {
+            refuse(fd: fd, client: client, InboundSession.tooManyConnectionsFromClientReply(hostname: context.hostname),
+                   log: refusedClients.insert(key).inserted)
             return
         }
         let stream: StreamConnection
@@ -72,27 +87,37 @@ final class InboundServer {
         }
         let serial = nextSerial
         nextSerial += 1
-        let client = ClientIdentity(fd: fd, peer: peer)
         let session = InboundSession(configuration: context.sessionConfiguration(client: client))
         let connection = InboundConnection(serial: serial, stream: stream, session: session, context: context, client: client)
         connections[serial] = connection
+        perClient[key, default: 0] += 1
         connection.start()
     }
 
     /// Over `max_connections`: a clear `421` rather than a silent hang in the backlog. The
     /// write is one short non-blocking send on a fresh socket, so it cannot block the loop.
-    private func refuseOverLimit(fd: Int32, peer: SocketAddress) {
-        let reply = InboundSession.tooManyConnectionsReply(hostname: context.hostname)
+    private func refuseOverLimit(fd: Int32, client: ClientIdentity) {
+        refuse(fd: fd, client: client, InboundSession.tooManyConnectionsReply(hostname: context.hostname), log: true)
+    }
+
+    private func refuse(fd: Int32, client: ClientIdentity, _ reply: SMTPReply, log: Bool) {
         let bytes = reply.wireBytes
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
         Syscall.close(fd)
         rejectedCount += 1
-        RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: ClientIdentity(fd: fd, peer: peer).description, to: logger)
+        if log {
+            RefusalLog.log(InboundRefusal(command: InboundRefusal.connect, reply: reply), client: client.description, to: logger)
+        }
         context.metrics?.refused(code: reply.code)
     }
 
     func connectionClosed(_ connection: InboundConnection) {
-        connections.removeValue(forKey: connection.serial)
+        if connections.removeValue(forKey: connection.serial) != nil {
+            let key = connection.client.description
+            let count = perClient[key, default: 1] - 1
+            perClient[key] = count > 0 ? count : nil
+            refusedClients.remove(key)
+        }
         for acceptor in acceptors where acceptor.isPaused { acceptor.resume() }
         if stopping, connections.isEmpty { onIdleAfterStop?() }
     }

@@ -29,8 +29,19 @@ final class DeliveryEnvironment: @unchecked Sendable {
         RouteResolver.resolve(org: envelope.org, config: config)
     }
 
-    func target(for envelope: SpoolEnvelope) throws -> DeliveryTarget {
+    func target(for envelope: SpoolEnvelope) -> DeliveryTarget {
         Self.target(for: resolve(envelope).settings)
+    }
+
+    /// What the delivery queue needs from this configuration.
+    var queueRules: DeliveryQueue.Rules {
+        let config = self.config
+        return DeliveryQueue.Rules(
+            policy: policy,
+            target: { [self] envelope in target(for: envelope) },
+            defaultConnections: config.queue.connectionsPerRoute,
+            holdRecheckMilliseconds: config.queue.retryMinMs,
+            delayWarningDue: { envelope, now in NoticePlan.delayWarningDue(for: envelope, config: config, nowMilliseconds: now) })
     }
 
     static func target(for route: RouteSettings, recordTranscript: Bool = false) -> DeliveryTarget {
@@ -46,8 +57,10 @@ final class DeliveryEnvironment: @unchecked Sendable {
                                             credentials: credentials, allowPlaintextAuth: route.allowPlaintextAuth,
                                             recordTranscript: recordTranscript)
         var target = DeliveryTarget(host: route.host, port: route.port, caFile: route.caFile,
-                                    timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2)
+                                    timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2,
+                                    hosts: [route.host] + route.fallbackHosts)
         target.missingCredential = route.missingCredential
+        target.limits = route.limits
         return target
     }
 
@@ -70,23 +83,23 @@ final class DeliveryEnvironment: @unchecked Sendable {
     /// The message as it goes upstream: the org header removed (tenant ids never leave the
     /// machine), `From:` filled or replaced per the route, envelope sender = the route's
     /// `from` when it has one, only the recipients still pending, canonical DATA.
-    /// Reads the spool: call on a worker thread, not the loop.
-    func prepare(_ envelope: SpoolEnvelope, spool: Spool) throws -> UpstreamMessage {
-        try prepare(envelope, content: spool.readMessage(envelope.id))
+    /// `recipients`: this transaction's, when the route takes fewer per message than are
+    /// pending; nil for every pending recipient.
+    func prepare(_ envelope: SpoolEnvelope, content: [UInt8], recipients: [String]? = nil) -> UpstreamMessage {
+        Self.prepare(envelope, content: content, route: resolve(envelope).settings, orgHeader: config.orgHeader,
+                     recipients: recipients)
     }
 
-    func prepare(_ envelope: SpoolEnvelope, content: [UInt8]) -> UpstreamMessage {
-        Self.prepare(envelope, content: content, route: resolve(envelope).settings, orgHeader: config.orgHeader)
-    }
-
-    static func prepare(_ envelope: SpoolEnvelope, content: [UInt8], route: RouteSettings, orgHeader: String) -> UpstreamMessage {
+    static func prepare(_ envelope: SpoolEnvelope, content: [UInt8], route: RouteSettings, orgHeader: String,
+                        recipients: [String]? = nil) -> UpstreamMessage {
+        let recipients = recipients ?? envelope.pendingRecipients
         let from = route.from.map { UpstreamFromAddress(address: $0, displayName: route.fromName) }
         let mode: UpstreamFromRewrite = route.rewriteFrom == .replace ? .replace : .fill
         let rewritten = UpstreamMessageRewriter.rewrite(content, removingHeader: orgHeader, from: from, mode: mode)
         let eightBit = OctetScan.containsHighBit(rewritten.message)
         let utf8Envelope = (route.from ?? envelope.sender).utf8.contains { $0 >= 0x80 }
-            || envelope.pendingRecipients.contains { $0.utf8.contains { $0 >= 0x80 } }
-        return UpstreamMessage(sender: route.from ?? envelope.sender, recipients: envelope.pendingRecipients,
+            || recipients.contains { $0.utf8.contains { $0 >= 0x80 } }
+        return UpstreamMessage(sender: route.from ?? envelope.sender, recipients: recipients,
                                content: rewritten.message, needs8BitMIME: eightBit, needsSMTPUTF8: utf8Envelope)
     }
 }

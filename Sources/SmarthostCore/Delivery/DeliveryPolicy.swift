@@ -17,6 +17,9 @@ public struct DeliveryDecision: Sendable, Equatable {
         case retry(atMilliseconds: Int64)
         /// Keep as a dead letter under `failed/` with this reason.
         case deadLetter
+        /// This transaction's recipients are settled; the rest of the envelope goes in the
+        /// next one now (`max_recipients_per_message`). Not an attempt of its own.
+        case nextBatch
     }
 
     public var disposition: Disposition
@@ -29,6 +32,9 @@ public struct DeliveryDecision: Sendable, Equatable {
     /// The upstream may already have the message (connection lost after the body): a retry
     /// may duplicate it, and the log says so.
     public var possibleDuplicate: Bool
+    /// The upstream said we send too fast (`isThrottling`): the route slows down, and the
+    /// message is deferred without the route counting as down.
+    public var throttled = false
 }
 
 public struct DeliveryPolicy: Sendable {
@@ -51,10 +57,20 @@ public struct DeliveryPolicy: Sendable {
     ///   - earlierRefusals: recipients refused for good by earlier attempts, with the reply:
     ///     once nothing is left to retry, they make the message a dead letter.
     ///   - receivedAtMilliseconds/nowMilliseconds: wall clock, for the age limit.
+    ///   - laterRecipients: recipients of the envelope not in this transaction (over the
+    ///     route's `max_recipients_per_message`): when this one settles its recipients,
+    ///     they go next (`.nextBatch`); when it is retried, so are they.
     public func decide(_ outcome: DeliveryAttemptOutcome, pendingRecipients: [String], attempts: Int,
-                       earlierRefusals: [String: String] = [:],
+                       earlierRefusals: [String: String] = [:], laterRecipients: [String] = [],
                        receivedAtMilliseconds: Int64, nowMilliseconds: Int64) -> DeliveryDecision {
         var decision = classify(outcome, pendingRecipients: pendingRecipients)
+        decision.throttled = Self.isThrottling(outcome)
+        if !laterRecipients.isEmpty, decision.disposition == .remove || decision.disposition == .deadLetter {
+            // Refusals are kept with the envelope; the last transaction turns them into the
+            // dead letter (below), as for refusals of an earlier attempt.
+            decision.disposition = .nextBatch
+            return decision
+        }
         if decision.disposition == .remove && !earlierRefusals.isEmpty {
             // The rest is settled now; the recipients refused earlier still need a dead letter.
             decision.disposition = .deadLetter
@@ -84,14 +100,34 @@ public struct DeliveryPolicy: Sendable {
         return low + Int64((Double(base - low) * jitter()).rounded())
     }
 
-    /// The spool's `RetrySchedule` (doubling from `retry_min` to `retry_max`) with its
-    /// "equal jitter": uniformly within [base/2, base], so a queue that failed together does
-    /// not retry in lock-step.
-    public func retryDelay(attempts: Int) -> Int64 {
-        let schedule = RetrySchedule(retryMin: retryMinMilliseconds, retryMax: retryMaxMilliseconds)
-        let base = schedule.baseDelay(afterAttempts: max(attempts, 1))
-        let low = max(retryMinMilliseconds, base / 2)
-        return low + Int64((Double(base - low) * jitter()).rounded())
+    /// How long a host (or a whole route) that failed stays marked down: like a message's
+    /// wait, the time it has been down so far, within [retry_min, retry_max], so a host
+    /// down for a minute is probed again soon and one down for a day is not probed every
+    /// minute.
+    public func downDelay(downForMilliseconds: Int64) -> Int64 {
+        retryDelay(ageMilliseconds: downForMilliseconds)
+    }
+
+    /// A reply that means "you are sending too fast" rather than "this message" or "this
+    /// server is broken": Microsoft 365's `421 4.4.2 Message submission rate … exceeded` and
+    /// `432 4.3.2 … concurrent connections`, Amazon SES's `454 Throttling failure: Maximum
+    /// sending rate exceeded`, Gmail's `421 4.7.28 … unusual rate`, and any other 4xx that
+    /// says rate or throttl…. Never a 5xx: that is a refusal, whatever its words.
+    public static func isThrottling(_ reply: SMTPReply) -> Bool {
+        guard reply.isTransient else { return false }
+        if reply.code == 432 { return true }
+        let words = reply.text.lowercased().split { !$0.isLetter }
+        return words.contains { $0 == "rate" || $0 == "ratelimit" || $0 == "ratelimited" || $0.hasPrefix("throttl") }
+    }
+
+    static func isThrottling(_ outcome: DeliveryAttemptOutcome) -> Bool {
+        switch outcome {
+        case .setupFailed(let failure):
+            return failure.reply.map(isThrottling) ?? false
+        case .result(let result):
+            if let reply = result.failure?.reply, isThrottling(reply) { return true }
+            return result.refused.contains { isThrottling($0.reply) }
+        }
     }
 
     private func classify(_ outcome: DeliveryAttemptOutcome, pendingRecipients: [String]) -> DeliveryDecision {

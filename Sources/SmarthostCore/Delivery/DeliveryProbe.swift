@@ -157,22 +157,14 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
     // MARK: Recording
 
     private func record(_ line: UpstreamTranscriptLine) {
-        // The connection notes "TLS established: TLSv1.3 <cipher>", then after STARTTLS the
-        // session notes a bare "TLS established": show the informative one only.
-        if line == .note("TLS established"), case .note(let previous)? = transcript.last,
-           previous.hasPrefix("TLS established") {
-            return
-        }
         transcript.append(line)
         switch line {
-        case .sent(let command):
-            observed.lastCommand = command
-        case .received:
-            observed.sawReply = true
-        case .note(let text):
-            if text.hasPrefix("connected to") { observed.connected = true }
-            if text.hasPrefix("TLS established") { observed.tlsEstablished = true }
-            if text.hasSuffix("octets of message data") { observed.dataSent = true }
+        case .sent(let command): observed.lastCommand = command
+        case .received: observed.sawReply = true
+        case .connected: observed.connected = true
+        case .tlsEstablished: observed.tlsEstablished = true
+        case .dataSent: observed.dataSent = true
+        case .note: break
         }
         onLine(line)
     }

@@ -72,10 +72,3 @@ public final class HostResolver: @unchecked Sendable {
         return .success(addresses)
     }
 }
-
-/// Carries a loop-thread closure through another thread without calling it there.
-final class LoopCallback<T>: @unchecked Sendable {
-    private let body: (T) -> Void
-    init(_ body: @escaping (T) -> Void) { self.body = body }
-    func call(_ value: T) { body(value) }
-}

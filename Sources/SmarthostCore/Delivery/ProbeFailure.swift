@@ -69,7 +69,7 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
     /// Classifies `failure` on a route in `mode` to `endpoint` ("host:port").
     public static func classify(_ failure: UpstreamFailure, mode: TLSMode, endpoint: String,
                                 observed: Observations, oauth: Bool = false) -> ProbeFailure {
-        if let cause = failure.cause { return classify(cause, failure: failure, endpoint: endpoint) }
+        if let explained = classify(reason: failure.reason, failure: failure, endpoint: endpoint) { return explained }
         let make = { (step: Step, hint: String?) in
             ProbeFailure(step: step, explanation: failure.summary, hint: hint, underlying: failure)
         }
@@ -86,7 +86,9 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         case .connect: return make(.connect, nil)
         case .greeting: return make(.greeting, nil)
         case .ehlo: return make(.ehlo, nil)
-        case .tls: return make(.tlsHandshake, tlsHint(failure, mode: mode))
+        case .tls:
+            return make(.tlsHandshake, failure.reason == .starttlsNotOffered
+                ? "the server does not offer STARTTLS here: use its STARTTLS port (587), or tls: implicit on port 465" : nil)
         case .token: return make(.token, nil)
         case .auth: return make(.auth, oauth ? oauthHint(failure) : authHint(failure))
         case .mailFrom:
@@ -96,20 +98,23 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         case .data, .dataEnd: return make(.data, nil)
         case .protocol: return make(.protocol, nil)
         case .timeout:
-            if mode == .implicit, !observed.tlsEstablished {
+            if mode == .implicit, !observed.tlsEstablished, failure.reason.map(isHandshakeTimeout) ?? true {
                 return make(.tlsHandshake, "no answer to the TLS handshake: is \(endpoint) an implicit-TLS port (usually 465)?")
             }
+            if case .timeout(let state)? = failure.reason { return make(step(in: state), nil) }
             return make(step(after: observed), nil)
         }
     }
 
-    private static func classify(_ cause: UpstreamFailureCause, failure: UpstreamFailure, endpoint: String) -> ProbeFailure {
-        switch cause {
-        case .dns(let error):
+    /// The failures whose typed reason says more than the step: the environment's own
+    /// error values (DNS, connect, TLS, the token endpoint).
+    private static func classify(reason: UpstreamFailure.Reason?, failure: UpstreamFailure, endpoint: String) -> ProbeFailure? {
+        switch reason {
+        case .dnsFailed(let error)?:
             let hint = error.isTemporary ? "the DNS server did not answer; try again, or check /etc/resolv.conf"
                 : "check the host name in the route"
             return ProbeFailure(step: .dns, explanation: error.description, hint: hint, underlying: failure)
-        case .connect(let errors):
+        case .connectFailed(let errors)?:
             let text = errors.map(\.description).joined(separator: "; ")
             let hint: String
             if errors.contains(where: \.timedOut) {
@@ -119,12 +124,18 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
                     + "and that no firewall rejects it; the port may be blocked"
             }
             return ProbeFailure(step: .connect, explanation: text, hint: hint, underlying: failure)
-        case .tls(let error):
+        case .tlsFailed(let error)?:
             return classify(error, failure: failure)
-        case .oauth2Token(let error):
+        case .tokenFailed(let error)?:
             // The step already says "oauth2 token".
             return ProbeFailure(step: .token, explanation: error.detail, hint: tokenHint(error), underlying: failure)
+        default:
+            return nil
         }
+    }
+
+    private static func isHandshakeTimeout(_ reason: UpstreamFailure.Reason) -> Bool {
+        reason == .timeout(.implicitTLSHandshake) || reason == .timeout(.tlsHandshake)
     }
 
     private static func classify(_ error: TLSError, failure: UpstreamFailure) -> ProbeFailure {
@@ -143,13 +154,6 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    private static func tlsHint(_ failure: UpstreamFailure, mode: TLSMode) -> String? {
-        if failure.reply == nil, failure.detail.contains("does not offer STARTTLS") {
-            return "the server does not offer STARTTLS here: use its STARTTLS port (587), or tls: implicit on port 465"
-        }
-        return nil
-    }
-
     private static func authHint(_ failure: UpstreamFailure) -> String? {
         if let reply = failure.reply, basicAuthRefused(reply) {
             return "this tenant refuses Basic auth (password AUTH) for SMTP: use oauth2: on this route "
@@ -160,7 +164,7 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
                 ? "the upstream rejected the username or password: check username and password_file/password_env"
                 : nil
         }
-        if failure.detail.contains("without TLS") {
+        if failure.reason == .plaintextAuthRefused {
             return "use tls: starttls or implicit; allow_plaintext_auth exists only for tls: none on trusted networks"
         }
         return nil
@@ -219,7 +223,24 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
-    /// A timeout's step, from the last command sent.
+    /// A timeout's step, from the session state it happened in.
+    private static func step(in state: UpstreamSession.State) -> Step {
+        switch state {
+        case .idle, .resolving: .dns
+        case .connecting: .connect
+        case .fetchingToken, .awaitingToken: .token
+        case .implicitTLSHandshake, .startTLS, .tlsHandshake: .tlsHandshake
+        case .greeting: .greeting
+        case .ehlo, .helo: .ehlo
+        case .authPlain, .authLogin, .authLoginUsername, .authLoginPassword, .authOAuth, .authOAuthErrorAck: .auth
+        case .mailFrom: .sender
+        case .rcptTo: .recipient
+        case .data, .dataEnd, .dataAbort: .data
+        case .ready, .rset, .quit, .closed: .protocol
+        }
+    }
+
+    /// A timeout's step when the failure does not say its state: from the last command sent.
     private static func step(after observed: Observations) -> Step {
         if observed.dataSent { return .data }
         guard let command = observed.lastCommand?.uppercased() else { return .greeting }

@@ -111,18 +111,20 @@ public struct UpstreamMessage: Sendable, Equatable {
     }
 }
 
-/// Which timer the driver arms while the session is in a state. Every kind but `.idle`
-/// uses the route's timeout (the longest wait for any one reply); `.idle` is how long an
-/// unused connection is kept for reuse. When the timer fires the driver calls `timedOut()`.
+/// Which timer the session asks for while in a state. Every kind but `.idle` and `.none`
+/// is the route's timeout (the longest wait for any one step); `.greeting` may be shorter
+/// (`smarthost test`). The session turns the kind into `.armTimer(deadline:)`.
 public enum UpstreamTimeoutKind: Sendable, Equatable {
-    /// Not connected yet: the connect (and for implicit TLS, handshake) timeout.
-    case connect
+    /// Fetching the token, resolving, or connecting to one address.
+    case setup
+    /// The TLS handshake (implicit, or after STARTTLS).
+    case tlsHandshake
+    /// Waiting for the 220 greeting.
+    case greeting
     /// Waiting for a reply from the server.
     case reply
-    /// The driver runs the STARTTLS handshake.
-    case tlsHandshake
-    /// Ready and unused: on expiry the session says QUIT.
+    /// Ready and unused: the owner decides how long to keep the connection (no timer).
     case idle
-    /// Closed: no timer.
+    /// Not started or closed: no timer.
     case none
 }

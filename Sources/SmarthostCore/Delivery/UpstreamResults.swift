@@ -2,18 +2,6 @@
 /// reply — never decisions: whether to retry or bounce is the delivery policy's call
 /// (Postfix `smtp_trouble.c` keeps that in one place too).
 
-/// The environment failure under an `UpstreamFailure`, as the value the lower layer threw.
-public enum UpstreamFailureCause: Sendable, Equatable {
-    /// The upstream's name did not resolve.
-    case dns(ResolveError)
-    /// Every address refused or timed out; one error per address tried, in order.
-    case connect([ConnectError])
-    /// TLS setup, handshake or certificate verification failed (implicit or after STARTTLS).
-    case tls(TLSError)
-    /// The OAuth2 token endpoint gave no token.
-    case oauth2Token(OAuth2TokenError)
-}
-
 /// Why a connection, or a message on it, did not get through.
 public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Step: String, Sendable, Equatable, CaseIterable {
@@ -51,19 +39,24 @@ public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertib
     /// Retrying cannot help: a 5xx reply, or a local refusal that stands for one (a
     /// server without SMTPUTF8, a message over the announced SIZE).
     public var isPermanent: Bool
-    /// The typed environment failure behind this one (DNS, connect, TLS), when there was
-    /// one, for callers that explain rather than log (`smarthost test`); `detail` already
-    /// says it in words.
-    public var cause: UpstreamFailureCause?
+    /// What happened, as a value, for callers that explain rather than log (`smarthost
+    /// test`); `detail` says it in words. nil only for failures made outside the session.
+    public var reason: Reason?
 
     public init(step: Step, reply: SMTPReply? = nil, detail: String, mayHaveBeenDelivered: Bool = false,
-                permanent: Bool? = nil, cause: UpstreamFailureCause? = nil) {
+                permanent: Bool? = nil, reason: Reason? = nil) {
         self.step = step
         self.reply = reply
         self.detail = detail
         self.mayHaveBeenDelivered = mayHaveBeenDelivered
         self.isPermanent = permanent ?? (reply?.isPermanent ?? false)
-        self.cause = cause
+        self.reason = reason
+    }
+
+    /// The driver's last word for a message whose connection ended without the session
+    /// reporting on it.
+    static func connectionLost(to endpoint: String) -> UpstreamFailure {
+        UpstreamFailure(step: .protocol, detail: "connection to \(endpoint) lost", reason: .connectionLost)
     }
 
     /// One line for logs, dead letters and `smarthost test`:
@@ -115,28 +108,45 @@ public struct UpstreamDeliveryResult: Sendable, Equatable {
 
 /// What the driver must do after an event, in order.
 public enum UpstreamAction: Sendable, Equatable, CustomStringConvertible {
+    /// Get the route's OAuth2 token, then call `tokenFetched(_:)` or `tokenFailed(_:)`.
+    case fetchToken
+    /// Look `host` up, then call `resolved(_:)`.
+    case resolve(host: String, port: UInt16)
+    /// Open a TCP connection to this address, abandoning any attempt still in progress,
+    /// then call `connected()` or `connectFailed(_:)`.
+    case connect(SocketAddress)
+    /// Run the TLS handshake on the socket (implicit TLS, or after STARTTLS's 220), then
+    /// call `tlsEstablished(_:)`, `tlsHandshakeProgressed()` or `tlsFailed(_:)`.
+    case startTLS
+    /// (Re)arm the one timer for this monotonic deadline in milliseconds, replacing any
+    /// armed before; nil: no timer. Call `timedOut()` when it fires. Comes first in a list,
+    /// so a nested event's timer (the driver acting on `.ready` at once) wins.
+    case armTimer(deadline: Int64?)
     /// Write these bytes (through TLS once it is up).
     case write([UInt8])
-    /// Run the TLS handshake on the socket, then call `tlsEstablished()`.
-    case startTLS
     /// Idle and able to take a message (`send(message:)`) or `quit()`.
     case ready
     /// The upstream refused the bearer token: drop it from the cache, get a fresh one and
-    /// call `tokenRefreshed(_:)` (or `tokenFailed(_:)`).
+    /// call `tokenFetched(_:)` (or `tokenFailed(_:)`).
     case needFreshToken
     /// The message given to `send(message:)` is done, one way or the other.
     case messageResult(UpstreamDeliveryResult)
     /// The connection failed outside a transaction (setup, or while idle). No message
     /// can be sent on it; a `.close` follows.
     case sessionFailed(UpstreamFailure)
-    /// Close the socket; the session is finished.
+    /// Close the socket (after writing what is queued), or stop connecting; the session
+    /// is finished.
     case close
 
     /// Written bytes are counted, not shown: they may hold an AUTH payload.
     public var description: String {
         switch self {
-        case .write(let bytes): "write(\(bytes.count) octets)"
+        case .fetchToken: "fetchToken"
+        case .resolve(let host, let port): "resolve(\(host):\(port))"
+        case .connect(let address): "connect(\(address))"
         case .startTLS: "startTLS"
+        case .armTimer(let deadline): "armTimer(\(deadline.map(String.init) ?? "none"))"
+        case .write(let bytes): "write(\(bytes.count) octets)"
         case .ready: "ready"
         case .needFreshToken: "needFreshToken"
         case .messageResult(let result): "messageResult(\(result.failure?.summary ?? "ok"))"
@@ -151,7 +161,13 @@ public enum UpstreamTranscriptLine: Sendable, Equatable, CustomStringConvertible
     /// A command we sent; AUTH payloads are "********".
     case sent(String)
     case received(SMTPReply)
-    /// Something that is not a line on the wire: "TLS established", "12345 octets of message data".
+    /// The TCP connection to this address is up.
+    case connected(String)
+    /// TLS is up; the negotiated version and cipher when the driver knows them.
+    case tlsEstablished(String?)
+    /// The message data went out, this many octets; the final reply is next.
+    case dataSent(Int)
+    /// Anything else worth showing: the token, an error challenge.
     case note(String)
 
     public var description: String {
@@ -161,6 +177,9 @@ public enum UpstreamTranscriptLine: Sendable, Equatable, CustomStringConvertible
             let separator = index == reply.lines.count - 1 ? " " : "-"
             return "S: \(reply.code)\(separator)" + (reply.enhanced.map { $0 + " " } ?? "") + text
         }.joined(separator: "\n")
+        case .connected(let address): "-- connected to \(address)"
+        case .tlsEstablished(let negotiated): "-- TLS established" + (negotiated.map { ": " + $0 } ?? "")
+        case .dataSent(let octets): "-- \(octets) octets of message data"
         case .note(let text): "-- " + text
         }
     }

@@ -3,8 +3,18 @@
 /// names its timer and the words a failure in it reads with.
 extension UpstreamSession {
     public enum State: Sendable, Equatable, CustomStringConvertible {
-        /// Before `connected()`: the driver resolves, connects (and for implicit TLS, handshakes).
+        /// Made, not started: `start()` is next.
+        case idle
+        /// An OAuth2 route: the token comes before any connection, so a token endpoint
+        /// that is down does not leave connections open and idle upstream.
+        case fetchingToken
+        /// The driver looks the host up off the loop.
+        case resolving
+        /// A TCP connect to one address is in progress; on failure or timeout the next
+        /// address is tried.
         case connecting
+        /// Implicit TLS (RFC 8314 §3.3): the handshake runs before the greeting.
+        case implicitTLSHandshake
         /// Waiting for the 220 greeting (RFC 5321 §3.1).
         case greeting
         /// EHLO sent (RFC 5321 §4.1.1.1).
@@ -13,7 +23,7 @@ extension UpstreamSession {
         case helo
         /// STARTTLS sent, waiting for 220 (RFC 3207 §4).
         case startTLS
-        /// The driver runs the TLS handshake.
+        /// The driver runs the TLS handshake after STARTTLS's 220.
         case tlsHandshake
         /// AUTH PLAIN with its initial response sent (RFC 4954 §4, RFC 4616).
         case authPlain
@@ -53,7 +63,11 @@ extension UpstreamSession {
         /// Completes "timeout …" and "connection closed …".
         public var description: String {
             switch self {
+            case .idle: "before connecting"
+            case .fetchingToken: "while fetching the oauth2 token"
+            case .resolving: "while resolving the host"
             case .connecting: "while connecting"
+            case .implicitTLSHandshake: "during the TLS handshake"
             case .greeting: "while waiting for the greeting"
             case .ehlo: "while sending EHLO"
             case .helo: "while sending HELO"
@@ -74,13 +88,14 @@ extension UpstreamSession {
             }
         }
 
-        /// The timer the driver arms while in this state.
+        /// The timer the session asks for while in this state.
         public var timeoutKind: UpstreamTimeoutKind {
             switch self {
-            case .connecting: .connect
-            case .tlsHandshake: .tlsHandshake
+            case .fetchingToken, .resolving, .connecting: .setup
+            case .implicitTLSHandshake, .tlsHandshake: .tlsHandshake
+            case .greeting: .greeting
             case .ready: .idle
-            case .closed: .none
+            case .idle, .closed: .none
             default: .reply
             }
         }
@@ -88,7 +103,9 @@ extension UpstreamSession {
         /// The step a failure in this state is reported as.
         var failureStep: UpstreamFailure.Step {
             switch self {
-            case .connecting: .connect
+            case .fetchingToken: .token
+            case .idle, .resolving, .connecting: .connect
+            case .implicitTLSHandshake: .tls
             case .greeting: .greeting
             case .ehlo, .helo: .ehlo
             case .startTLS, .tlsHandshake: .tls
@@ -102,10 +119,19 @@ extension UpstreamSession {
             }
         }
 
+        /// Before the SMTP dialogue: no socket to speak on yet (or TLS owns it).
+        var isSetup: Bool {
+            switch self {
+            case .idle, .fetchingToken, .resolving, .connecting, .implicitTLSHandshake: true
+            default: false
+            }
+        }
+
         /// States in which a reply from the server is expected.
         var awaitsReply: Bool {
             switch self {
-            case .connecting, .tlsHandshake, .ready, .closed, .awaitingToken: false
+            case .idle, .fetchingToken, .resolving, .connecting, .implicitTLSHandshake, .tlsHandshake,
+                 .ready, .closed, .awaitingToken: false
             default: true
             }
         }

@@ -18,7 +18,7 @@ public final class LogSink: @unchecked Sendable {
 
     private enum Writer {
         case notStarted
-        case running(pthread_t)
+        case running(SystemThread)
         /// No thread could be started: records are written by the caller, as before.
         case unavailable
         case stopped
@@ -90,14 +90,14 @@ public final class LogSink: @unchecked Sendable {
     /// Writes what is queued, then ends the writer thread; later records are written by
     /// the caller. For sinks that do not live as long as the process (tests).
     func stop() {
-        let thread = lock.withLock { () -> pthread_t? in
+        let thread = lock.withLock { () -> SystemThread? in
             stopping = true
             lock.broadcast()
             guard case .running(let thread) = writer else { return nil }
             writer = .stopped
             return thread
         }
-        if let thread { pthread_join(thread, nil) }
+        thread?.join()
     }
 
     // MARK: the caller's side
@@ -130,17 +130,9 @@ public final class LogSink: @unchecked Sendable {
     /// Called with the lock held.
     private func startWriterIfNeeded() {
         guard case .notStarted = writer else { return }
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var handle = pthread_t()
-        let status = pthread_create(&handle, nil, { context in
-            let sink = Unmanaged<LogSink>.fromOpaque(context!).takeRetainedValue()
-            sink.drain()
-            return nil
-        }, context)
-        if status == 0 {
-            writer = .running(handle)
-        } else {
-            Unmanaged<LogSink>.fromOpaque(context).release()
+        do {
+            writer = .running(try SystemThread.start(name: "log-writer") { [self] in drain() })
+        } catch {
             writer = .unavailable
         }
     }

@@ -124,6 +124,20 @@ public final class RelayMetrics: @unchecked Sendable {
                      labels: [("upstream", upstream)], up ? 1 : 0)
     }
 
+    /// A route's pace after a change (throttling, or the way back up). A rate of 0 reads
+    /// "no limit".
+    public func routePace(_ route: String, messagesPerSecond: Double?, connections: Int, slower: Bool) {
+        registry.set("smarthost_route_pace_messages_per_second",
+                     help: "Messages per second a route may send now (0: no limit)",
+                     labels: [("route", route)], messagesPerSecond ?? 0)
+        registry.set("smarthost_route_pace_connections", help: "Connections a route may open now",
+                     labels: [("route", route)], Double(connections))
+        if slower {
+            registry.increment("smarthost_route_throttled_total", help: "Times an upstream's throttling reply slowed a route",
+                               labels: [("route", route)])
+        }
+    }
+
     // MARK: gauges set at scrape time
 
     /// Queue size and oldest age per label; known labels absent from `queue` read zero.

@@ -106,3 +106,10 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         return (result, address)
     }
 }
+
+/// Two addresses are equal when family, address and port are: what a connect would reach.
+extension SocketAddress: Equatable {
+    public static func == (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
+        lhs.family == rhs.family && lhs.port == rhs.port && lhs.ipBytes == rhs.ipBytes
+    }
+}

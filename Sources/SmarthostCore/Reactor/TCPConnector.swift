@@ -18,7 +18,8 @@ public struct ConnectError: Error, Sendable, Equatable, CustomStringConvertible 
 }
 
 /// A non-blocking connect on the loop: EINPROGRESS, wait for writability, read SO_ERROR.
-/// Each address gets the full timeout; the caller walks the address list.
+/// The caller walks the address list; with no timeout here it keeps the time itself
+/// (delivery's `UpstreamSession` does) and cancels.
 final class TCPConnector: IOHandler {
     private let loop: EventLoop
     private let address: SocketAddress
@@ -35,14 +36,14 @@ final class TCPConnector: IOHandler {
 
     /// Connects to `address`; `completion` gets the connected fd (the caller owns it) or why not.
     @discardableResult
-    static func connect(loop: EventLoop, to address: SocketAddress, timeoutMilliseconds: Int64,
+    static func connect(loop: EventLoop, to address: SocketAddress, timeoutMilliseconds: Int64? = nil,
                         _ completion: @escaping (Result<Int32, ConnectError>) -> Void) -> TCPConnector {
         let connector = TCPConnector(loop: loop, address: address, completion: completion)
         connector.start(timeoutMilliseconds: timeoutMilliseconds)
         return connector
     }
 
-    private func start(timeoutMilliseconds: Int64) {
+    private func start(timeoutMilliseconds: Int64?) {
         fd = shim_socket_nonblocking(address.family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return finish(.failure(error(errno))) }
         var one: Int32 = 1
@@ -55,6 +56,7 @@ final class TCPConnector: IOHandler {
         } catch {
             return finish(.failure(self.error(error.errno)))
         }
+        guard let timeoutMilliseconds else { return }
         timer = loop.schedule(afterMilliseconds: timeoutMilliseconds) { [weak self] in
             guard let self else { return }
             self.finish(.failure(ConnectError(address: "\(self.address)", reason: "timed out", timedOut: true)))

@@ -1,24 +1,26 @@
 import Glibc
 
-/// A plain thread that runs queued jobs in order, for blocking work the loop must never do
-/// itself (getaddrinfo). Results go back to the loop with `EventLoop.execute`.
+/// A named thread (`SystemThread`) that runs queued jobs in order, for blocking work the
+/// loop must never do itself (getaddrinfo, config files, spool reads). Results go back to
+/// the loop with `EventLoop.execute` and a `LoopCallback`.
 public final class WorkerThread: @unchecked Sendable {
     private let lock = Mutex()
     private var jobs: [() -> Void] = []
     /// Jobs submitted and not finished yet (queued or running).
     private var unfinished = 0
     private var stopping = false
-    private var thread = pthread_t()
+    private var thread: SystemThread?
     public let name: String
 
+    /// Starts the thread. A process that cannot start one at start-up or reload (thread or
+    /// memory limits) stops here with the reason, rather than queueing jobs nobody runs.
     public init(name: String) {
         self.name = name
-        let unmanaged = Unmanaged.passRetained(self)
-        pthread_create(&thread, nil, { raw in
-            let worker = Unmanaged<WorkerThread>.fromOpaque(raw!).takeRetainedValue()
-            worker.loop()
-            return nil
-        }, unmanaged.toOpaque())
+        do {
+            thread = try SystemThread.start(name: name) { [self] in loop() }
+        } catch {
+            preconditionFailure("cannot start the \(name) thread: \(error)")
+        }
     }
 
     public func submit(_ job: @escaping @Sendable () -> Void) {
@@ -46,7 +48,7 @@ public final class WorkerThread: @unchecked Sendable {
             lock.broadcast()   // the worker, and any thread in waitForBacklog
             return first
         }
-        if first { pthread_join(thread, nil) }
+        if first { thread?.join() }
     }
 
     private func loop() {

@@ -135,6 +135,18 @@ public enum ConfigReport {
         } else {
             out.append("  auth: none (anonymous)")
         }
+        if !route.fallbackHosts.isEmpty {
+            let fallbacks = route.fallbackHosts.map { RouteSettings(host: $0, port: route.port, tls: route.tls, domain: "").endpoint }
+            out.append("  fallback: \(fallbacks.joined(separator: ", ")) (in this order, when the ones before fail)")
+        }
+        let limits = route.limits
+        if limits != RouteLimits() {
+            var parts: [String] = []
+            if let rate = limits.messagesPerSecond { parts.append("rate \(RoutePace.describe(rate))") }
+            if let connections = limits.connections { parts.append("connections \(connections)") }
+            if let cap = limits.maxRecipientsPerMessage { parts.append("max_recipients_per_message \(cap)") }
+            out.append("  limits: " + parts.joined(separator: ", "))
+        }
         if let from = route.from {
             let name = route.fromName.map { "\"\($0)\" " } ?? ""
             out.append("  from: \(name)<\(from)>, rewrite_from \(route.rewriteFrom.rawValue)")

@@ -12,8 +12,11 @@
 /// - After `.endMessage` the session is `committing`: make the message durable,
 ///   then call `messageCommitted(queueID:)` or `messageFailed(reply:)`. Input
 ///   read meanwhile is held, bounded, and run after that call.
-/// - Arm the timer named by `pendingTimeout`; call `timedOut()` when it fires.
-///   Stop reading while `wantsInputPaused`. Call `clientClosed()` on EOF.
+/// - Arm one timer for `pendingDeadline` (on `Configuration.now`'s clock) and call
+///   `timedOut()` when it fires; rearm when the deadline changes. Bytes that do not
+///   complete a command never move it: a client dripping one byte at a time gets the
+///   same 421 as an idle one. Stop reading while `wantsInputPaused`. Call
+///   `clientClosed()` on EOF.
 public struct InboundSession: Sendable {
     /// Where the session stands. Every change goes through `enter(_:)`.
     public enum State: Equatable, Sendable {
@@ -49,13 +52,24 @@ public struct InboundSession: Sendable {
         public var storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)?
         /// What a bare LF means in commands and content (`limits.bare_lf`).
         public var bareLineFeed: BareLineFeedPolicy
+        /// Each command line must be complete within this, counted from when the session
+        /// starts waiting for it (the greeting, the previous command, the end of a message)
+        /// — `limits.idle_timeout`. Partial input does not restart it.
+        public var commandTimeoutMilliseconds: Int64
+        /// The whole message content must arrive within this, counted from `354` —
+        /// `limits.data_timeout`. Not restarted by input.
+        public var dataTimeoutMilliseconds: Int64
+        /// Monotonic milliseconds, for the deadlines; injected for tests.
+        public var now: @Sendable () -> Int64
 
         public init(hostname: String, maxMessageSize: Int = 35 * 1024 * 1024, maxRecipients: Int = 100,
                     clientAddress: String, clientAllowed: Bool = true, maxErrors: Int = 10,
                     clock: @escaping @Sendable () -> Int = ReceivedHeader.currentUnixSeconds,
                     observer: (@Sendable (Observation) -> Void)? = nil,
                     storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil,
-                    bareLineFeed: BareLineFeedPolicy = .normalize) {
+                    bareLineFeed: BareLineFeedPolicy = .normalize,
+                    commandTimeoutMilliseconds: Int64 = 5 * 60_000, dataTimeoutMilliseconds: Int64 = 10 * 60_000,
+                    now: @escaping @Sendable () -> Int64 = { MonotonicClock.nowMilliseconds() }) {
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
             self.maxRecipients = maxRecipients
@@ -66,6 +80,9 @@ public struct InboundSession: Sendable {
             self.observer = observer
             self.storageCheck = storageCheck
             self.bareLineFeed = bareLineFeed
+            self.commandTimeoutMilliseconds = commandTimeoutMilliseconds
+            self.dataTimeoutMilliseconds = dataTimeoutMilliseconds
+            self.now = now
         }
     }
 
@@ -174,6 +191,9 @@ public struct InboundSession: Sendable {
     var clientGone = false
     /// The command being answered, for the refusals reported to the observer.
     var commandContext = CommandContext()
+    /// When the command or the message content now awaited must be complete (monotonic
+    /// milliseconds); nil while committing or closed.
+    public private(set) var pendingDeadline: Int64?
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -184,6 +204,12 @@ public struct InboundSession: Sendable {
     /// limit is reached.
     public static func tooManyConnectionsReply(hostname: String) -> SMTPReply {
         SMTPReply(421, "4.7.0", "\(hostname) Error: too many connections")
+    }
+
+    /// Sent instead of starting a session when this client address has
+    /// `max_connections_per_client` open already.
+    public static func tooManyConnectionsFromClientReply(hostname: String) -> SMTPReply {
+        SMTPReply(421, "4.7.0", "\(hostname) Error: too many connections from your address")
     }
 
     public var pendingTimeout: Timeout {
@@ -234,6 +260,12 @@ extension InboundSession {
     /// Bytes read from the client, in any chunking.
     public mutating func receive(_ bytes: ArraySlice<UInt8>) -> [Action] {
         precondition(state != .connected, "receive(_:) before start()")
+        // Bytes that come after the deadline (the loop was busy, the timer not yet run)
+        // complete nothing: the client was too slow either way.
+        if isPastDeadline {
+            timeOut()
+            return output.finish()
+        }
         switch state {
         case .data:
             feedData(bytes)
@@ -258,12 +290,27 @@ extension InboundSession {
         finishCommit(reply)
     }
 
-    /// The timer named by `pendingTimeout` fired.
+    /// The timer for `pendingDeadline` fired. Early (a stale timer) it does nothing.
     public mutating func timedOut() -> [Action] {
-        guard pendingTimeout != .none else { return [] }
+        guard isPastDeadline else { return [] }
+        timeOut()
+        return output.finish()
+    }
+
+    var isPastDeadline: Bool {
+        guard pendingTimeout != .none, let pendingDeadline else { return false }
+        return configuration.now() >= pendingDeadline
+    }
+
+    /// 421 and close (RFC 5321 §4.5.3.2: the server may close a session that is too slow).
+    mutating func timeOut() {
         commandContext = CommandContext(command: InboundRefusal.timeout)
         close(with: SMTPReply(421, "4.4.2", "\(configuration.hostname) Error: timeout exceeded"))
-        return output.finish()
+    }
+
+    /// Starts the time allowed for the next command line.
+    mutating func awaitCommand() {
+        pendingDeadline = configuration.now() + configuration.commandTimeoutMilliseconds
     }
 
     /// The client closed the connection (EOF or error on read).
@@ -286,7 +333,10 @@ extension InboundSession {
     /// Frames and dispatches every complete command line, in order, while the
     /// session is in command mode.
     mutating func runCommands() {
+        var completed = false
+        defer { if completed && isCommandMode { awaitCommand() } }
         while isCommandMode, let event = framer.nextEvent() {
+            completed = true
             commandContext = CommandContext(command: InboundRefusal.unknown)
             switch event {
             case .line(let line):
@@ -395,12 +445,16 @@ extension InboundSession {
         switch next {
         case .ready, .greeting:
             transaction = nil
+            if previous != .ready { awaitCommand() }
         case .data:
+            pendingDeadline = configuration.now() + configuration.dataTimeoutMilliseconds
             beginMessage()
         case .committing:
             decoder = nil
+            pendingDeadline = nil
         case .closed:
             transaction = nil
+            pendingDeadline = nil
             output.close = true
         case .connected, .mail, .rcpt:
             break

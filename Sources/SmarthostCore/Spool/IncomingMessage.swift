@@ -62,7 +62,7 @@ public final class IncomingMessage {
     public func abort() {
         guard fd >= 0 else { return }
         if unlink(path) != 0 { _ = ftruncate(fd, 0) }  // see SpoolCommitter.makeDurable
-        SpoolSystem.close(fd)
+        Syscall.close(fd)
         fd = -1
         buffer = []
     }
@@ -104,7 +104,7 @@ public final class IncomingMessage {
         onlyInMemory = false
         let outcome: SpoolError?? = bytes.withContiguousStorageIfAvailable { buffer in
             do throws(SpoolError) {
-                try SpoolSystem.write(fd, UnsafeRawBufferPointer(buffer), path: path)
+                try Syscall.write(fd, UnsafeRawBufferPointer(buffer), path: path)
             } catch {
                 return error
             }

@@ -13,7 +13,7 @@ extension Spool {
     /// Looks in `queue/`, then `failed/`.
     public func readMessage(_ id: SpoolID) throws(SpoolError) -> [UInt8] {
         let (fd, area) = try openMessage(id)
-        defer { SpoolSystem.close(fd) }
+        defer { Syscall.close(fd) }
         let path = path(area, id)
         let layout = try SpoolFileFormat.layout(fd: fd, id: id, path: path)
         return try SpoolFileFormat.readContent(fd: fd, id: id, layout: layout, path: path)
@@ -23,7 +23,7 @@ extension Spool {
     /// has `failure` set).
     public func envelope(_ id: SpoolID) throws(SpoolError) -> SpoolEnvelope {
         let (fd, area) = try openMessage(id)
-        defer { SpoolSystem.close(fd) }
+        defer { Syscall.close(fd) }
         return try readEnvelope(fd: fd, id: id, area: area)
     }
 
@@ -68,14 +68,14 @@ extension Spool {
             // Keeping the file is only an optimisation: when spare/ refuses it, it is removed.
             // Only small files are worth keeping: a big one's blocks cost more to free on
             // reuse than its inode saves, and spares must not hold much disk.
-            let length = try SpoolSystem.fileSize(fd, path: path(area, id))
+            let length = try Syscall.fileSize(fd, path: path(area, id))
             let spare = spareDirectory + "/" + id.rawValue
-            if length <= SpoolFilePool.spareMaximumBytes, (try? SpoolSystem.rename(path(area, id), spare)) != nil {
-                if !filePool.offerSpare(.init(path: spare, length: length)) { try SpoolSystem.unlink(spare) }
+            if length <= SpoolFilePool.spareMaximumBytes, (try? Syscall.rename(path(area, id), spare)) != nil {
+                if !filePool.offerSpare(.init(path: spare, length: length)) { try Syscall.unlink(spare) }
             } else {
-                try SpoolSystem.unlink(path(area, id))
+                try Syscall.unlink(path(area, id))
             }
-            try SpoolSystem.unlink(statePath(area, id))
+            try Syscall.unlink(statePath(area, id))
         }
     }
 
@@ -122,10 +122,10 @@ extension Spool {
     /// skipped here; `recover()` is what quarantines them.
     public func list(_ area: SpoolArea) throws(SpoolError) -> [SpoolEnvelope] {
         var envelopes: [SpoolEnvelope] = []
-        for name in try SpoolSystem.list(directory(area)) {
+        for name in try Syscall.list(directory(area)) {
             guard let id = SpoolID(name),
-                  let fd = try? SpoolSystem.open(path(area, id), O_RDONLY) else { continue }
-            defer { SpoolSystem.close(fd) }
+                  let fd = try? Syscall.open(path(area, id), O_RDONLY) else { continue }
+            defer { Syscall.close(fd) }
             if let envelope = try? readEnvelope(fd: fd, id: id, area: area) {
                 envelopes.append(envelope)
             }
@@ -154,8 +154,8 @@ extension Spool {
 
     func writeState(_ envelope: SpoolEnvelope, area: SpoolArea) throws(SpoolError) {
         let bytes = SpoolFileFormat.encodeState(envelope.id, records: envelope.stateRecords)
-        try SpoolSystem.replaceFile(statePath(area, envelope.id), with: bytes,
-                                    scratch: scratchPath(envelope.id), directory: directory(area))
+        try Syscall.replaceFile(envelope.id.rawValue + ".state", in: directory(area), with: bytes,
+                                    scratchDirectory: tmpDirectory, scratchPrefix: envelope.id.rawValue + ".state")
     }
 
     /// State first, then the message, then the old state: at every instant the message
@@ -163,17 +163,17 @@ extension Spool {
     private func move(_ envelope: SpoolEnvelope, from: SpoolArea, to: SpoolArea) throws(SpoolError) {
         let id = envelope.id
         try writeState(envelope, area: to)
-        try SpoolSystem.moveNoReplace(path(from, id), path(to, id))
-        try SpoolSystem.unlink(statePath(from, id))
-        try SpoolSystem.syncDirectory(directory(to))
-        try SpoolSystem.syncDirectory(directory(from))
+        try Syscall.moveNoReplace(path(from, id), path(to, id))
+        try Syscall.unlink(statePath(from, id))
+        try Syscall.syncDirectory(directory(to))
+        try Syscall.syncDirectory(directory(from))
     }
 
     private func remove(_ id: SpoolID, from areas: [SpoolArea], syncDirectory: Bool = true) throws(SpoolError) {
         try withLockedMessage(id, in: areas) { (area, _) throws(SpoolError) in
-            try SpoolSystem.unlink(path(area, id))
-            try SpoolSystem.unlink(statePath(area, id))
-            if syncDirectory { try SpoolSystem.syncDirectory(directory(area)) }
+            try Syscall.unlink(path(area, id))
+            try Syscall.unlink(statePath(area, id))
+            if syncDirectory { try Syscall.syncDirectory(directory(area)) }
         }
     }
 
@@ -181,7 +181,7 @@ extension Spool {
     private func openMessage(_ id: SpoolID) throws(SpoolError) -> (Int32, SpoolArea) {
         for area in SpoolArea.allCases {
             do throws(SpoolError) {
-                return (try SpoolSystem.open(path(area, id), O_RDONLY), area)
+                return (try Syscall.open(path(area, id), O_RDONLY), area)
             } catch {
                 guard case .io(_, _, ENOENT) = error else { throw error }
             }
@@ -195,7 +195,7 @@ extension Spool {
                               _ body: (SpoolArea, Int32) throws(SpoolError) -> T) throws(SpoolError) -> T {
         for area in areas {
             guard let fd = try lockIfPresent(path(area, id)) else { continue }
-            defer { SpoolSystem.close(fd) }  // closing drops the flock
+            defer { Syscall.close(fd) }  // closing drops the flock
             return try body(area, fd)
         }
         throw SpoolError.notFound(id)
@@ -205,7 +205,7 @@ extension Spool {
     private func lockIfPresent(_ path: String) throws(SpoolError) -> Int32? {
         let fd: Int32
         do throws(SpoolError) {
-            fd = try SpoolSystem.open(path, O_RDONLY)
+            fd = try Syscall.open(path, O_RDONLY)
         } catch {
             guard case .io(_, _, ENOENT) = error else { throw error }
             return nil
@@ -213,7 +213,7 @@ extension Spool {
         while flock(fd, LOCK_EX) != 0 {
             if errno != EINTR {
                 let error = SpoolError.system("flock", path)
-                SpoolSystem.close(fd)
+                Syscall.close(fd)
                 throw error
             }
         }
@@ -222,7 +222,7 @@ extension Spool {
             && locked.st_ino == named.st_ino && locked.st_dev == named.st_dev {
             return fd
         }
-        SpoolSystem.close(fd)
+        Syscall.close(fd)
         return nil
     }
 
@@ -230,13 +230,13 @@ extension Spool {
     func readSmallFile(_ path: String) throws(SpoolError) -> [UInt8]? {
         let fd: Int32
         do throws(SpoolError) {
-            fd = try SpoolSystem.open(path, O_RDONLY)
+            fd = try Syscall.open(path, O_RDONLY)
         } catch {
             guard case .io(_, _, ENOENT) = error else { throw error }
             return nil
         }
-        defer { SpoolSystem.close(fd) }
-        let size = try SpoolSystem.fileSize(fd, path: path)
-        return try SpoolSystem.read(fd, count: size, at: 0, path: path)
+        defer { Syscall.close(fd) }
+        let size = try Syscall.fileSize(fd, path: path)
+        return try Syscall.read(fd, count: size, at: 0, path: path)
     }
 }

@@ -11,7 +11,7 @@ public struct QuarantinedFile: Sendable, Equatable {
 extension Spool {
     /// What is in `quarantine/`, by name. Reads only; safe beside a running daemon.
     public func quarantined() throws(SpoolError) -> [QuarantinedFile] {
-        let names = try SpoolSystem.list(quarantineDirectory)
+        let names = try Syscall.list(quarantineDirectory)
         var out: [QuarantinedFile] = []
         for name in names.sorted() where !name.hasSuffix(".reason") && !name.hasSuffix(".state") {
             let path = quarantineDirectory + "/" + name
@@ -27,13 +27,13 @@ extension Spool {
         guard Self.isPlainName(name) else { throw SpoolError.invalidID(name) }
         let path = quarantineDirectory + "/" + name
         let fd: Int32
-        do throws(SpoolError) { fd = try SpoolSystem.open(path, O_RDONLY) } catch {
+        do throws(SpoolError) { fd = try Syscall.open(path, O_RDONLY) } catch {
             if case .io(_, _, ENOENT) = error { throw SpoolError.invalidID(name) }
             throw error
         }
-        defer { SpoolSystem.close(fd) }
-        let size = try SpoolSystem.fileSize(fd, path: path)
-        return try SpoolSystem.read(fd, count: size, at: 0, path: path) ?? []
+        defer { Syscall.close(fd) }
+        let size = try Syscall.fileSize(fd, path: path)
+        return try Syscall.read(fd, count: size, at: 0, path: path) ?? []
     }
 
     /// Puts a quarantined message back in the queue, when its content checks out now (it
@@ -41,31 +41,31 @@ extension Spool {
     /// is still corrupt stays where it is and the error says why.
     public func releaseQuarantined(_ id: SpoolID) throws(SpoolError) -> SpoolEnvelope {
         let source = quarantineDirectory + "/" + id.rawValue
-        guard SpoolSystem.exists(source) else { throw SpoolError.notFound(id) }
-        let fd = try SpoolSystem.open(source, O_RDONLY)
+        guard Syscall.exists(source) else { throw SpoolError.notFound(id) }
+        let fd = try Syscall.open(source, O_RDONLY)
         do throws(SpoolError) {
             let layout = try SpoolFileFormat.layout(fd: fd, id: id, path: source)
             try SpoolFileFormat.verifyContent(fd: fd, id: id, layout: layout, path: source)
         } catch {
-            SpoolSystem.close(fd)
+            Syscall.close(fd)
             throw error
         }
-        SpoolSystem.close(fd)
-        if SpoolSystem.exists(source + ".state") {
-            try SpoolSystem.moveNoReplace(source + ".state", path(.queue, id) + ".state")
+        Syscall.close(fd)
+        if Syscall.exists(source + ".state") {
+            try Syscall.moveNoReplace(source + ".state", path(.queue, id) + ".state")
         }
-        try SpoolSystem.moveNoReplace(source, path(.queue, id))
-        try SpoolSystem.syncDirectory(queueDirectory)
-        try SpoolSystem.unlink(source + ".reason")
-        try SpoolSystem.syncDirectory(quarantineDirectory)
+        try Syscall.moveNoReplace(source, path(.queue, id))
+        try Syscall.syncDirectory(queueDirectory)
+        try Syscall.unlink(source + ".reason")
+        try Syscall.syncDirectory(quarantineDirectory)
         return try envelope(id)
     }
 
     private func readReason(_ path: String) -> String {
-        guard let fd = try? SpoolSystem.open(path, O_RDONLY) else { return "(no reason recorded)" }
-        defer { SpoolSystem.close(fd) }
-        let size = (try? SpoolSystem.fileSize(fd, path: path)) ?? 0
-        let bytes = (try? SpoolSystem.read(fd, count: min(size, 4096), at: 0, path: path)) ?? nil
+        guard let fd = try? Syscall.open(path, O_RDONLY) else { return "(no reason recorded)" }
+        defer { Syscall.close(fd) }
+        let size = (try? Syscall.fileSize(fd, path: path)) ?? 0
+        let bytes = (try? Syscall.read(fd, count: min(size, 4096), at: 0, path: path)) ?? nil
         let text = String(decoding: bytes ?? [], as: UTF8.self)
         return String(text.split(separator: "\n").first ?? "(no reason recorded)")
     }

@@ -37,7 +37,8 @@ public final class Spool: Sendable {
     /// Unix seconds; injected so tests can age messages.
     let clock: @Sendable () -> Int64
 
-    /// Opens (creating with mode 0700 if missing) the spool at `root`. Does not recover:
+    /// Opens (creating with mode 0700 if missing) the spool at `root`; refuses directories
+    /// another account owns or others may write to (`SpoolError.unsafeDirectory`). Does not recover:
     /// the daemon calls `recover()` once before listening; CLI commands do not.
     public init(root: String, minimumFreeBytes: UInt64 = 0, preallocatedFiles: Int = 0,
                 clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }) throws(SpoolError) {
@@ -58,9 +59,10 @@ public final class Spool: Sendable {
         self.clock = clock
         for directory in [root, tmpDirectory, queueDirectory, failedDirectory, quarantineDirectory,
                           spareDirectory] {
-            try SpoolSystem.makeDirectory(directory)
+            try Syscall.makeDirectory(directory)
+            try Syscall.checkDirectory(directory)
         }
-        try SpoolSystem.syncDirectory(root)
+        try Syscall.syncDirectory(root)
     }
 
     deinit {
@@ -94,7 +96,7 @@ public final class Spool: Sendable {
             let id = ids.next()
             let path = tmpDirectory + "/" + id.rawValue
             do throws(SpoolError) {
-                let fd = try SpoolSystem.open(path, O_WRONLY | O_CREAT | O_EXCL)
+                let fd = try Syscall.open(path, O_WRONLY | O_CREAT | O_EXCL)
                 return IncomingMessage(id: id, path: path, fd: fd)
             } catch {
                 // EEXIST needs another process with our clock, counter and random bits.
@@ -107,7 +109,7 @@ public final class Spool: Sendable {
     /// Throws `.insufficientStorage` (452 4.3.1) when less than the floor plus
     /// `expectedSize` is free. One statvfs: cheap enough for MAIL and DATA too.
     public func checkStorage(expectedSize: Int = 0) throws(SpoolError) {
-        let free = try SpoolSystem.freeBytes(tmpDirectory)
+        let free = try Syscall.freeBytes(tmpDirectory)
         let needed = minimumFreeBytes.addingReportingOverflow(UInt64(max(0, expectedSize)))
         if needed.overflow || free < needed.partialValue {
             throw SpoolError.insufficientStorage(
@@ -122,7 +124,7 @@ public final class Spool: Sendable {
     static func createTemporaryFile(in directory: String, ids: SpoolIDGenerator,
                                     reusing spare: SpoolFilePool.Spare?) -> SpoolFilePool.File? {
         if let spare {
-            if let fd = try? SpoolSystem.open(spare.path, O_WRONLY) {
+            if let fd = try? Syscall.open(spare.path, O_WRONLY) {
                 return SpoolFilePool.File(id: ids.next(), path: spare.path, fd: fd, staleLength: spare.length)
             }
             _ = unlink(spare.path)
@@ -130,7 +132,7 @@ public final class Spool: Sendable {
         for _ in 0..<8 {
             let id = ids.next()
             let path = directory + "/" + id.rawValue
-            if let fd = try? SpoolSystem.open(path, O_WRONLY | O_CREAT | O_EXCL) {
+            if let fd = try? Syscall.open(path, O_WRONLY | O_CREAT | O_EXCL) {
                 return SpoolFilePool.File(id: id, path: path, fd: fd)
             }
         }
@@ -150,7 +152,7 @@ public final class Spool: Sendable {
             queuePath: path(.queue, incoming.id), tail: handed.tail, truncateTo: handed.truncateTo,
             failure: handed.failure, completion: completion)
         if !committer.submit(job) {
-            SpoolSystem.close(handed.fd)
+            Syscall.close(handed.fd)
             _ = unlink(incoming.path)
             completion(.failure(.closed))
         }
@@ -171,10 +173,5 @@ public final class Spool: Sendable {
         case .queue: return queueDirectory
         case .failed: return failedDirectory
         }
-    }
-
-    /// A scratch name in `tmp/` for an atomic replace; the pid keeps two processes apart.
-    func scratchPath(_ id: SpoolID) -> String {
-        tmpDirectory + "/" + id.rawValue + ".state." + String(getpid())
     }
 }

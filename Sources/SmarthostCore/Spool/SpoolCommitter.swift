@@ -40,7 +40,7 @@ final class SpoolCommitter: @unchecked Sendable {
     private var pending: [Job] = []
     private var stopping = false
     private var running = false
-    private var thread = pthread_t()
+    private var thread: SystemThread?
     private var counters = SpoolCommitStatistics()
     private let syncPool = SpoolSyncPool(threads: 8)
 
@@ -66,7 +66,7 @@ final class SpoolCommitter: @unchecked Sendable {
 
     /// Commits everything already queued, then ends the thread.
     func stop() {
-        let (wasRunning, handle) = lock.withLock { () -> (Bool, pthread_t) in
+        let (wasRunning, handle) = lock.withLock { () -> (Bool, SystemThread?) in
             stopping = true
             lock.broadcast()
             // Joined once only: shutdown() and deinit both stop, and joining a thread twice
@@ -75,24 +75,22 @@ final class SpoolCommitter: @unchecked Sendable {
             running = false
             return (wasRunning, thread)
         }
-        guard wasRunning else { return }
+        guard wasRunning, let handle else { return }
         syncPool.stop()
-        if pthread_equal(handle, pthread_self()) != 0 {
+        if handle.isCurrent {
             // The last reference went away inside a completion: cannot join ourselves.
-            pthread_detach(handle)
+            handle.detach()
         } else {
-            pthread_join(handle, nil)
+            handle.join()
         }
     }
 
     private func startThread() {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&thread, nil, { context in
-            let committer = Unmanaged<SpoolCommitter>.fromOpaque(context!).takeRetainedValue()
-            committer.run()
-            return nil
-        }, context)
-        precondition(status == 0, "cannot start the spool committer thread: errno \(status)")
+        do {
+            thread = try SystemThread.start(name: "spool-commit") { [self] in run() }
+        } catch {
+            preconditionFailure("cannot start the spool committer thread: \(error)")
+        }
         running = true
     }
 
@@ -133,7 +131,7 @@ final class SpoolCommitter: @unchecked Sendable {
         let moved = results.indices.filter { if case .success = results[$0] { true } else { false } }
         if !moved.isEmpty {
             do throws(SpoolError) {
-                try SpoolSystem.syncDirectory(queueDirectory)
+                try Syscall.syncDirectory(queueDirectory)
             } catch {
                 // Not durable, so not accepted: the client will retry, and a copy left
                 // in queue/ would then be delivered twice.
@@ -155,15 +153,15 @@ final class SpoolCommitter: @unchecked Sendable {
     /// Finishes one file and moves it into the queue; on any failure the tmp file is
     /// removed, so a failed commit leaves nothing half-written behind.
     private func makeDurable(_ job: Job) throws(SpoolError) {
-        defer { SpoolSystem.close(job.fd) }
+        defer { Syscall.close(job.fd) }
         do throws(SpoolError) {
             if let failure = job.failure { throw failure }
-            try SpoolSystem.write(job.fd, job.tail, path: job.writtenPath)
+            try Syscall.write(job.fd, job.tail, path: job.writtenPath)
             if let length = job.truncateTo, ftruncate(job.fd, off_t(length)) != 0 {
                 throw SpoolError.system("ftruncate", job.writtenPath)
             }
-            try SpoolSystem.fdatasync(job.fd, path: job.writtenPath)
-            try SpoolSystem.moveNoReplace(job.writtenPath, job.queuePath)
+            try Syscall.fdatasync(job.fd, path: job.writtenPath)
+            try Syscall.moveNoReplace(job.writtenPath, job.queuePath)
         } catch {
             // If tmp/ refuses the unlink too (unwritable), at least give the space back:
             // recovery removes the empty file at the next start.

@@ -56,27 +56,27 @@ enum SpoolFileFormat {
     /// Checks header, trailer, lengths and the envelope checksum; reads the envelope.
     /// Does not read the content: `readContent` / `verifyContent` check its CRC.
     static func layout(fd: Int32, id: SpoolID, path: String) throws(SpoolError) -> Layout {
-        let size = try SpoolSystem.fileSize(fd, path: path)
+        let size = try Syscall.fileSize(fd, path: path)
         let head = header(id)
         guard size >= head.count + trailerLength else { throw SpoolError.corrupt(id, reason: "truncated (\(size) bytes)") }
-        guard try SpoolSystem.read(fd, count: head.count, at: 0, path: path) == head else {
+        guard try Syscall.read(fd, count: head.count, at: 0, path: path) == head else {
             throw SpoolError.corrupt(id, reason: "bad header")
         }
-        guard let tail = try SpoolSystem.read(fd, count: trailerLength, at: size - trailerLength, path: path),
+        guard let tail = try Syscall.read(fd, count: trailerLength, at: size - trailerLength, path: path),
               let fields = parseTrailer(tail) else { throw SpoolError.corrupt(id, reason: "missing or bad end marker") }
         let (contentLength, envelopeLength, contentCRC, envelopeCRC) = fields
         guard head.count + contentLength + envelopeLength + trailerLength == size else {
             throw SpoolError.corrupt(id, reason: "lengths in end marker do not match file size \(size)")
         }
         let offset = head.count + contentLength
-        guard let block = try SpoolSystem.read(fd, count: envelopeLength, at: offset, path: path),
+        guard let block = try Syscall.read(fd, count: envelopeLength, at: offset, path: path),
               SpoolCRC32C.checksum(block) == envelopeCRC else { throw SpoolError.corrupt(id, reason: "envelope checksum mismatch") }
         guard let records = SpoolRecord.decode(block[...]) else { throw SpoolError.corrupt(id, reason: "malformed envelope record") }
         return Layout(contentOffset: head.count, contentLength: contentLength, contentCRC: contentCRC, envelope: records)
     }
 
     static func readContent(fd: Int32, id: SpoolID, layout: Layout, path: String) throws(SpoolError) -> [UInt8] {
-        guard let content = try SpoolSystem.read(fd, count: layout.contentLength, at: layout.contentOffset, path: path) else {
+        guard let content = try Syscall.read(fd, count: layout.contentLength, at: layout.contentOffset, path: path) else {
             throw SpoolError.corrupt(id, reason: "content shorter than its end marker says")
         }
         guard SpoolCRC32C.checksum(content) == layout.contentCRC else { throw SpoolError.corrupt(id, reason: "content checksum mismatch") }
@@ -90,7 +90,7 @@ enum SpoolFileFormat {
         var offset = 0
         while offset < layout.contentLength {
             let count = min(1 << 20, layout.contentLength - offset)
-            guard let chunk = try SpoolSystem.read(fd, count: count, at: layout.contentOffset + offset, path: path) else {
+            guard let chunk = try Syscall.read(fd, count: count, at: layout.contentOffset + offset, path: path) else {
                 throw SpoolError.corrupt(id, reason: "content shorter than its end marker says")
             }
             crc.update(chunk)

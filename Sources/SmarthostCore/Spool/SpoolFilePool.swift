@@ -39,7 +39,7 @@ final class SpoolFilePool: @unchecked Sendable {
     private var spares: [Spare] = []
     private var running = false
     private var stopping = false
-    private var thread = pthread_t()
+    private var thread: SystemThread?
 
     /// Larger delivered files are removed, not kept: at most `8 * target` of these wait.
     static let spareMaximumBytes = 64 * 1024
@@ -76,14 +76,14 @@ final class SpoolFilePool: @unchecked Sendable {
 
     /// Ends the thread (once) and removes the files nobody took.
     func stop() {
-        let (wasRunning, handle) = lock.withLock { () -> (Bool, pthread_t) in
+        let (wasRunning, handle) = lock.withLock { () -> (Bool, SystemThread?) in
             stopping = true
             lock.broadcast()
             let was = running
             running = false
             return (was, thread)
         }
-        if wasRunning { pthread_join(handle, nil) }
+        if wasRunning { handle?.join() }
         let (leftovers, leftoverSpares) = lock.withLock { () -> ([File], [Spare]) in
             defer { ready = []; spares = [] }
             return (ready, spares)
@@ -97,18 +97,11 @@ final class SpoolFilePool: @unchecked Sendable {
 
     /// Called with the lock held.
     private func start() {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var handle = pthread_t()
-        let status = pthread_create(&handle, nil, { context in
-            let pool = Unmanaged<SpoolFilePool>.fromOpaque(context!).takeRetainedValue()
-            pool.refill()
-            return nil
-        }, context)
-        if status == 0 {
-            thread = handle
+        do {
+            thread = try SystemThread.start(name: "spool-files") { [self] in refill() }
             running = true
-        } else {
-            Unmanaged<SpoolFilePool>.fromOpaque(context).release()
+        } catch {
+            // No files made ahead: `begin()` creates its own, as without a pool.
             stopping = true
         }
     }

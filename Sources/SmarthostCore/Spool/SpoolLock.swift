@@ -36,14 +36,15 @@ public final class SpoolLock: Sendable {
         let path = root + "/lock"
         let fd: Int32
         do throws(SpoolError) {
-            try SpoolSystem.makeDirectory(root)
-            fd = try SpoolSystem.open(path, O_RDWR | O_CREAT | O_NOFOLLOW)
+            try Syscall.makeDirectory(root)
+            try Syscall.checkDirectory(root)
+            fd = try Syscall.open(path, O_RDWR | O_CREAT | O_NOFOLLOW)
         } catch {
             throw .system(error)
         }
         if shim_ofd_trylock(fd) != 0 {
             let code = errno
-            defer { SpoolSystem.close(fd) }
+            defer { Syscall.close(fd) }
             if code == EAGAIN || code == EACCES {
                 throw .inUse(spool: root, pid: holderPID(fd: fd))
             }
@@ -51,9 +52,9 @@ public final class SpoolLock: Sendable {
         }
         do throws(SpoolError) {
             guard ftruncate(fd, 0) == 0 else { throw SpoolError.system("truncate", path) }
-            try SpoolSystem.write(fd, Array("\(getpid())\n".utf8), path: path)
+            try Syscall.write(fd, Array("\(getpid())\n".utf8), path: path)
         } catch {
-            SpoolSystem.close(fd)
+            Syscall.close(fd)
             throw .system(error)
         }
         return SpoolLock(path: path, fd: fd)
@@ -66,7 +67,7 @@ public final class SpoolLock: Sendable {
 
     deinit {
         // The pid is left in the file: the lock, not the file, says whether it is held.
-        SpoolSystem.close(fd)
+        Syscall.close(fd)
     }
 
     private static func holderPID(fd: Int32) -> Int32? {

@@ -33,16 +33,16 @@ extension Spool {
     /// 3. `.state` files without their message (a crash mid-delete or mid-move) go.
     public func recover() throws(SpoolError) -> SpoolRecovery {
         var recovery = SpoolRecovery()
-        for name in try SpoolSystem.list(tmpDirectory) {
-            try SpoolSystem.unlink(tmpDirectory + "/" + name)
+        for name in try Syscall.list(tmpDirectory) {
+            try Syscall.unlink(tmpDirectory + "/" + name)
             recovery.removedTemporaryFiles += 1
         }
         // Spares are delivered messages kept only for their inodes, or messages being
         // received into them: a commit renames its file out of spare/ before any 250.
-        for name in try SpoolSystem.list(spareDirectory) {
-            try SpoolSystem.unlink(spareDirectory + "/" + name)
+        for name in try Syscall.list(spareDirectory) {
+            try Syscall.unlink(spareDirectory + "/" + name)
         }
-        let names = Set(try SpoolSystem.list(queueDirectory))
+        let names = Set(try Syscall.list(queueDirectory))
         for name in names.sorted() where !isStateName(name) {
             do throws(SpoolError) {
                 recovery.queued.append(try validate(name))
@@ -57,8 +57,8 @@ extension Spool {
             }
         }
         recovery.removedOrphanStates = try removeOrphanStates(.queue) + removeOrphanStates(.failed)
-        try SpoolSystem.syncDirectory(tmpDirectory)
-        try SpoolSystem.syncDirectory(queueDirectory)
+        try Syscall.syncDirectory(tmpDirectory)
+        try Syscall.syncDirectory(queueDirectory)
         return recovery
     }
 
@@ -85,8 +85,8 @@ extension Spool {
     private func validate(_ name: String) throws(SpoolError) -> SpoolEnvelope {
         guard let id = SpoolID(name) else { throw SpoolError.invalidID(name) }
         let path = path(.queue, id)
-        let fd = try SpoolSystem.open(path, O_RDONLY)
-        defer { SpoolSystem.close(fd) }
+        let fd = try Syscall.open(path, O_RDONLY)
+        defer { Syscall.close(fd) }
         let layout = try SpoolFileFormat.layout(fd: fd, id: id, path: path)
         try SpoolFileFormat.verifyContent(fd: fd, id: id, layout: layout, path: path)
         return try readEnvelope(fd: fd, id: id, area: .queue)
@@ -103,31 +103,32 @@ extension Spool {
     /// Moves `queue/<name>` (and its state) to `quarantine/`, never over an earlier
     /// quarantined file, and writes the reason beside it.
     private func quarantine(_ name: String, reason: String) throws(SpoolError) {
-        var target = quarantineDirectory + "/" + name
+        var targetName = name
         var suffix = 1
-        while SpoolSystem.exists(target) || SpoolSystem.exists(target + ".reason") {
-            target = quarantineDirectory + "/" + name + "." + String(suffix)
+        while Syscall.exists(quarantineDirectory + "/" + targetName)
+                || Syscall.exists(quarantineDirectory + "/" + targetName + ".reason") {
+            targetName = name + "." + String(suffix)
             suffix += 1
         }
+        let target = quarantineDirectory + "/" + targetName
         let text = Array("\(reason)\nquarantined at \(clock())\n".utf8)
-        try SpoolSystem.replaceFile(target + ".reason", with: text,
-                                    scratch: tmpDirectory + "/quarantine." + String(getpid()),
-                                    directory: quarantineDirectory)
-        try SpoolSystem.rename(queueDirectory + "/" + name, target)
-        if SpoolSystem.exists(queueDirectory + "/" + name + ".state") {
-            try SpoolSystem.rename(queueDirectory + "/" + name + ".state", target + ".state")
+        try Syscall.replaceFile(targetName + ".reason", in: quarantineDirectory, with: text,
+                                    scratchDirectory: tmpDirectory, scratchPrefix: "quarantine")
+        try Syscall.rename(queueDirectory + "/" + name, target)
+        if Syscall.exists(queueDirectory + "/" + name + ".state") {
+            try Syscall.rename(queueDirectory + "/" + name + ".state", target + ".state")
         }
-        try SpoolSystem.syncDirectory(quarantineDirectory)
+        try Syscall.syncDirectory(quarantineDirectory)
     }
 
     private func removeOrphanStates(_ area: SpoolArea) throws(SpoolError) -> Int {
-        let names = Set(try SpoolSystem.list(directory(area)))
+        let names = Set(try Syscall.list(directory(area)))
         var removed = 0
         for name in names where name.hasSuffix(".state") && !names.contains(String(name.dropLast(6))) {
-            try SpoolSystem.unlink(directory(area) + "/" + name)
+            try Syscall.unlink(directory(area) + "/" + name)
             removed += 1
         }
-        if removed > 0 { try SpoolSystem.syncDirectory(directory(area)) }
+        if removed > 0 { try Syscall.syncDirectory(directory(area)) }
         return removed
     }
 }

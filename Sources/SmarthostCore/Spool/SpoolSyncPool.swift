@@ -83,14 +83,9 @@ final class SpoolSyncPool: @unchecked Sendable {
         guard !started else { return }
         started = true
         for _ in 0..<threadCount {
-            var thread = pthread_t()
-            let context = Unmanaged.passRetained(self).toOpaque()
-            let status = pthread_create(&thread, nil, { context in
-                let pool = Unmanaged<SpoolSyncPool>.fromOpaque(context!).takeRetainedValue()
-                pool.work()
-                return nil
-            }, context)
-            if status == 0 { pthread_detach(thread) } else { Unmanaged<SpoolSyncPool>.fromOpaque(context).release() }
+            // Fewer threads than asked (the system refused one) still sync every file: the
+            // caller's thread takes part in `run` too.
+            (try? SystemThread.start(name: "spool-sync") { [self] in work() })?.detach()
         }
     }
 

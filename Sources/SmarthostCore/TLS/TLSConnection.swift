@@ -28,9 +28,11 @@ public final class TLSConnection {
     /// The name we dialled (client only): sent as SNI and verified.
     public let serverName: String?
 
-    private let ssl: OpaquePointer
+    /// Internal, not private, only so the tests can play the peer's part (close_notify,
+    /// end of input, the SNI a server saw: Tests/…/TLS/TLSConnection+Testing.swift).
+    let ssl: OpaquePointer
     /// Network → SSL. Owned by `ssl` (SSL_set_bio); freed with it.
-    private let networkInput: OpaquePointer
+    let networkInput: OpaquePointer
     /// SSL → network. Owned by `ssl`.
     private let networkOutput: OpaquePointer
     private var state: State = .handshaking
@@ -91,12 +93,6 @@ public final class TLSConnection {
         precondition(written == bytes.count, "BIO_write to a memory BIO failed")
     }
 
-    /// Tells OpenSSL the peer closed the TCP connection: reads now see EOF
-    /// instead of waiting for more.
-    public func feedEndOfInput() {
-        _ = shim_BIO_set_mem_eof_return(networkInput, 0)
-    }
-
     /// What must be written to the socket now; empty when nothing is pending.
     public func drainCiphertext() -> [UInt8] {
         let pending = Int(BIO_ctrl_pending(networkOutput))
@@ -130,7 +126,7 @@ public final class TLSConnection {
         throw fail(handshakeFailure(code))
     }
 
-    public var isHandshakeComplete: Bool {
+    private var isHandshakeComplete: Bool {
         if case .established = state { return true }
         return false
     }
@@ -178,18 +174,6 @@ public final class TLSConnection {
         }
     }
 
-    /// Sends close_notify (then drain and close the socket). We do not wait
-    /// for the peer's: SMTP has already ended with QUIT.
-    public func shutdown() {
-        if case .established = state {
-            OpenSSLErrorQueue.clear()
-            _ = SSL_shutdown(ssl)
-            _ = OpenSSLErrorQueue.drain()
-        }
-        if case .failed = state { return }
-        state = .closed
-    }
-
     // MARK: For logs
 
     /// "TLSv1.3", once the handshake is complete.
@@ -205,14 +189,9 @@ public final class TLSConnection {
     }
 
     /// The subject of the peer's leaf certificate, "/CN=smtp.example.com",
-    /// also after it failed verification.
-    public var peerCertificateSubject: String? {
+    /// also after it failed verification (a certificate failure names it).
+    var peerCertificateSubject: String? {
         Self.subject(of: SSL_get0_peer_certificate(ssl)) ?? rejectedSubject
-    }
-
-    /// The SNI name the client asked for (server side).
-    public var requestedServerName: String? {
-        SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name).map { String(cString: $0) }
     }
 }
 
@@ -233,8 +212,8 @@ extension TLSConnection {
             SSL_free(ssl)
             throw .library(reason: OpenSSLErrorQueue.drainedReason(fallback: "BIO_new failed"))
         }
-        // An empty input BIO means "no data yet" (WANT_READ), not EOF, until
-        // feedEndOfInput() says otherwise.
+        // An empty input BIO means "no data yet" (WANT_READ), not EOF: a closed socket
+        // is the driver's to report, not OpenSSL's.
         _ = shim_BIO_set_mem_eof_return(input, -1)
         SSL_set_bio(ssl, input, output)
         return (ssl, input, output)

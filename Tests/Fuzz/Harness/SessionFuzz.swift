@@ -34,6 +34,8 @@ enum SessionFuzz {
 
     static func run(_ input: inout FuzzInput) {
         let refusals = Refusals()
+        // Time moves with the input: some chunks come late, some timers fire early.
+        let clock = FuzzClock()
         let configuration = InboundSession.Configuration(
             hostname: "relay.fuzz",
             maxMessageSize: input.control & 1 == 0 ? 2000 : 35 * 1024 * 1024,
@@ -43,7 +45,8 @@ enum SessionFuzz {
             maxErrors: [10, 3, 1000, 1][Int(input.control >> 3 & 3)],
             clock: { 1_763_847_621 },
             observer: { refusals.observe($0) },
-            bareLineFeed: input.control & 0x20 == 0 ? .normalize : .reject)
+            bareLineFeed: input.control & 0x20 == 0 ? .normalize : .reject,
+            commandTimeoutMilliseconds: 1_000, dataTimeoutMilliseconds: 2_000, now: { clock.now })
         var driver = Driver(session: InboundSession(configuration: configuration))
         driver.apply(driver.session.start())
         for chunk in input.chunks() {
@@ -54,13 +57,17 @@ enum SessionFuzz {
                 default: break   // a read that was already in flight while committing
                 }
             }
+            clock.advance(Int64(input.below(400)))
             if input.below(200) == 0 { driver.apply(driver.session.timedOut()) }
             driver.apply(driver.session.receive(chunk))
         }
         if driver.session.state == .committing {
             driver.finishCommit(succeeded: true)
         }
-        if input.below(2) == 0 { driver.apply(driver.session.timedOut()) }
+        if input.below(2) == 0 {
+            clock.advance(Int64(input.below(3_000)))
+            driver.apply(driver.session.timedOut())
+        }
         driver.apply(driver.session.clientClosed())
         check(driver.session.state == .closed, "session not closed after clientClosed")
         check(refusals.pending == nil, "the last 4xx/5xx reply was not reported as a refusal")
@@ -170,4 +177,10 @@ enum SessionFuzz {
 
 extension Array where Element == UInt8 {
     func contains(subsequence needle: [UInt8]) -> Bool { firstRange(of: needle) != nil }
+}
+
+/// The session's monotonic clock, moved by the fuzz input.
+final class FuzzClock: @unchecked Sendable {
+    private(set) var now: Int64 = 0
+    func advance(_ milliseconds: Int64) { now += milliseconds }
 }

@@ -86,6 +86,8 @@ final class FakeControlQueue: ControlQueue, @unchecked Sendable {
 
     var routesDown: [ControlRouteDown] = []
     var controlRoutesDown: [ControlRouteDown] { routesDown }
+    var routesSlowed: [ControlRouteSlowed] = []
+    var controlRoutesSlowed: [ControlRouteSlowed] { routesSlowed }
     var heldIDs: Set<SpoolID> = []
     func setHeld(_ id: SpoolID, _ held: Bool) -> Bool {
         guard states[id] == .waiting else { return false }

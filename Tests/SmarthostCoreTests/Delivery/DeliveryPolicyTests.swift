@@ -64,8 +64,12 @@ import Testing
 
     @Test func jitterStaysWithinHalfToFullDelay() {
         let low = DeliveryPolicy(retryMinMilliseconds: Self.minute, retryMaxMilliseconds: 60 * Self.minute, maxAgeMilliseconds: 1, jitter: { 0.0 })
-        #expect(low.retryDelay(attempts: 4) == 4 * Self.minute)
-        #expect(policy.retryDelay(attempts: 4) == 8 * Self.minute)
+        // Age 8 min: with no jitter the wait is half of it, with full jitter all of it.
+        #expect(low.retryDelay(ageMilliseconds: 8 * Self.minute) == 4 * Self.minute)
+        #expect(policy.retryDelay(ageMilliseconds: 8 * Self.minute) == 8 * Self.minute)
+        // Never below retry_min, never above retry_max.
+        #expect(low.retryDelay(ageMilliseconds: 0) == Self.minute)
+        #expect(policy.retryDelay(ageMilliseconds: 1000 * Self.minute) == 60 * Self.minute)
     }
 
     @Test func permanentTransactionFailureDeadLettersEveryPendingRecipient() {
@@ -105,5 +109,41 @@ import Testing
         #expect(decision.disposition == .deadLetter)
         #expect(decision.reason.hasPrefix("expired after 5d"))
         #expect(decision.reason.contains("timed out"))
+    }
+
+    // MARK: throttling and batches (issue 15)
+
+    @Test(arguments: [
+        (SMTPReply(421, "4.4.2", "Message submission rate for this client has exceeded the configured limit"), true),
+        (SMTPReply(432, "4.3.2", "STOREDRV.ClientSubmit; sender thread limit exceeded"), true),
+        (SMTPReply(454, nil, "Throttling failure: Maximum sending rate exceeded."), true),
+        (SMTPReply(421, "4.7.28", "Our system has detected an unusual rate of unsolicited mail"), true),
+        (SMTPReply(451, "4.7.1", "Rate limited, try again later"), true),
+        (SMTPReply(450, "4.2.1", "Mailbox busy, try again later"), false),
+        (SMTPReply(421, "4.3.2", "Service shutting down"), false),
+        (SMTPReply(451, "4.3.0", "Temporary failure generating reply"), false),
+        (SMTPReply(550, "5.7.1", "Sending rate exceeded: message refused"), false),
+    ])
+    func throttlingRepliesAreTold(reply: SMTPReply, throttling: Bool) {
+        #expect(DeliveryPolicy.isThrottling(reply) == throttling, "\(reply.description)")
+    }
+
+    @Test func aThrottlingReplyIsAnOrdinaryRetryMarkedThrottled() {
+        let failure = UpstreamFailure(step: .mailFrom, reply: SMTPReply(454, nil, "Throttling failure: Maximum sending rate exceeded."), detail: "")
+        let decision = decide(.result(UpstreamDeliveryResult(failure: failure)))
+        #expect(decision.throttled)
+        #expect(decision.disposition == .retry(atMilliseconds: now + Self.minute))
+    }
+
+    @Test func aSettledBatchWithMoreRecipientsToGoIsTheNextBatch() {
+        let result = UpstreamDeliveryResult(accepted: [Self.ok("a@x")], refused: [Self.refused("b@x", 550)], dataReply: SMTPReply(250, "2.0.0", "ok"))
+        let decision = policy.decide(.result(result), pendingRecipients: ["a@x", "b@x"], attempts: 1, laterRecipients: ["c@x"],
+                                     receivedAtMilliseconds: now, nowMilliseconds: now)
+        #expect(decision.disposition == .nextBatch)
+        #expect(decision.delivered == ["a@x"] && decision.refused.keys.sorted() == ["b@x"])
+        let last = policy.decide(.result(UpstreamDeliveryResult(accepted: [Self.ok("c@x")], dataReply: SMTPReply(250, "2.0.0", "ok"))),
+                                 pendingRecipients: ["c@x"], attempts: 1, earlierRefusals: decision.refused,
+                                 receivedAtMilliseconds: now, nowMilliseconds: now)
+        #expect(last.disposition == .deadLetter, "b@x was refused in the first batch")
     }
 }

@@ -7,8 +7,9 @@ import Testing
     static func session(_ mechanism: UpstreamOAuthMechanism = .xoauth2, token: String = "tok1") -> UpstreamSession {
         let credentials = UpstreamCredentials(username: "alerts@contoso.example", password: token,
                                               oauth: UpstreamOAuth(mechanism: mechanism, host: "smtp.example", port: 587))
-        return UpstreamSession(parameters: UpstreamParameters(ehloName: "relay.example", tlsMode: .implicit,
-                                                              credentials: credentials, recordTranscript: true))
+        return UpstreamSession(target: .testing(UpstreamParameters(ehloName: "relay.example", tlsMode: .implicit,
+                                                                   credentials: credentials, recordTranscript: true)),
+                               clock: { 0 })
     }
 
     static func writes(_ actions: [UpstreamAction]) -> [String] {
@@ -17,7 +18,7 @@ import Testing
 
     /// Greeting and EHLO offering `auth`; returns what the session sent after the EHLO reply.
     static func open(_ session: inout UpstreamSession, auth: String) -> [UpstreamAction] {
-        _ = session.connected()
+        _ = session.openForTesting()
         _ = session.received(Array("220 mx ESMTP\r\n".utf8))
         return session.received(Array("250-mx\r\n250 AUTH \(auth)\r\n".utf8))
     }
@@ -60,7 +61,7 @@ import Testing
         let refused = s.received(Array("535 5.7.8 Username and Password not accepted\r\n".utf8))
         #expect(refused == [.needFreshToken])
         #expect(s.state == .awaitingToken)
-        let again = Self.writes(s.tokenRefreshed("tok2"))
+        let again = Self.writes(s.tokenFetched(UpstreamSession.grant("tok2")))
         #expect(again == ["AUTH XOAUTH2 " + Self.b64("user=alerts@contoso.example\u{1}auth=Bearer tok2\u{1}\u{1}") + "\r\n"])
         _ = s.received(Array("235 2.7.0 Accepted\r\n".utf8))
         #expect(s.state == .ready)
@@ -75,7 +76,7 @@ import Testing
         let challenge = Self.b64(#"{"status":"invalid_token"}"#)
         #expect(Self.writes(s.received(Array("334 \(challenge)\r\n".utf8))) == ["AQ==\r\n"], "RFC 7628 §3.2.3: %x01")
         #expect(s.received(Array("535 5.7.8 no\r\n".utf8)) == [.needFreshToken])
-        _ = s.tokenRefreshed("tok2")
+        _ = s.tokenFetched(UpstreamSession.grant("tok2"))
         _ = s.received(Array("334 \(challenge)\r\n".utf8))
         let final = s.received(Array("535 5.7.8 still no\r\n".utf8))
         let failure = final.compactMap { if case .sessionFailed(let f) = $0 { f } else { nil } }.first
@@ -89,9 +90,10 @@ import Testing
         var s = Self.session()
         _ = Self.open(&s, auth: "XOAUTH2")
         #expect(s.received(Array("535 5.7.3 Authentication unsuccessful\r\n".utf8)) == [.needFreshToken])
-        let failure = UpstreamFailure(step: .token, detail: "oauth2 token: https://e/t: HTTP 401 invalid_client")
-        let actions = s.tokenFailed(failure)
-        #expect(actions.contains(.sessionFailed(failure)))
+        let error = OAuth2TokenError(endpoint: "https://e/t", httpStatus: 401, error: "invalid_client")
+        let actions = s.tokenFailed(error)
+        #expect(actions.contains(.sessionFailed(UpstreamFailure(step: .token, detail: error.description,
+                                                                reason: .tokenFailed(error)))))
         #expect(Self.writes(actions) == ["QUIT\r\n"])
     }
 

@@ -8,15 +8,16 @@ private struct Dialogue {
     var written = ""
 
     init(_ mode: UpstreamTLSMode, credentials: UpstreamCredentials? = nil, allowPlaintextAuth: Bool = false) {
-        session = UpstreamSession(parameters: UpstreamParameters(
+        session = UpstreamSession(target: .testing(UpstreamParameters(
             ehloName: "relay.example", tlsMode: mode, credentials: credentials,
-            allowPlaintextAuth: allowPlaintextAuth, recordTranscript: true))
+            allowPlaintextAuth: allowPlaintextAuth, recordTranscript: true)), clock: { 0 })
     }
 
-    /// Appends writes to `written` and returns them with the other actions, as text.
+    /// Appends writes to `written` and returns them with the other actions but the
+    /// timer's, as text.
     @discardableResult
     mutating func take(_ actions: [UpstreamAction]) -> [String] {
-        actions.map { action in
+        withoutTimers(actions).map { action in
             if case .write(let bytes) = action {
                 let text = String(decoding: bytes, as: UTF8.self)
                 written += text
@@ -31,7 +32,7 @@ private struct Dialogue {
     @discardableResult
     mutating func server(_ bytes: [UInt8]) -> [String] { take(session.received(bytes)) }
     @discardableResult
-    mutating func connect() -> [String] { take(session.connected()) }
+    mutating func connect() -> [String] { take(session.openForTesting()) }
     @discardableResult
     mutating func tls() -> [String] { take(session.tlsEstablished()) }
     @discardableResult
@@ -70,7 +71,7 @@ private func sessionFailure(_ actions: [UpstreamAction]) -> UpstreamFailure? {
     @Test func starttlsWithAuthPlainFullDialogue() {
         var d = Dialogue(.starttls, credentials: alice)
         #expect(d.connect() == [])
-        #expect(d.session.timeoutKind == .reply)
+        #expect(d.session.timeoutKind == .greeting)
         #expect(d.server("220 mx.example ESMTP\r\n") == ["EHLO relay.example\r\n"])
         #expect(d.server("250-mx.example\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n") == ["STARTTLS\r\n"])
         #expect(d.server("220 2.0.0 go ahead\r\n") == ["startTLS"])
@@ -172,7 +173,7 @@ private func sessionFailure(_ actions: [UpstreamAction]) -> UpstreamFailure? {
         var d = Dialogue(.starttls)
         d.open("STARTTLS")
         d.server("220 go\r\n")
-        let actions = d.session.tlsFailed("certificate verify failed: hostname mismatch")
+        let actions = d.session.tlsFailed(.handshake(reason: "certificate verify failed: hostname mismatch"))
         #expect(sessionFailure(actions)?.step == .tls)
         #expect(sessionFailure(actions)?.summary == "TLS handshake failed: certificate verify failed: hostname mismatch")
         #expect(actions.last == .close)
@@ -384,7 +385,10 @@ private func sessionFailure(_ actions: [UpstreamAction]) -> UpstreamFailure? {
         d.connect()
         let actions = d.session.timedOut()
         #expect(sessionFailure(actions)?.summary == "timeout while waiting for the greeting")
-        #expect(actions == [.sessionFailed(UpstreamFailure(step: .timeout, detail: "timeout while waiting for the greeting")), .close])
+        // The spent timer is not re-armed, nor cancelled: closed needs none.
+        #expect(actions == [.sessionFailed(UpstreamFailure(step: .timeout, detail: "timeout while waiting for the greeting",
+                                                           reason: .timeout(.greeting))),
+                            .close])
     }
 
     @Test func reuseForASecondMessageWithoutRSET() {
@@ -448,7 +452,7 @@ private func sessionFailure(_ actions: [UpstreamAction]) -> UpstreamFailure? {
         d.send(message)
         let transcript = d.session.takeTranscript().map(\.description)
         #expect(transcript == [
-            "S: 220 mx.example ESMTP", "C: EHLO relay.example",
+            "-- connected to 192.0.2.25:25", "S: 220 mx.example ESMTP", "C: EHLO relay.example",
             "S: 250-mx.example\nS: 250-PIPELINING\nS: 250 8BITMIME",
             "C: MAIL FROM:<app@relay.example>", "C: RCPT TO:<a@x.example>", "C: RCPT TO:<b@x.example>", "C: DATA",
         ])

@@ -239,7 +239,7 @@ import Testing
         #expect(upstream.waitForMessages(1).count == 1)
         // The idle connection has said QUIT (after idleQuitMilliseconds); the upstream
         // answers it 3 s late, so the next message arrives while it is quitting.
-        let idleQuit = TimeInterval(DeliveryScheduler.idleQuitMilliseconds) / 1000
+        let idleQuit = TimeInterval(DeliveryQueue.idleQuitMilliseconds) / 1000
         #expect(eventually(timeout: idleQuit + 10) { upstream.quitCount == 1 })
         try Self.send(relay, subject: "second")
         let arrived = upstream.waitForMessages(2, timeout: 20)

@@ -64,6 +64,37 @@ import Testing
         #expect(!refused.output.contains(ProbeRoutes.password))
     }
 
+    /// A route with fallback hosts: the test tries one host, the first unless `--host`
+    /// names another of the route's, and says which.
+    @Test func testCommandTriesTheHostItIsGiven() throws {
+        let upstream = try ProbeUpstream(mode: "plain")
+        let directory = NSTemporaryDirectory() + "smarthost-probe-hosts-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/smarthost.yaml"
+        // The primary, 127.0.0.2, has nothing on the upstream's port: refused.
+        try """
+            hostname: relay.test
+            spool: \(directory)/spool
+            default:
+              host: [127.0.0.2, 127.0.0.1]
+              port: \(upstream.port)
+              tls: none
+              timeout: 5s
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let binary = RelayProcess.binaryPath
+        let primary = try ToolRun.run(binary, ["test", "--config", config, "--to", "ops@example.test"])
+        #expect(primary.status == 1, "\(primary.output)")
+        #expect(primary.output.contains("host: 127.0.0.2 (this test tries only it; the route's others: 127.0.0.1, each with --host)"))
+        let fallback = try ToolRun.run(binary, ["test", "--config", config, "--host", "127.0.0.1", "--to", "ops@example.test"])
+        #expect(fallback.status == 0, "\(fallback.output)")
+        #expect(fallback.output.contains("OK: 127.0.0.1:\(upstream.port)"), "\(fallback.output)")
+        let stranger = try ToolRun.run(binary, ["test", "--config", config, "--host", "192.0.2.1", "--to", "ops@example.test"])
+        #expect(stranger.status == 64)
+        #expect(stranger.output.contains("192.0.2.1 is not a host of this route (its hosts: 127.0.0.2, 127.0.0.1)"), "\(stranger.output)")
+    }
+
     @Test func routesCommandExplainsTheSenderMatch() throws {
         let config = try writeConfig(port: 2525, password: ProbeRoutes.password)
         defer { try? FileManager.default.removeItem(atPath: (config as NSString).deletingLastPathComponent) }

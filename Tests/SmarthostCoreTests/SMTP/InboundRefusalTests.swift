@@ -15,11 +15,12 @@ import Testing
     }
 
     static func session(_ refusals: Refusals, allowed: Bool = true, maxErrors: Int = 10,
-                        bareLineFeed: BareLineFeedPolicy = .normalize) -> InboundSession {
+                        bareLineFeed: BareLineFeedPolicy = .normalize,
+                        now: @escaping @Sendable () -> Int64 = { 0 }) -> InboundSession {
         InboundSession(configuration: .init(
             hostname: "relay.test", maxMessageSize: 100, maxRecipients: 1, clientAddress: "192.0.2.7",
             clientAllowed: allowed, maxErrors: maxErrors, clock: { 0 }, observer: { refusals.add($0) },
-            bareLineFeed: bareLineFeed))
+            bareLineFeed: bareLineFeed, now: now))
     }
 
     static func path(_ text: String) -> MailPath {
@@ -89,8 +90,10 @@ import Testing
         #expect(refusals.all.map(\.command) == ["UNKNOWN", "UNKNOWN", "DATA", "DATA"])
         #expect(refusals.all.map(\.reply.code) == [550, 500, 503, 421])
         let quiet = Refusals()
-        var idle = Self.session(quiet)
+        let clock = InboundSessionDeadlineTests.ManualClock()
+        var idle = Self.session(quiet, now: { clock.now })
         _ = idle.start()
+        clock.advance(5 * 60_000)
         _ = idle.timedOut()
         #expect(quiet.all == [InboundRefusal(command: "TIMEOUT", reply: SMTPReply(421, "4.4.2", "relay.test Error: timeout exceeded"))])
     }

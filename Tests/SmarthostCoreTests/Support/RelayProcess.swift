@@ -200,7 +200,10 @@ struct ToolRun {
             if !data.isEmpty { collected.append(data) }
         }
         try process.run()
-        if let input { inPipe.fileHandleForWriting.write(input) }
+        // A tool that exits before reading its input (a usage error) closes the pipe: the
+        // write must fail with EPIPE, not kill the whole test process with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        if let input { try? inPipe.fileHandleForWriting.write(contentsOf: input) }
         try? inPipe.fileHandleForWriting.close()
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }

@@ -12,6 +12,8 @@ final class UpstreamProcess: @unchecked Sendable {
         var tls: Bool
         var authUser: String?
         var helo: String?
+        /// When the faulty upstream stored it (Unix seconds); nil from `test_upstream.py`.
+        var receivedAt: Double?
     }
 
     let outdir: URL
@@ -36,11 +38,12 @@ final class UpstreamProcess: @unchecked Sendable {
         try launch(arguments)
     }
 
-    /// The scripted faulty upstream (`faulty_upstream.py --fault NAME`).
-    init(fault: String) throws {
+    /// The scripted faulty upstream (`faulty_upstream.py --fault NAME`); `extra` are its
+    /// other flags (`--limit 10 --window 5`…), `host`/`port` where it listens.
+    init(fault: String, extra: [String] = [], host: String = "127.0.0.1", port: UInt16 = 0) throws {
         outdir = FileManager.default.temporaryDirectory.appendingPathComponent("smarthost-upstream-\(UUID().uuidString)")
         let script = URL(fileURLWithPath: Self.scriptPath).deletingLastPathComponent().appendingPathComponent("faulty_upstream.py").path
-        try launch([script, "--fault", fault, "--outdir", outdir.path])
+        try launch([script, "--fault", fault, "--outdir", outdir.path, "--host", host, "--port", "\(port)"] + extra)
     }
 
     private func launch(_ arguments: [String]) throws {
@@ -79,7 +82,8 @@ final class UpstreamProcess: @unchecked Sendable {
                 .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] } ?? [:]
             return Received(content: content, mailFrom: meta["mail_from"] as? String ?? "",
                             recipients: meta["rcpt_tos"] as? [String] ?? [], tls: meta["tls"] as? Bool ?? false,
-                            authUser: meta["auth_user"] as? String, helo: meta["helo"] as? String)
+                            authUser: meta["auth_user"] as? String, helo: meta["helo"] as? String,
+                            receivedAt: meta["received_at"] as? Double)
         }
     }
 
@@ -90,9 +94,29 @@ final class UpstreamProcess: @unchecked Sendable {
     }
 
     /// QUIT commands the faulty upstream has received (it writes each before answering).
-    var quitCount: Int {
-        let text = (try? String(contentsOf: outdir.appendingPathComponent("quit.log"), encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").count
+    var quitCount: Int { logLines("quit.log").count }
+
+    /// Lines of one of the faulty upstream's logs (`transactions.log`, `throttled.log`,
+    /// `connections.log`, `quit.log`).
+    func logLines(_ name: String) -> [String] {
+        let text = (try? String(contentsOf: outdir.appendingPathComponent(name), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// Limit replies the faulty upstream gave (`--fault rate-limit`).
+    var throttledCount: Int { logLines("throttled.log").count }
+
+    /// Connections the faulty upstream accepted.
+    var connectionCount: Int { logLines("connections.log").count }
+
+    /// Transactions that reached MAIL FROM: accepted RCPTs, the final reply's code, RCPTs sent.
+    var transactions: [(recipients: Int, result: String, tried: Int)] {
+        logLines("transactions.log").compactMap { line in
+            let words = line.split(separator: " ")
+            guard words.count == 4, let count = Int(words[1].dropFirst("rcpts=".count)),
+                  let tried = Int(words[3].dropFirst("tried=".count)) else { return nil }
+            return (count, String(words[2].dropFirst("result=".count)), tried)
+        }
     }
 
     /// Waits until at least `count` messages arrived; returns them.

@@ -22,6 +22,8 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// The one system-call layer: sockets here (EAGAIN a value), files in `Syscall+Files.swift`
+/// (typed `SpoolError`s). Every call retries EINTR; nothing above it reads errno.
 enum Syscall {
     /// Runs `body` again on EINTR; EAGAIN/EWOULDBLOCK become `.wouldBlock`.
     @inline(__always)
@@ -48,35 +50,5 @@ enum Syscall {
     static func close(_ fd: Int32) {
         // Linux closes the fd even when close returns EINTR: never retry.
         _ = Glibc.close(fd)
-    }
-}
-
-/// Monotonic time in milliseconds, for timers and timeouts (never the wall clock).
-public enum MonotonicClock {
-    public static func nowMilliseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-
-    public static func nanoseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
-}
-
-/// Wall-clock seconds since the epoch, for records that outlive the process.
-public enum WallClock {
-    public static func nowSeconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec)
-    }
-
-    public static func nowMilliseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 }

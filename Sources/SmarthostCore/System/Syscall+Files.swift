@@ -1,23 +1,24 @@
 import CShim
 import Glibc
 
-/// The system calls the spool makes, each retrying EINTR and failing with a typed
-/// `SpoolError` that names the step and the path. Everything above this file works in
-/// paths and byte arrays, never in errno.
-enum SpoolSystem {
+/// The file-system calls (the spool's, and the queue tools'), each retrying EINTR and
+/// failing with a typed `SpoolError` that names the step and the path. Everything above
+/// this layer works in paths and byte arrays, never in errno. Socket calls, which turn
+/// EAGAIN into a value instead, are in `Syscall.swift`.
+extension Syscall {
     static let fileMode: mode_t = 0o600
     static let directoryMode: mode_t = 0o700
 
+    /// Never follows a symlink at the last component of a file: nothing in the spool is
+    /// one, and following a planted one would make a root-run queue tool write through it.
+    /// Directories may be symlinks (a spool root moved to another disk).
     static func open(_ path: String, _ flags: Int32, mode: mode_t = fileMode) throws(SpoolError) -> Int32 {
+        let noFollow = flags & O_DIRECTORY == 0 ? O_NOFOLLOW : 0
         while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            let fd = Glibc.open(path, flags | O_CLOEXEC | noFollow, mode)
             if fd >= 0 { return fd }
             if errno != EINTR { throw SpoolError.system("open", path) }
         }
-    }
-
-    static func close(_ fd: Int32) {
-        _ = Glibc.close(fd)  // EINTR on close must not be retried on Linux: the fd is gone.
     }
 
     static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(SpoolError) {
@@ -103,6 +104,19 @@ enum SpoolSystem {
         if mkdir(path, directoryMode) != 0 && errno != EEXIST { throw SpoolError.system("mkdir", path) }
     }
 
+    /// Refuses a spool directory that is not ours alone: owned by another account, or
+    /// writable by group or others (who could plant names the relay then opens). Follows a
+    /// symlink: what counts is the directory the spool's files are made in. Read and
+    /// search bits for others are left to the operator: every file in the spool is 0600.
+    static func checkDirectory(_ path: String, user: uid_t = geteuid()) throws(SpoolError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw SpoolError.system("stat", path) }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw SpoolError.system("open", path, ENOTDIR) }
+        if info.st_uid != user || info.st_mode & 0o022 != 0 {
+            throw SpoolError.unsafeDirectory(path: path, owner: info.st_uid, mode: info.st_mode & 0o7777, user: user)
+        }
+    }
+
     /// Bytes an unprivileged writer may still use (f_bavail: root's reserve excluded).
     static func freeBytes(_ path: String) throws(SpoolError) -> UInt64 {
         var info = statvfs()
@@ -155,24 +169,54 @@ enum SpoolSystem {
     }
 
     /// Writes a small file so that readers see the old or the new content, never a mix:
-    /// write a temporary, fsync it, rename over the target, fsync the directory.
-    static func replaceFile(_ path: String, with bytes: [UInt8], scratch: String, directory: String) throws(SpoolError) {
-        let fd = try open(scratch, O_WRONLY | O_CREAT | O_TRUNC)
+    /// write a temporary in `scratchDirectory`, fsync it, rename it over `directory/name`,
+    /// fsync the directory. Both directories are opened once and the rest is relative to
+    /// them, so a directory renamed meanwhile cannot redirect the write.
+    static func replaceFile(_ name: String, in directory: String, with bytes: [UInt8],
+                            scratchDirectory: String, scratchPrefix: String) throws(SpoolError) {
+        let scratchFD = try open(scratchDirectory, O_RDONLY | O_DIRECTORY)
+        defer { close(scratchFD) }
+        let targetFD = try open(directory, O_RDONLY | O_DIRECTORY)
+        defer { close(targetFD) }
+        let (fd, scratch) = try createExclusive(in: scratchFD, directory: scratchDirectory, prefix: scratchPrefix)
+        let scratchPath = scratchDirectory + "/" + scratch
         var failure: SpoolError?
         do throws(SpoolError) {
-            try write(fd, bytes, path: scratch)
-            try fsync(fd, path: scratch)
+            try write(fd, bytes, path: scratchPath)
+            try fsync(fd, path: scratchPath)
         } catch {
             failure = error
         }
         close(fd)
-        if failure == nil {
-            do throws(SpoolError) { try rename(scratch, path) } catch { failure = error }
+        if failure == nil && renameat(scratchFD, scratch, targetFD, name) != 0 {
+            failure = SpoolError.system("rename", scratchPath + " -> " + directory + "/" + name)
         }
         if let failure {
-            _ = Glibc.unlink(scratch)
+            _ = unlinkat(scratchFD, scratch, 0)
             throw failure
         }
-        try syncDirectory(directory)
+        try fsync(targetFD, path: directory)
+    }
+
+    /// A new file (0600) under an unpredictable name `<prefix>.<16 hex digits>` in the
+    /// directory open as `directoryFD`. O_EXCL|O_NOFOLLOW: a name someone planted (a
+    /// symlink, a hard link, a file) is never opened, another random name is tried.
+    static func createExclusive(in directoryFD: Int32, directory: String, prefix: String,
+                                suffix: () -> UInt64 = { UInt64.random(in: .min ... .max) })
+        throws(SpoolError) -> (fd: Int32, name: String) {
+        var lastName = prefix
+        for _ in 0..<16 {
+            let digits = String(suffix(), radix: 16)
+            let name = prefix + "." + String(repeating: "0", count: 16 - digits.count) + digits
+            lastName = name
+            while true {
+                let fd = openat(directoryFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, fileMode)
+                if fd >= 0 { return (fd, name) }
+                if errno == EINTR { continue }
+                if errno == EEXIST { break }
+                throw SpoolError.system("open", directory + "/" + name)
+            }
+        }
+        throw SpoolError.system("open", directory + "/" + lastName, EEXIST)
     }
 }

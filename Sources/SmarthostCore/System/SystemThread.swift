@@ -1,0 +1,55 @@
+import CShim
+import Glibc
+
+/// The one way this process starts an OS thread (the loop's workers, the spool's committer,
+/// sync pool and file pool, the log writer): named, so `ps -L`, `top -H` and a core dump say
+/// which thread is which, and with `pthread_create`'s result checked, so a thread that could
+/// not start is a value the owner decides about instead of a job queue nobody drains.
+struct SystemThread: @unchecked Sendable {
+    let handle: pthread_t
+    let name: String
+
+    /// Starts `body` on a new thread named `name` (the kernel keeps 15 bytes of it). Throws
+    /// when the system refuses (EAGAIN: thread or memory limits).
+    static func start(name: String, _ body: @escaping () -> Void) throws(SystemError) -> SystemThread {
+        let start = Start(name: name, body: body)
+        let context = Unmanaged.passRetained(start).toOpaque()
+        var handle = pthread_t()
+        let status = pthread_create(&handle, nil, { context in
+            let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+            start.body()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<Start>.fromOpaque(context).release()
+            throw SystemError("pthread_create \(name)", errno: status)
+        }
+        // Named from here, before `start` returns: whoever lists the threads next sees it.
+        _ = shim_set_thread_name(handle, name)
+        return SystemThread(handle: handle, name: name)
+    }
+
+    /// Waits for the thread to end. Once only, and never from the thread itself.
+    func join() {
+        pthread_join(handle, nil)
+    }
+
+    /// Lets the thread end on its own; its resources go when it does.
+    func detach() {
+        pthread_detach(handle)
+    }
+
+    /// True on the thread itself (which must detach, not join, if it is the one stopping).
+    var isCurrent: Bool {
+        pthread_equal(handle, pthread_self()) != 0
+    }
+
+    private final class Start {
+        let name: String
+        let body: () -> Void
+        init(name: String, body: @escaping () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+}
