@@ -7,18 +7,6 @@ import Testing
 /// each event the queue must be consistent, and once the upstream is healthy again every
 /// message must end delivered or dead-lettered exactly once — nothing lost, nothing twice.
 @Suite struct DeliveryQueueSimulationTests {
-    /// A small deterministic generator (SplitMix64).
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     enum SimConnection: Equatable {
         case connecting
         case ready
@@ -31,7 +19,7 @@ import Testing
     struct World {
         var queue: DeliveryQueue
         var now: Int64 = DeliveryQueueTests.start
-        var rng: Seeded
+        var rng: SplitMix64
         var connections: [DeliveryQueue.ConnectionID: SimConnection] = [:]
         var messages: [SpoolID: SpoolEnvelope] = [:]
         var delivered: [SpoolID: Int] = [:]
@@ -194,7 +182,7 @@ import Testing
 
     @Test(arguments: 1...24)
     func nothingIsLostOrSettledTwiceWhateverTheOrderOfEvents(seed: Int) {
-        var rng = Seeded(state: UInt64(seed))
+        var rng = SplitMix64(seed: UInt64(seed))
         let hosts = Int.random(in: 0..<2, using: &rng) == 0 ? ["a.example"] : ["a.example", "b.example"]
         let limits = RouteLimits(messagesPerSecond: Int.random(in: 0..<3, using: &rng) == 0 ? 5 : nil,
                                  connections: Int.random(in: 1...3, using: &rng),

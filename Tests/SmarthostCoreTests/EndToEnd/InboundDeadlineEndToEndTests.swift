@@ -31,14 +31,20 @@ import Testing
         return text
     }
 
-    @Test func aDrippedMessageGets421AtTheDataDeadlineAndNothingIsSpooled() throws {
-        let relay = try InboundLimitsEndToEndTests.relay(limits: "limits:\n  data_timeout: 2s")
-        defer { relay.stop() }
-        // A receive timeout of 0.1 s lets the drip loop look for the 421 between bytes.
+    /// A client past the greeting whose reads wait 0.1 s, so the drip loop can look for the
+    /// 421 between bytes.
+    static func greetedDripClient(_ relay: RelayProcess) throws -> RawSMTPClient {
         let client = try RawSMTPClient(port: relay.port, timeoutSeconds: 1)
         var quick = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(client.fd, SOL_SOCKET, SO_RCVTIMEO, &quick, socklen_t(MemoryLayout<timeval>.size))
-        #expect(Self.reply(client).hasPrefix("220 "))
+        #expect(reply(client).hasPrefix("220 "))
+        return client
+    }
+
+    @Test func aDrippedMessageGets421AtTheDataDeadlineAndNothingIsSpooled() throws {
+        let relay = try InboundLimitsEndToEndTests.relay(limits: "limits:\n  data_timeout: 2s")
+        defer { relay.stop() }
+        let client = try Self.greetedDripClient(relay)
         client.send("EHLO client.test\r\nMAIL FROM:<a@acme.example>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n")
         var replies: [String] = []
         while replies.count < 4, case let next = Self.reply(client), !next.isEmpty { replies.append(next) }
@@ -60,10 +66,7 @@ import Testing
     @Test func aDrippedCommandGets421AtTheCommandDeadline() throws {
         let relay = try InboundLimitsEndToEndTests.relay(limits: "limits:\n  idle_timeout: 2s")
         defer { relay.stop() }
-        let client = try RawSMTPClient(port: relay.port, timeoutSeconds: 1)
-        var quick = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(client.fd, SOL_SOCKET, SO_RCVTIMEO, &quick, socklen_t(MemoryLayout<timeval>.size))
-        #expect(Self.reply(client).hasPrefix("220 "))
+        let client = try Self.greetedDripClient(relay)
 
         let (reply, seconds) = Self.drip(client, giveUp: 15)
 

@@ -253,12 +253,7 @@ import Testing
         defer { healthy.stop() }
         let relay = try RelayProcess(configBody: """
         queue: { retry_min: 1s, retry_max: 4s, max_age: 1h }
-        default:
-          host: 127.0.0.1
-          port: 9
-          tls: none
-        host:
-          use: default
+        \(RelayProcess.defaultRoutes)
         orgs:
           acme:
             use: custom

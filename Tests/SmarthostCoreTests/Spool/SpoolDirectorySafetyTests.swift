@@ -9,12 +9,9 @@ import Testing
     /// The old scratch name was `tmp/<id>.state.<pid>`, opened O_CREAT|O_TRUNC: a symlink
     /// planted there made `queue hold` overwrite whatever it pointed at.
     @Test func aSymlinkAtThePredictableScratchNameIsNotFollowed() throws {
-        let directory = SpoolTestDirectory()
-        defer { directory.remove() }
-        let victim = try VictimFile()
-        defer { victim.remove() }
-        let spool = try Spool(root: directory.root)
-        let id = try SpoolTestData.storeOK(spool, SpoolTestData.message())
+        let scene = try PlantedLinkScene()
+        defer { scene.remove() }
+        let (directory, victim, spool, id) = (scene.directory, scene.victim, scene.spool, scene.id)
         let planted = "\(directory.root)/tmp/\(id).state.\(getpid())"
         #expect(symlink(victim.path, planted) == 0)
 
@@ -68,12 +65,9 @@ import Testing
     /// Reading follows no symlink either: a `.state` that is a link is an error, not a read
     /// of the file it names.
     @Test func aSymlinkedStateFileIsNotRead() throws {
-        let directory = SpoolTestDirectory()
-        defer { directory.remove() }
-        let victim = try VictimFile()
-        defer { victim.remove() }
-        let spool = try Spool(root: directory.root)
-        let id = try SpoolTestData.storeOK(spool, SpoolTestData.message())
+        let scene = try PlantedLinkScene()
+        defer { scene.remove() }
+        let (directory, victim, spool, id) = (scene.directory, scene.victim, scene.spool, scene.id)
         #expect(symlink(victim.path, "\(directory.root)/queue/\(id).state") == 0)
         #expect(throws: SpoolError.io(operation: "open", path: "\(directory.root)/queue/\(id).state", errno: ELOOP)) {
             _ = try spool.envelope(id)
@@ -162,5 +156,24 @@ private struct VictimFile {
 
     func remove() {
         try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// A spool with one queued message, and a file outside it that a planted link could reach.
+private struct PlantedLinkScene {
+    let directory = SpoolTestDirectory()
+    let victim: VictimFile
+    let spool: Spool
+    let id: SpoolID
+
+    init() throws {
+        victim = try VictimFile()
+        spool = try Spool(root: directory.root)
+        id = try SpoolTestData.storeOK(spool, SpoolTestData.message())
+    }
+
+    func remove() {
+        victim.remove()
+        directory.remove()
     }
 }
