@@ -8,83 +8,6 @@
 struct DeliveryQueue {
     typealias ConnectionID = UInt64
 
-    /// What the queue needs from the configuration; a reload replaces it.
-    struct Rules {
-        var policy: DeliveryPolicy
-        /// The route a message takes now (routes are re-resolved at every attempt).
-        var target: (SpoolEnvelope) -> DeliveryTarget
-        /// `queue.connections_per_route`, for routes without `connections:`.
-        var defaultConnections: Int
-        /// How soon a message held for a missing secret is looked at again.
-        var holdRecheckMilliseconds: Int64
-        /// Whether a deferral at this time should warn the sender.
-        var delayWarningDue: (SpoolEnvelope, Int64) -> Bool = { _, _ in false }
-    }
-
-    struct Entry {
-        var envelope: SpoolEnvelope
-        var dueAt: Int64
-        /// The route it waits in or is being sent on: in flight, whatever the step.
-        var route: String?
-        var connection: ConnectionID?
-        /// Content of a small message just accepted, so its first attempt reads nothing.
-        var content: [UInt8]?
-        /// Held because its route's secret is missing (not an operator's hold).
-        var awaitingCredential = false
-        /// The recipients of the transaction in progress (`max_recipients_per_message`).
-        var batch: [String] = []
-        /// When its attempt in progress started, to tell a throttling reply to it from one to
-        /// a message sent at an earlier pace (`RoutePace.throttled`).
-        var startedAt: Int64?
-        var inFlight: Bool { route != nil }
-    }
-
-    enum ConnectionState: Equatable {
-        /// Connecting, or between a result and the next `ready`.
-        case notReady
-        case idle(since: Int64)
-        /// Its message is being read from the spool.
-        case preparing(SpoolID)
-        case sending(SpoolID)
-        case quitting
-    }
-
-    struct Connection {
-        var route: String
-        var host: String
-        var state: ConnectionState
-        /// When its last message started (a throttling reply as it closes is about that one).
-        var lastStartedAt: Int64?
-    }
-
-    struct HostState {
-        var downUntil: Int64 = 0
-        var downSince: Int64?
-        var lastFailure: String?
-    }
-
-    struct Route {
-        var target: DeliveryTarget
-        var pace: RoutePace
-        var waiting: [SpoolID] = []
-        var connections: Set<ConnectionID> = []
-        var hosts: [String: HostState] = [:]
-        /// Set while every host is down: one log line per transition, and for how long.
-        var downSince: Int64?
-        var lastFailure: String?
-
-        /// The first host, in the route's order, not marked down at `now`.
-        func availableHost(now: Int64) -> String? {
-            target.hosts.first { (hosts[$0]?.downUntil ?? 0) <= now }
-        }
-
-        /// When the first host comes back, if every host is down now; else nil.
-        func downUntil(now: Int64) -> Int64? {
-            guard availableHost(now: now) == nil else { return nil }
-            return target.hosts.compactMap { hosts[$0]?.downUntil }.min()
-        }
-    }
-
     static let idleQuitMilliseconds: Int64 = 5_000
     /// At most this much accepted content waits in memory for a first attempt (a route
     /// that is down must not make the queue a memory one); past it, delivery reads the spool.
@@ -546,42 +469,6 @@ struct DeliveryQueue {
             }
         }
         return actions
-    }
-
-    // MARK: What it knows
-
-    var queuedCount: Int { entries.count }
-    var deferredCount: Int { entries.values.filter { $0.envelope.attempts > 0 }.count }
-    var inFlightCount: Int { entries.values.filter(\.inFlight).count }
-    var hasInFlight: Bool { entries.values.contains { $0.inFlight } }
-    var awaitingCredentialCount: Int { entries.values.filter(\.awaitingCredential).count }
-    var heldCount: Int { entries.values.filter(\.envelope.held).count }
-
-    func routesDown(now: Int64) -> Int {
-        routes.values.filter { $0.downUntil(now: now) != nil }.count
-    }
-
-    /// Routes whose every host is down (or still failing), for `status` and `STATUS=`.
-    func routesDownNow(now: Int64) -> [ControlRouteDown] {
-        routes.values.compactMap { route -> ControlRouteDown? in
-            guard let since = route.downSince else { return nil }
-            let retry = route.downUntil(now: now).map { max($0 - now, 0) } ?? 0
-            return ControlRouteDown(upstream: route.target.routeName, downSeconds: (now - since) / 1000,
-                                    retryInSeconds: retry / 1000, error: route.lastFailure ?? "-")
-        }.sorted { $0.upstream < $1.upstream }
-    }
-
-    /// Routes slowed down by throttling now: name, messages per second (nil: no limit),
-    /// connections.
-    var slowedRoutes: [(route: String, messagesPerSecond: Double?, connections: Int)] {
-        routes.values.filter(\.pace.isSlowed)
-            .map { ($0.target.routeName, $0.pace.rate, $0.pace.connections) }
-            .sorted { $0.route < $1.route }
-    }
-
-    func state(of id: SpoolID) -> ControlQueueState {
-        guard let entry = entries[id] else { return .unknown }
-        return entry.inFlight ? .inFlight : .waiting
     }
 }
 
