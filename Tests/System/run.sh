@@ -64,7 +64,8 @@ root=$(BOX_DIR=$BOX_DIR "$BOX" path)
 # A fresh host: nothing of an earlier run remains.
 sh_box 'systemctl stop smarthost.socket smarthost.service test-upstream 2>/dev/null
         dpkg -P smarthost >/dev/null 2>&1; rm -rf /var/lib/smarthost /etc/smarthost /root/up
-        rm -f /etc/systemd/system/test-upstream.service; userdel smarthost 2>/dev/null
+        rm -f /etc/systemd/system/test-upstream.service; userdel smarthost 2>/dev/null; userdel robot 2>/dev/null
+        rm -rf /etc/systemd/system/smarthost.socket.d /etc/systemd/system/smarthost.service.d
         systemctl daemon-reload; true'
 cp "$deb" "$root/root/smarthost.deb"
 cp Tests/SmarthostCoreTests/Support/test_upstream.py "$root/root/test_upstream.py"
@@ -165,6 +166,93 @@ wait_for 20 'grep -lq "Subject: after-bad-reload" /root/up/*.eml' && pass "mail 
 write_config ""
 check "reload back to the good file" systemctl reload smarthost
 
+echo "== tenants on a Unix socket (README: Tenants' robots on a Unix socket)"
+# swaks_box [runuser -u USER --] swaks ARGS…: the last reply swaks got (a refusal too), one line.
+swaks_box() {
+    sh_box "$* 2>&1 | grep -E '^<[-~*]+ +[0-9]{3} ' | grep -v -E ' (220|221|250-|354) ' | tail -1"
+}
+# Subjects in this section are unique and none is the start of another (lines end in CRLF).
+delivered() { wait_for 20 "grep -lq 'Subject: $1' /root/up/*.eml"; }
+eml_of() { sh_box "grep -l 'Subject: $1' /root/up/*.eml | head -1"; }
+sock="--socket /run/smarthost/smtp.sock"
+box sh -c 'id robot >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin robot'
+robot_uid=$(box id -u robot)
+write_config "org_header_trust: senders
+orgs:
+  acme:
+    use: default
+    senders: ['*@acme.example']
+  robots:
+    use: default
+    senders: ['*@robots.example']
+    clients: ['user:robot']
+  rootco:
+    use: default
+    senders: ['*@rootco.example']
+    clients: ['user:root']"
+check "reload with org_header_trust: senders and clients: user:robot / user:root" systemctl reload smarthost
+# The socket drop-in alone, as an operator who skipped the README's second drop-in would.
+sh_box 'mkdir -p /etc/systemd/system/smarthost.socket.d
+    printf "[Socket]\nListenStream=/run/smarthost/smtp.sock\nSocketMode=0666\n" > /etc/systemd/system/smarthost.socket.d/tenants.conf'
+check "systemctl edit smarthost.socket (ListenStream=/run/smarthost/smtp.sock); restart socket and service" \
+    sh -c 'systemctl daemon-reload && systemctl restart smarthost.socket smarthost.service && systemctl is-active --quiet smarthost'
+check "systemd made /run/smarthost/smtp.sock, a socket of mode 0666, beside port 25" \
+    sh -c '[ "$(stat -c %F:%a /run/smarthost/smtp.sock)" = socket:666 ] && ss -ltn | grep -q "127.0.0.1:25 "'
+reply=$(swaks_box runuser -u robot -- swaks $sock --from bot@robots.example --to someone@example.org \
+    --header "'Subject: robot-private-users'" --add-header "'X-Smarthost-Org: robots'")
+case "$reply" in *"550 5.7.1"*"uid=unknown may not send as org robots"*) pass "under PrivateUsers=yes the robot is uid=unknown: refused 550 5.7.1, not mistaken for another user" ;;
+    *) fail "under PrivateUsers=yes the robot is uid=unknown and refused" "$reply" ;; esac
+check "and the journal says why (PrivateUsers)" sh -c 'journalctl -u smarthost --no-pager -n 40 | grep -q "uid rules cannot see most users.*PrivateUsers=no.*orgs=robots,rootco"'
+sh_box 'mkdir -p /etc/systemd/system/smarthost.service.d
+    printf "[Service]\nPrivateUsers=no\n" > /etc/systemd/system/smarthost.service.d/tenants.conf'
+check "systemctl edit smarthost.service (PrivateUsers=no); restart" \
+    sh -c 'systemctl daemon-reload && systemctl restart smarthost.service && systemctl is-active --quiet smarthost'
+reply=$(swaks_box runuser -u nobody -- swaks $sock --from app@example.com --to someone@example.org \
+    --header "'Subject: unix-nobody'" --body "'over the Unix socket'")
+delivered unix-nobody && pass "as nobody: swaks --socket /run/smarthost/smtp.sock → upstream" \
+    || fail "as nobody over the Unix socket → upstream" "reply: $reply; $(box journalctl -u smarthost --no-pager -n 10)"
+eml=$(eml_of unix-nobody)
+check "its Received: header and the journal's accepted line name uid=65534" \
+    sh -c "grep -q '^Received: from .*(uid=65534)' '$eml' && journalctl -u smarthost --no-pager | grep -q 'accepted .*client=uid=65534'"
+reply=$(swaks_box runuser -u robot -- swaks $sock --from bot@robots.example --to someone@example.org \
+    --header "'Subject: robot-as-robots'" --add-header "'X-Smarthost-Org: robots'")
+delivered robot-as-robots && pass "the robot (user:robot, uid $robot_uid) sends as org robots over the socket" \
+    || fail "the robot sends as org robots" "reply: $reply"
+eml=$(eml_of robot-as-robots)
+check "Received: names uid=$robot_uid and the org header is gone" \
+    sh -c "grep -q '^Received: from .*(uid=$robot_uid)' '$eml' && ! grep -qi '^X-Smarthost-Org:' '$eml'"
+reply=$(swaks_box runuser -u nobody -- swaks $sock --from bot@robots.example --to someone@example.org \
+    --header "'Subject: nobody-as-robots'" --add-header "'X-Smarthost-Org: robots'")
+case "$reply" in *"550 5.7.1"*"client uid=65534 may not send as org robots"*) pass "nobody claiming org robots over the socket: 550 5.7.1" ;;
+    *) fail "nobody claiming org robots: 550 5.7.1" "$reply" ;; esac
+reply=$(swaks_box runuser -u nobody -- swaks $sock --from ops@rootco.example --to someone@example.org \
+    --header "'Subject: nobody-as-rootco'" --add-header "'X-Smarthost-Org: rootco'")
+case "$reply" in *"550 5.7.1"*"client uid=65534 may not send as org rootco"*) pass "nobody claiming org rootco (clients: user:root) over the socket: 550 5.7.1" ;;
+    *) fail "nobody claiming org rootco: 550 5.7.1" "$reply" ;; esac
+reply=$(swaks_box swaks $sock --from ops@rootco.example --to someone@example.org \
+    --header "'Subject: root-as-rootco'" --add-header "'X-Smarthost-Org: rootco'")
+delivered root-as-rootco && pass "root claiming org rootco over the socket is delivered" || fail "root as rootco delivered" "reply: $reply"
+echo "== org_header_trust: senders on port 25"
+reply=$(swaks_box swaks --server 127.0.0.1:25 --from app@example.com --to someone@example.org \
+    --header "'Subject: tcp-claim-acme'" --add-header "'X-Smarthost-Org: acme'")
+case "$reply" in *"550 5.7.1"*"names org acme, whose senders do not include this envelope sender"*)
+        pass "header claims org acme, sender not acme's, over TCP 25: 550 5.7.1" ;;
+    *) fail "header claim without acme's sender over TCP: 550 5.7.1" "$reply" ;; esac
+reply=$(swaks_box swaks --server 127.0.0.1:25 --from app@acme.example --to someone@example.org \
+    --header "'Subject: tcp-acme-sender'" --add-header "'X-Smarthost-Org: acme'")
+delivered tcp-acme-sender && pass "the same claim with acme's sender over TCP 25 is delivered" || fail "acme's sender delivered" "reply: $reply"
+# The last accepted message's spool files go a moment after the upstream's 250: poll.
+wait_for 10 '! grep -lqE "Subject: (robot-private-users|nobody-as-robots|nobody-as-rootco|tcp-claim-acme)" /root/up/*.eml &&
+        [ -z "$(smarthost queue list)" ] && j=$(journalctl -u smarthost --no-pager) &&
+        echo "$j" | grep -q "refused .*client=uid=65534 .*org=rootco" &&
+        echo "$j" | grep -q "refused .*client=uid=65534 .*org=robots" &&
+        echo "$j" | grep -q "refused .*client=127.0.0.1 .*org=acme"' \
+    && pass "refused claims reached no upstream and were not queued; the journal logged each with its org" \
+    || fail "refused claims: nothing delivered or queued, each logged" "$(box smarthost queue list; box journalctl -u smarthost --no-pager -n 15 | grep refused)"
+# Later sections relay with the plain configuration; the drop-ins stay, as on a real host.
+write_config ""
+check "reload back to the plain configuration (the socket stays)" sh -c 'systemctl reload smarthost && [ -S /run/smarthost/smtp.sock ]'
+
 echo "== the machine's MTA: /usr/sbin/sendmail and mailq (README: As the machine's MTA)"
 check "/usr/sbin/sendmail and /usr/bin/mailq are links to the relay" \
     sh -c '[ "$(readlink -f /usr/sbin/sendmail)" = /usr/bin/smarthost ] && [ "$(readlink -f /usr/bin/mailq)" = /usr/bin/smarthost ]'
@@ -224,6 +312,7 @@ box systemctl start smarthost.service
 "$BOX" stop && boot && pass "box rebooted" || fail "box reboot" "systemd-box stop/start"
 wait_for 20 'systemctl is-active --quiet smarthost.service' && pass "the relay is up after a reboot" || fail "relay after reboot" "$(box systemctl status smarthost --no-pager | head -5)"
 check "queued mail survived stop/start and the reboot" sh -c '[ "$(smarthost queue list | grep -c .)" -ge 3 ]'
+check "the tenants' Unix socket is back after the reboot" sh -c '[ "$(stat -c %F:%a /run/smarthost/smtp.sock)" = socket:666 ]'
 box systemctl start test-upstream
 wait_for 30 'for n in 1 2 3; do grep -lq "Subject: reboot-$n" /root/up/*.eml || exit 1; done' \
     && pass "delivered when the upstream returns" || fail "delivery after reboot" "$(box smarthost queue list)"

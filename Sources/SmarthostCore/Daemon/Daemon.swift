@@ -95,6 +95,7 @@ public final class Daemon {
         }
         notifier.ready(status: statusLine())
         logMissingCredentials(config)
+        warnUIDRulesBlind(config)
         startWatchdog()
         startStatusUpdates()
         logger.info("started", metadata: ["hostname": "\(config.hostname)", "spool": "\(config.spool)"])
@@ -265,6 +266,7 @@ public final class Daemon {
         scheduler.replaceEnvironment(DeliveryEnvironment(config: newConfig))
         config = newConfig
         logMissingCredentials(newConfig)
+        warnUIDRulesBlind(newConfig)
         logger.info("reloaded", metadata: ["orgs": "\(newConfig.orgs.count)"])
         let missing = newConfig.missingCredentials.map(\.route)
         return .ok("reloaded \(configPath): \(newConfig.orgs.count) orgs"
@@ -289,6 +291,21 @@ public final class Daemon {
         }
         metricsServer = server
         logger.info("metrics listening", metadata: ["address": "\(server.address.map { "\($0)" } ?? "\(listen)")"])
+    }
+
+    /// `uid:`/`user:` rules in a user namespace that maps few uids (systemd's
+    /// `PrivateUsers=yes`): other users' clients arrive as uid=unknown and match none of them.
+    private func warnUIDRulesBlind(_ config: RelayConfig) {
+        let map = PeerUIDMap.current
+        guard !map.mapsEveryUID else { return }
+        let orgs = config.orgs.filter { org in
+            org.clients?.contains { if case .uid = $0 { return true } else { return false } } ?? false
+        }.map(\.id)
+        guard !orgs.isEmpty else { return }
+        logger.warning("""
+            uid rules cannot see most users: this process's user namespace maps only some uids \
+            (systemd PrivateUsers=yes?), other Unix-socket clients are uid=unknown; set PrivateUsers=no
+            """, metadata: ["orgs": "\(orgs.joined(separator: ","))"])
     }
 
     /// A fresh install: the relay runs and takes mail, and says exactly what it waits for.

@@ -2,10 +2,11 @@ import Glibc
 
 extension ClientIdentity {
     /// The client of a socket just accepted: its address for TCP, its uid for a Unix socket
-    /// (`SO_PEERCRED`: the credentials of the process that connected, which it cannot forge).
+    /// (`SO_PEERCRED`: the credentials of the process that connected, which it cannot forge;
+    /// unknown when our user namespace cannot tell that user from others, `PeerUIDMap`).
     init(fd: Int32, peer: SocketAddress) {
         if peer.isUnix {
-            self = .unix(uid: UnixSocket.peerUID(fd).map { UInt32($0) })
+            self = .unix(uid: UnixSocket.peerUID(fd).flatMap { PeerUIDMap.current.believe(UInt32($0)) })
         } else {
             self = .address(bytes: peer.ipBytes, text: peer.ipString)
         }
