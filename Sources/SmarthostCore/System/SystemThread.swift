@@ -17,6 +17,10 @@ struct SystemThread: @unchecked Sendable {
         var handle = pthread_t()
         let status = pthread_create(&handle, nil, { context in
             let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+            // The thread names itself before its body runs: the creator's naming below may
+            // come after the body has started (a body that looks at its name saw the name of
+            // the thread that created it).
+            _ = shim_set_thread_name(pthread_self(), start.name)
             start.body()
             return nil
         }, context)
