@@ -75,7 +75,9 @@ public struct RouteSettings: Sendable, Equatable {
     }
 
     /// `host:port`, with brackets around an IPv6 literal.
-    public var endpoint: String {
+    public var endpoint: String { Self.endpoint(host: host, port: port) }
+
+    public static func endpoint(host: String, port: UInt16) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 

@@ -92,10 +92,10 @@ struct DeliveryQueue {
             }
             entries[id]?.awaitingCredential = false
             let key = target.key
-            var route = routes[key] ?? Route(target: target, pace: RoutePace(limits: target.limits, defaultConnections: rules.defaultConnections))
-            if route.target.limits != target.limits || route.pace.configuredConnections != RoutePace(limits: target.limits, defaultConnections: rules.defaultConnections).configuredConnections {
-                route.pace = RoutePace(limits: target.limits, defaultConnections: rules.defaultConnections)
-            }
+            // A reload that changes the route's limits starts its pace afresh.
+            let pace = RoutePace(limits: target.limits, defaultConnections: rules.defaultConnections)
+            var route = routes[key] ?? Route(target: target, pace: pace)
+            if !route.pace.isConfigured(like: pace) { route.pace = pace }
             route.target = target
             if let downUntil = route.downUntil(now: now) {
                 routes[key] = route
@@ -124,7 +124,7 @@ struct DeliveryQueue {
                 actions.append(.quit(id))
             }
         }
-        for key in Array(routes.keys) { dropIfUnused(key, now: now) }
+        for key in Array(routes.keys) { dropIfUnused(key) }
         return actions
     }
 
@@ -204,7 +204,7 @@ struct DeliveryQueue {
     }
 
     /// A route with nothing to do and nothing to remember is forgotten.
-    private mutating func dropIfUnused(_ key: String, now: Int64) {
+    private mutating func dropIfUnused(_ key: String) {
         guard let route = routes[key], route.connections.isEmpty, route.waiting.isEmpty, !route.pace.isSlowed,
               route.downSince == nil, route.hosts.values.allSatisfy({ $0.downSince == nil }) else { return }
         routes.removeValue(forKey: key)
@@ -311,7 +311,7 @@ struct DeliveryQueue {
         }
         routes[connection.route] = route
         actions += dispatch(connection.route, now: now)
-        dropIfUnused(connection.route, now: now)
+        dropIfUnused(connection.route)
         return actions
     }
 

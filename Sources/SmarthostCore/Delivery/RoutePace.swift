@@ -37,7 +37,11 @@ struct RoutePace: Sendable, Equatable {
     private var lastDecreaseAt: Int64?
     private var increaseStep = RoutePace.minimumRate
     private var lastChangeAt: Int64 = 0
-    private var recentSends: [Int64] = []
+    /// Messages started in each second of the last minute (slot: the second modulo 60, with
+    /// the second it counts): constant work per message whatever the rate, where a list of
+    /// start times would grow to a minute of them and be shifted on every start.
+    private var startsInSecond = [Int](repeating: 0, count: 60)
+    private var secondOfSlot = [Int64](repeating: .min, count: 60)
 
     init(limits: RouteLimits, defaultConnections: Int) {
         configuredRate = limits.messagesPerSecond
@@ -45,6 +49,11 @@ struct RoutePace: Sendable, Equatable {
         rate = configuredRate
         connections = configuredConnections
         tokens = Self.burst(configuredRate)
+    }
+
+    /// The same `rate` and connection cap (whatever the pace is now).
+    func isConfigured(like other: RoutePace) -> Bool {
+        configuredRate == other.configuredRate && configuredConnections == other.configuredConnections
     }
 
     /// Slower than configured because of throttling.
@@ -70,8 +79,13 @@ struct RoutePace: Sendable, Equatable {
     mutating func started(now: Int64) {
         refill(now: now)
         if rate != nil { tokens -= 1 }
-        recentSends.append(now)
-        trimWindow(now: now)
+        let second = now / 1000
+        let slot = Int(second % 60)
+        if secondOfSlot[slot] != second {
+            secondOfSlot[slot] = second
+            startsInSecond[slot] = 0
+        }
+        startsInSecond[slot] += 1
     }
 
     /// When the next message may start; nil when one may now (or there is no limit).
@@ -80,17 +94,18 @@ struct RoutePace: Sendable, Equatable {
         return now + Int64(((1 - tokens) * 1000 / rate).rounded(.up))
     }
 
-    private mutating func trimWindow(now: Int64) {
-        let cut = recentSends.firstIndex { now - $0 < Self.windowMilliseconds } ?? recentSends.count
-        if cut > 0 { recentSends.removeFirst(cut) }
-    }
-
     /// Messages per second started over the last minute (or since the first of them).
-    mutating func deliveredRate(now: Int64) -> Double {
-        trimWindow(now: now)
-        guard let first = recentSends.first else { return Self.minimumRate }
-        let span = max(now - first, 1_000)
-        return Double(recentSends.count) * 1000 / Double(span)
+    func deliveredRate(now: Int64) -> Double {
+        let second = now / 1000
+        var count = 0
+        var first: Int64?
+        for slot in 0..<60 where secondOfSlot[slot] > second - 60 && startsInSecond[slot] > 0 {
+            count += startsInSecond[slot]
+            first = min(first ?? secondOfSlot[slot], secondOfSlot[slot])
+        }
+        guard let first else { return Self.minimumRate }
+        let span = max(now - first * 1000, 1_000)
+        return Double(count) * 1000 / Double(span)
     }
 
     /// The upstream said "too fast": halve the rate and the connections (one step per burst).

@@ -136,7 +136,7 @@ public enum ConfigReport {
             out.append("  auth: none (anonymous)")
         }
         if !route.fallbackHosts.isEmpty {
-            let fallbacks = route.fallbackHosts.map { RouteSettings(host: $0, port: route.port, tls: route.tls, domain: "").endpoint }
+            let fallbacks = route.fallbackHosts.map { RouteSettings.endpoint(host: $0, port: route.port) }
             out.append("  fallback: \(fallbacks.joined(separator: ", ")) (in this order, when the ones before fail)")
         }
         let limits = route.limits
