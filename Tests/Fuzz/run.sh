@@ -21,9 +21,10 @@ TARGETS=(command data session reply)
 # The pure protocol code only: no sockets, no OpenSSL, no systemd.
 SOURCES=(
   Sources/SmarthostCore/SMTP/*.swift
+  Sources/SmarthostCore/Inbound/{InboundSession,InboundSession+Tenancy,InboundCommandTable,InboundRefusal,CommandParser,DataDecoder,LineFramer}.swift
   Sources/SmarthostCore/System/Clocks.swift
-  Sources/SmarthostCore/Delivery/UpstreamReplyParser.swift
-  Sources/SmarthostCore/Delivery/UpstreamDataEncoder.swift
+  Sources/SmarthostCore/Upstream/UpstreamReplyParser.swift
+  Sources/SmarthostCore/Upstream/UpstreamDataEncoder.swift
   Tests/Fuzz/Harness/*.swift
 )
 

@@ -51,4 +51,11 @@ enum Syscall {
         // Linux closes the fd even when close returns EINTR: never retry.
         _ = Glibc.close(fd)
     }
+
+    /// Sleeps the whole interval, resuming after a signal.
+    static func sleep(milliseconds: Int) {
+        var request = Glibc.timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
+        var remaining = Glibc.timespec()
+        while Glibc.nanosleep(&request, &remaining) != 0 && Glibc.errno == EINTR { request = remaining }
+    }
 }

@@ -23,9 +23,7 @@ public enum WatchdogTestHook {
     public static func stall(logger: Logger) {
         let milliseconds = stallMilliseconds
         logger.warning("test hook: stalling the event loop", metadata: ["ms": "\(milliseconds)"])
-        var request = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+        Syscall.sleep(milliseconds: Int(milliseconds))
         logger.warning("test hook: event loop resumed")
     }
 }
