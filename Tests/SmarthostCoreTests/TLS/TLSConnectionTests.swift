@@ -102,7 +102,7 @@ struct TLSConnectionTests {
             Issue.record("expected a handshake error, got \(String(describing: error))")
             return
         }
-        #expect(reason.contains("eof") || reason.contains("closed"), "\(reason)")
+        #expect(reason == "unexpected eof while reading", "\(reason)")
         #expect(OpenSSLErrorQueue.isEmpty)
     }
 }
