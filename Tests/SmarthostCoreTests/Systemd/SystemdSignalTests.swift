@@ -105,4 +105,17 @@ import Testing
         relay.stop()
         upstream.stop()
     }
+
+    /// SIGINT (Ctrl-C in a terminal) stops the same way as SIGTERM.
+    @Test func sigintStopsGracefullyWithStatusZero() throws {
+        let notify = try FakeNotifySocket()
+        let relay = try RelayProcess(environment: ["NOTIFY_SOCKET": notify.path])
+        try relay.start()
+        #expect(try SystemdTestSupport.submit(port: relay.port).hasPrefix("250 "))
+        relay.signal(SIGINT)
+        #expect(notify.waitFor("STOPPING", "1", timeout: 10) != nil)
+        #expect(relay.waitForExit(timeout: 25) == 0)
+        #expect(relay.log.contains("stopping: draining sessions") && relay.log.contains("stopped"))
+        #expect(try SpoolInspector(path: relay.spoolPath).messages().count == 1, "the accepted message stays queued")
+    }
 }
