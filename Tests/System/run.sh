@@ -358,7 +358,7 @@ check "reload to a min_free_space above the disk's free space" systemctl reload 
 wait_for 5 'systemctl status smarthost --no-pager | grep -q "Status: \"refusing mail: spool free .* < min_free_space "' \
     && pass "systemctl status shows refusing mail" || fail "systemctl status shows refusing mail" "$(box systemctl status smarthost --no-pager | grep Status:)"
 check "smarthost status shows refusing mail" sh -c 'smarthost status | grep -q "^refusing mail: spool free .*every message gets 452 4.3.1"'
-reply=$(send refused-low-disk)
+reply=$(swaks_box swaks --server 127.0.0.1:25 --from app@example.com --to someone@example.org --header "'Subject: refused-low-disk'")
 case "$reply" in *"452 4.3.1"*) pass "mail is refused with 452 4.3.1 meanwhile" ;; *) fail "low disk: 452 4.3.1" "$reply" ;; esac
 send refused-low-disk-2 >/dev/null
 check "/metrics: smarthost_refusing_mail 1" sh -c 'python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9325/metrics\").read().decode())" | grep -qx "smarthost_refusing_mail{reason=\"min_free_space\"} 1"'
