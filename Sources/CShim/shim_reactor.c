@@ -40,10 +40,37 @@ int shim_epoll_wait(int epfd, shim_epoll_event *out, int max, int timeout_ms) {
     return n;
 }
 
+static void shim_sigset_of(sigset_t *set, const int *signals, int count) {
+    sigemptyset(set);
+    for (int i = 0; i < count; i++) sigaddset(set, signals[i]);
+}
+
+int shim_block_signals(const int *signals, int count) {
+    sigset_t set;
+    shim_sigset_of(&set, signals, count);
+    return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? 0 : -1;
+}
+
+int shim_signals_blocked(const int *signals, int count) {
+    sigset_t current;
+    if (pthread_sigmask(SIG_SETMASK, NULL, &current) != 0) return 0;
+    for (int i = 0; i < count; i++) if (sigismember(&current, signals[i]) != 1) return 0;
+    return 1;
+}
+
+int shim_thread_create_blocking(pthread_t *thread, void *(*start)(void *), void *arg, const int *signals, int count) {
+    sigset_t set, saved;
+    shim_sigset_of(&set, signals, count);
+    int status = pthread_sigmask(SIG_BLOCK, &set, &saved);
+    if (status != 0) return status;
+    status = pthread_create(thread, NULL, start, arg);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return status;
+}
+
 int shim_signalfd_create(const int *signals, int count) {
     sigset_t set;
-    sigemptyset(&set);
-    for (int i = 0; i < count; i++) sigaddset(&set, signals[i]);
+    shim_sigset_of(&set, signals, count);
     if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }

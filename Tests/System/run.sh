@@ -331,6 +331,53 @@ wait_for 30 'grep -lq "Subject: retry-by-root" /root/up/*.eml' \
     && pass "the retried message is delivered after start" || fail "retried message" "$(box smarthost queue list)"
 check "and nothing was quarantined" sh -c '[ -z "$(ls -A /var/lib/smarthost/spool/quarantine)" ] && ! journalctl -u smarthost --no-pager | grep -q quarantined\ file'
 
+echo "== signals and a full disk under systemd (issue 19: kill -HUP reloads, stop exits 0, refusing mail shows)"
+# Self-contained: starts from the plain configuration with the relay and the upstream running.
+write_config ""
+box systemctl start test-upstream smarthost.socket smarthost.service
+pid=$(main_pid)
+restarts=$(box systemctl show -p NRestarts --value smarthost)
+same_relay() { sh_box "systemctl is-active --quiet smarthost && [ \"\$(systemctl show -p MainPID --value smarthost)\" = $pid ] &&
+    [ \"\$(systemctl show -p NRestarts --value smarthost)\" = $restarts ]"; }
+reloads() { sh_box "journalctl _PID=$pid --no-pager -o cat | grep -c '^reloaded '"; }
+check "systemctl reload" systemctl reload smarthost
+same_relay && pass "systemctl reload keeps the service active, same MainPID" || fail "systemctl reload keeps the relay" "$(box systemctl status smarthost --no-pager | head -8)"
+before=$(reloads)
+for n in 1 2 3 4 5; do
+    box kill -HUP "$pid"
+    wait_for 10 "[ \$(journalctl _PID=$pid --no-pager -o cat | grep -c '^reloaded ') -ge $((before + n)) ]" || break
+done
+[ "$(reloads)" -eq $((before + 5)) ] && pass "kill -HUP ×5: five reloads in the journal" || fail "kill -HUP ×5 reloads" "reloaded lines: $before → $(reloads)"
+same_relay && pass "kill -HUP keeps the service active, same MainPID, no restart" || fail "kill -HUP keeps the relay" "$(box systemctl status smarthost --no-pager | head -8)"
+reply=$(send after-five-hups)
+delivered after-five-hups && pass "mail still flows after kill -HUP ×5" || fail "mail after kill -HUP" "reply: $reply"
+
+write_config "limits:
+  min_free_space: 1000000000GiB"
+check "reload to a min_free_space above the disk's free space" systemctl reload smarthost
+wait_for 5 'systemctl status smarthost --no-pager | grep -q "Status: \"refusing mail: spool free .* < min_free_space "' \
+    && pass "systemctl status shows refusing mail" || fail "systemctl status shows refusing mail" "$(box systemctl status smarthost --no-pager | grep Status:)"
+check "smarthost status shows refusing mail" sh -c 'smarthost status | grep -q "^refusing mail: spool free .*every message gets 452 4.3.1"'
+reply=$(swaks_box swaks --server 127.0.0.1:25 --from app@example.com --to someone@example.org --header "'Subject: refused-low-disk'")
+case "$reply" in *"452 4.3.1"*) pass "mail is refused with 452 4.3.1 meanwhile" ;; *) fail "low disk: 452 4.3.1" "$reply" ;; esac
+send refused-low-disk-2 >/dev/null
+check "/metrics: smarthost_refusing_mail 1" sh -c 'python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9325/metrics\").read().decode())" | grep -qx "smarthost_refusing_mail{reason=\"min_free_space\"} 1"'
+write_config ""
+check "reload back to the plain configuration" systemctl reload smarthost
+check "one warning line entering, one leaving (not one per refused message)" sh -c "j=\$(journalctl _PID=$pid --no-pager -o cat)
+    [ \$(echo \"\$j\" | grep -c '^refusing mail: spool free ') = 1 ] && [ \$(echo \"\$j\" | grep -c '^accepting mail again: spool free ') = 1 ] &&
+    [ \$(journalctl _PID=$pid -p warning --no-pager -o cat | grep -c 'mail.*spool free') = 2 ]"
+check "status clear again" sh -c '! smarthost status | grep -q refusing && ! systemctl show -p StatusText --value smarthost | grep -q refusing'
+reply=$(send after-low-disk)
+delivered after-low-disk && pass "mail accepted and delivered again" || fail "mail after low disk" "reply: $reply"
+
+check "systemctl stop" systemctl stop smarthost.service
+check "the relay exited by itself with status 0 (ExecMainCode=exited, ExecMainStatus=0)" \
+    sh -c '[ "$(systemctl show -p ExecMainCode --value smarthost)" = 1 ] && [ "$(systemctl show -p ExecMainStatus --value smarthost)" = 0 ]'
+check "the journal has its stopping and stopped lines" \
+    sh -c "journalctl _PID=$pid --no-pager -o cat | grep -q '^stopping: draining sessions' && journalctl _PID=$pid --no-pager -o cat | grep -qx 'stopped'"
+box systemctl start smarthost.service
+
 echo "== hardening"
 exposure=$(box systemd-analyze security smarthost.service 2>/dev/null | sed -n 's/.*Overall exposure level for smarthost.service: \([0-9.]*\).*/\1/p')
 if [ -n "$exposure" ] && awk "BEGIN {exit !($exposure <= 1.5)}"; then pass "systemd-analyze security: $exposure (≤ 1.5)"; else fail "systemd-analyze security ≤ 1.5" "got '${exposure:-nothing}'"; fi

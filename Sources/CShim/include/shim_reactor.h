@@ -1,5 +1,6 @@
 #ifndef SMARTHOST_SHIM_REACTOR_H
 #define SMARTHOST_SHIM_REACTOR_H
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -26,6 +27,13 @@ int shim_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
 int shim_epoll_del(int epfd, int fd);
 int shim_epoll_wait(int epfd, shim_epoll_event *out, int max, int timeout_ms);
 
+/* Blocks the given signals in the calling thread; threads it starts later inherit the mask. */
+int shim_block_signals(const int *signals, int count);
+/* 1 when every given signal is blocked in the calling thread, else 0. */
+int shim_signals_blocked(const int *signals, int count);
+/* pthread_create with the given signals blocked in the new thread from its first instruction
+   (the creator's mask plus these; the creator's own mask is restored). Returns 0 or an errno. */
+int shim_thread_create_blocking(pthread_t *thread, void *(*start)(void *), void *arg, const int *signals, int count);
 /* Blocks the given signals for the whole process and returns a signalfd for them. */
 int shim_signalfd_create(const int *signals, int count);
 /* Returns the signal number read, 0 on EAGAIN, -1 on error. */

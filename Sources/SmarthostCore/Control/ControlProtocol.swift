@@ -169,6 +169,22 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
     public var uptimeSeconds = 0
     /// Routes running slower than configured because their upstream throttled us.
     public var routesSlowed = 0
+    /// While every message is refused for want of room (`limits.min_free_space`): the spool's
+    /// free bytes and the floor; both 0 otherwise.
+    public var refusingFreeBytes = 0
+    public var refusingFloorBytes = 0
+
+    /// The refusal these describe, nil while mail is accepted.
+    public var refusingMail: SpoolFreeSpaceWatch.Refusal? {
+        get {
+            guard refusingFloorBytes > 0 else { return nil }
+            return SpoolFreeSpaceWatch.Refusal(freeBytes: UInt64(max(refusingFreeBytes, 0)), floorBytes: UInt64(refusingFloorBytes))
+        }
+        set {
+            refusingFreeBytes = newValue.map { Int(clamping: $0.freeBytes) } ?? 0
+            refusingFloorBytes = newValue.map { Int(clamping: $0.floorBytes) } ?? 0
+        }
+    }
 
     public init(queued: Int = 0, deferred: Int = 0, inFlight: Int = 0, deadLetters: Int = 0,
                 delivered: Int = 0, failed: Int = 0, routesDown: Int = 0, pid: Int32 = 0) {
@@ -187,7 +203,7 @@ public struct ControlStatus: Sendable, Equatable, CustomStringConvertible {
         ("queued", \.queued), ("deferred", \.deferred), ("inflight", \.inFlight),
         ("dead", \.deadLetters), ("delivered", \.delivered), ("failed", \.failed),
         ("routes_down", \.routesDown), ("held", \.held), ("awaiting_credentials", \.awaitingCredentials), ("oldest", \.oldestSeconds), ("uptime", \.uptimeSeconds),
-        ("routes_slowed", \.routesSlowed),
+        ("routes_slowed", \.routesSlowed), ("refusing_free", \.refusingFreeBytes), ("refusing_floor", \.refusingFloorBytes),
         ]
     }
 

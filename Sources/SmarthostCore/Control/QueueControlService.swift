@@ -52,6 +52,8 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
     private let startedAt = WallClock.nowSeconds()
     /// The daemon's reload, answering once the new configuration is applied or refused.
     public var onReload: ((@escaping (ControlReply) -> Void) -> Void)?
+    /// The daemon's refusing-mail state (spool below `limits.min_free_space`), for STATUS.
+    public var storageRefusal: (() -> SpoolFreeSpaceWatch.Refusal?)?
 
     public init(loop: EventLoop, spool: Spool, queue: ControlQueue) {
         self.loop = loop
@@ -89,6 +91,7 @@ public final class QueueControlService: ControlHandler, @unchecked Sendable {
         var loopCounts = queue.controlCounts
         loopCounts.pid = getpid()
         loopCounts.uptimeSeconds = Int(WallClock.nowSeconds() - startedAt)
+        loopCounts.refusingMail = storageRefusal?()
         let counts = loopCounts
         let spool = self.spool
         onWorker({ () -> ControlReply in

@@ -18,6 +18,9 @@ public enum StatusReport {
             queueLine += " (\(status.deferred) deferred, \(status.inFlight) in delivery, \(status.held) held, "
                 + "\(status.awaitingCredentials) awaiting credentials)"
         }
+        if let refusal = status?.refusingMail, status?.pid ?? 0 > 0 {
+            out.append("\(refusal): every message gets 452 4.3.1")
+        }
         out.append(queueLine)
         out.append("dead letters: \(deadLetters); quarantined: \(quarantined)")
         if routes.isEmpty {
@@ -52,6 +55,9 @@ public enum StatusReport {
                        "\"delivered\": \(status.delivered)", "\"failed\": \(status.failed)",
                        "\"deferred\": \(status.deferred)", "\"in_delivery\": \(status.inFlight)", "\"held\": \(status.held)",
                        "\"awaiting_credentials\": \(status.awaitingCredentials)"]
+            fields.append("\"refusing_mail\": " + (status.refusingMail.map {
+                "{\"reason\": \"min_free_space\", \"spool_free_bytes\": \($0.freeBytes), \"min_free_space_bytes\": \($0.floorBytes)}"
+            } ?? "null"))
         }
         fields += ["\"dead_letters\": \(deadLetters)", "\"quarantined\": \(quarantined)"]
         fields.append("\"routes_down\": [" + routes.map {

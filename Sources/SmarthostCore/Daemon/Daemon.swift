@@ -21,10 +21,15 @@ public final class Daemon {
     private var lastStatus = ""
     private var exitStatus: Int32 = 0
     private var stopDeadline: TimerID?
+    /// A graceful stop ends when both are true (or its grace is over).
+    private var sessionsDrained = false
+    private var deliveriesDrained = false
     private var statusTimer: TimerID?
     private let metrics = RelayMetrics()
     private var metricsServer: MetricsServer?
     private let startedAt = WallClock.nowSeconds()
+    /// Below `limits.min_free_space` every message is refused: said once, shown while it lasts.
+    private var freeSpace = SpoolFreeSpaceWatch()
 
     /// Reads again the messages recovery could not read (spool I/O never runs on the loop).
     private let recoveryWorker = WorkerThread(name: "spool-recover")
@@ -37,6 +42,10 @@ public final class Daemon {
     static let stopGraceMilliseconds: Int64 = 20_000
 
     public static func run(config: RelayConfig, configPath: String) -> Int32 {
+        // First, before any thread exists (the log writer is the first): every thread
+        // inherits the mask, and the loop's signalfd alone takes HUP, INT and TERM.
+        ProcessSignals.blockInThisThread()
+        signal(SIGPIPE, SIG_IGN)
         LoggingBootstrap.once()
         let logger = Logger(label: "smarthost")
         // Records are written by the log sink's thread: the last ones must be out before exit.
@@ -58,12 +67,10 @@ public final class Daemon {
         self.configPath = configPath
         self.logger = logger
         loop = try EventLoop()
-        // Before any other thread exists, so every thread inherits the blocked mask; the
-        // handler is looked up at delivery time, once `self` exists.
-        signal(SIGPIPE, SIG_IGN)
+        // Blocked already (`run`); the handler is looked up at delivery time, once `self`
+        // exists. SIGUSR2 is in the set only under SMARTHOST_TEST_HOOKS=1 (WatchdogTestHook).
         let signals = SignalRelay()
-        // SIGUSR2 is added only under SMARTHOST_TEST_HOOKS=1 (WatchdogTestHook).
-        try loop.handleSignals([SIGTERM, SIGINT, SIGHUP] + WatchdogTestHook.signals) { signals.target?($0) }
+        try loop.handleSignals(ProcessSignals.relayed) { signals.target?($0) }
         // Before anything touches the spool: a second relay must change nothing (no
         // recovery, no files made ahead, no control socket) and say who holds it.
         spoolLock = try SpoolLock.acquire(spool: config.spool)
@@ -83,6 +90,7 @@ public final class Daemon {
             // The control socket opens before recovery, so a queue command never bypasses a
             // daemon that is still starting (it gets "busy" until the queue is loaded).
             let service = QueueControlService(loop: loop, spool: spool, queue: scheduler)
+            service.storageRefusal = { [unowned self] in self.freeSpace.refusing }
             service.onReload = { [unowned self] reply in self.reload(reply) }
             controlService = service
             control = try ControlServer(loop: loop, path: ControlServer.socketPath(spool: config.spool), handler: service)
@@ -93,6 +101,7 @@ public final class Daemon {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 1
         }
+        checkFreeSpace()
         notifier.ready(status: statusLine())
         logMissingCredentials(config)
         warnUIDRulesBlind(config)
@@ -183,24 +192,40 @@ public final class Daemon {
         }
     }
 
+    /// SIGTERM, SIGINT: `STOPPING=1`, no new connections or transactions, then exit 0 once
+    /// the inbound sessions have ended and every message with an upstream has its answer
+    /// (recorded, so it is not sent again at the next start), or when the grace is over.
     private func beginStop() {
         guard !server.stopping else { return }
-        logger.info("stopping: draining sessions")
+        logger.info("stopping: draining sessions", metadata: ["deliveries_in_flight": "\(scheduler.inFlightCount)"])
         notifier.stopping()
-        scheduler.stop()
-        server.onIdleAfterStop = { [unowned self] in self.finishStop() }
+        scheduler.stop { [unowned self] in
+            self.deliveriesDrained = true
+            self.finishStopWhenDrained()
+        }
+        server.onIdleAfterStop = { [unowned self] in
+            self.sessionsDrained = true
+            self.finishStopWhenDrained()
+        }
         stopDeadline = loop.schedule(afterMilliseconds: Self.stopGraceMilliseconds) { [unowned self] in
-            self.logger.warning("stop grace period over: closing remaining sessions")
+            self.logger.warning("stop grace period over: closing remaining sessions and deliveries",
+                                metadata: ["deliveries_in_flight": "\(self.scheduler.inFlightCount)"])
             self.server.forceCloseAll()
             self.finishStop()
         }
         server.beginStop()
     }
 
-    /// Deliveries still in flight are abandoned safely: they stay queued (delivery state is
-    /// only written after the upstream answered) and are retried at the next start.
+    private func finishStopWhenDrained() {
+        guard sessionsDrained, deliveriesDrained else { return }
+        finishStop()
+    }
+
+    /// Deliveries still in flight when the grace is over are abandoned safely: they stay
+    /// queued (delivery state is only written after the upstream answered) and are retried
+    /// at the next start.
     private func finishStop() {
-        // Reached from the last session closing, from the grace timer, or both: once only.
+        // Reached from the last session or delivery ending, from the grace timer, or both: once only.
         guard !finished else { return }
         finished = true
         loop.cancel(stopDeadline)
@@ -210,6 +235,7 @@ public final class Daemon {
         controlService?.shutdown()
         recoveryWorker.stop()
         configWorker.stop()
+        // Writes the outcomes still queued (a delivery that just finished) before returning.
         scheduler.shutdown()
         spool.shutdown()
         loop.stop()
@@ -251,6 +277,7 @@ public final class Daemon {
         if newConfig.spool != config.spool {
             logger.warning("spool path change ignored until restart", metadata: ["spool": "\(config.spool)"])
         }
+        spool.minimumFreeBytes = UInt64(max(newConfig.limits.minFreeSpace, 0))
         let context = InboundContext(loop: loop, spool: spool, config: newConfig, logger: logger)
         context.metrics = metrics
         metrics.prepare(newConfig)
@@ -268,6 +295,7 @@ public final class Daemon {
         logMissingCredentials(newConfig)
         warnUIDRulesBlind(newConfig)
         logger.info("reloaded", metadata: ["orgs": "\(newConfig.orgs.count)"])
+        checkFreeSpace()
         let missing = newConfig.missingCredentials.map(\.route)
         return .ok("reloaded \(configPath): \(newConfig.orgs.count) orgs"
             + (missing.isEmpty ? "" : "; credentials missing for " + missing.joined(separator: ", ")))
@@ -288,6 +316,7 @@ public final class Daemon {
             if let free = try? Syscall.freeBytes(self.spool.root) {
                 self.metrics.setGauge("smarthost_spool_free_bytes", Int64(clamping: free), help: "Free bytes in the spool's file system")
             }
+            self.checkFreeSpace()
         }
         metricsServer = server
         logger.info("metrics listening", metadata: ["address": "\(server.address.map { "\($0)" } ?? "\(listen)")"])
@@ -339,6 +368,7 @@ public final class Daemon {
     private func startStatusUpdates() {
         statusTimer = loop.schedule(afterMilliseconds: 1000) { [weak self] in
             guard let self, !self.server.stopping else { return }
+            self.checkFreeSpace()
             let line = self.statusLine()
             if line != self.lastStatus {
                 self.lastStatus = line
@@ -346,6 +376,27 @@ public final class Daemon {
             }
             self.startStatusUpdates()
         }
+    }
+
+    /// One statvfs (at start, each second, at each scrape and reload): logs entering and
+    /// leaving the refusing state once each, and keeps `smarthost_refusing_mail` current.
+    private func checkFreeSpace() {
+        guard let free = try? spool.freeBytes() else { return }
+        let floor = spool.minimumFreeBytes
+        switch freeSpace.observe(freeBytes: free, floorBytes: floor) {
+        case .entered(let refusal)?:
+            logger.warning("\(refusal): every message gets 452 4.3.1 until there is room",
+                           metadata: ["free": "\(free)", "min_free_space": "\(floor)", "spool": "\(spool.root)"])
+        case .left(let reading)?:
+            let free = SpoolFreeSpaceWatch.Refusal.size(reading.freeBytes), floor = SpoolFreeSpaceWatch.Refusal.size(reading.floorBytes)
+            logger.warning("accepting mail again: spool free \(free) >= min_free_space \(floor)",
+                           metadata: ["free": "\(reading.freeBytes)", "min_free_space": "\(reading.floorBytes)", "spool": "\(spool.root)"])
+        case nil:
+            break
+        }
+        metrics.registry.set("smarthost_refusing_mail",
+                             help: "1 while every message is refused (452 4.3.1), with the reason; 0 otherwise",
+                             labels: [("reason", "min_free_space")], freeSpace.refusing == nil ? 0 : 1)
     }
 
     private func startWatchdog() {
@@ -366,7 +417,8 @@ public final class Daemon {
         let down = scheduler.routesDownNow(nowMilliseconds: WallClock.nowMilliseconds())
         let oldest = scheduler.oldestAgeSeconds(nowSeconds: WallClock.nowSeconds())
         let slowed = scheduler.slowedRoutes
-        return waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
+        let refusing = freeSpace.refusing.map { "\($0) (452 4.3.1 to every message); " } ?? ""
+        return refusing + waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
             + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(down.count)"
             + (down.isEmpty ? "" : " (" + down.map(\.upstream).joined(separator: ", ") + ")")
             + (slowed.isEmpty ? "" : " routes_slowed=\(slowed.count) (" + slowed.map { "\($0.route) \($0.pace)" }.joined(separator: "; ") + ")")

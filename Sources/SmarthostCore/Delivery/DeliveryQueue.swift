@@ -253,6 +253,11 @@ struct DeliveryQueue {
         // Anything else: the connection closed meanwhile, and the message was requeued then.
         guard let connection = connections[cid], connection.state == .preparing(id) else { return [] }
         switch result {
+        case .ready where stopping:
+            // A transaction not begun is not begun while stopping: the message goes at the next start.
+            requeue(id, at: entries[id]?.dueAt ?? now)
+            connections[cid]?.state = .quitting
+            return [.quit(cid)]
         case .ready:
             connections[cid]?.state = .sending(id)
             return [.transmit(cid, id)]

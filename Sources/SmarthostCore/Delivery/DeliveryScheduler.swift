@@ -24,6 +24,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private var performing = false
     private var wakeTimer: TimerID?
     private var wakeAt: Int64 = .max
+    private var onDrained: (() -> Void)?
     private let clock: () -> Int64
 
     /// Prometheus counters (`/metrics`); nil when not wanted (tests, `smarthost test`).
@@ -77,10 +78,23 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     }
 
     /// Stop: no new attempts; in-flight ones may finish; idle connections say QUIT.
-    func stop() {
+    /// `drained` runs once (on the loop) when no message is with an upstream any more and
+    /// every connection has closed: their outcomes are with the recorder by then.
+    func stop(drained: @escaping () -> Void) {
         loop.cancel(wakeTimer)
         wakeTimer = nil
+        onDrained = drained
         perform(queue.stop())
+    }
+
+    /// Messages with an upstream right now (a graceful stop waits for them).
+    var inFlightCount: Int { queue.inFlightCount }
+
+    private func reportIfDrained() {
+        guard queue.stopping, let drained = onDrained, !queue.hasInFlight, connections.isEmpty else { return }
+        onDrained = nil
+        // Not from inside `perform`: the daemon's shutdown closes connections, which report back.
+        _ = loop.schedule(afterMilliseconds: 0, drained)
     }
 
     func shutdown() {
@@ -133,6 +147,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         pendingActions.removeAll()
         performing = false
         scheduleWake()
+        reportIfDrained()
     }
 
     private func perform(_ action: DeliveryAction) {

@@ -73,9 +73,11 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: signals
 
-    /// Blocks `signals` process-wide and delivers them on the loop through a signalfd.
-    /// Call before starting any other thread so they inherit the blocked mask.
+    /// Delivers `signals` on the loop through a signalfd. The calling thread must block them
+    /// already (`ProcessSignals.blockInThisThread()`, before any thread started): a thread
+    /// started earlier with them open would take them with their default action.
     public func handleSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) throws(SystemError) {
+        assert(ProcessSignals.blockedInThisThread(signals), "block the signals before the first thread starts")
         let fd = signals.withUnsafeBufferPointer { shim_signalfd_create($0.baseAddress, Int32($0.count)) }
         guard fd >= 0 else { throw SystemError("signalfd") }
         guard shim_epoll_add(epollFD, fd, SHIM_EPOLLIN, Self.signalToken) == 0 else {

@@ -21,8 +21,14 @@ public enum SpoolArea: String, Sendable, CaseIterable {
 ///   take an advisory flock on the message file and change state only by rename.
 public final class Spool: Sendable {
     public let root: String
-    /// `begin()` refuses new messages (452 4.3.1) when less than this is free.
-    public let minimumFreeBytes: UInt64
+    /// `begin()` refuses new messages (452 4.3.1) when less than this is free. A reload
+    /// changes it (`limits.min_free_space`); read on the loop, set on the loop.
+    public var minimumFreeBytes: UInt64 {
+        get { floorLock.withLock { floor.value } }
+        set { floorLock.withLock { floor.value = newValue } }
+    }
+    private let floorLock = Mutex()
+    private let floor: FloorBox
     let tmpDirectory: String
     let queueDirectory: String
     let failedDirectory: String
@@ -43,7 +49,7 @@ public final class Spool: Sendable {
     public init(root: String, minimumFreeBytes: UInt64 = 0, preallocatedFiles: Int = 0,
                 clock: @escaping @Sendable () -> Int64 = { Int64(time(nil)) }) throws(SpoolError) {
         self.root = root
-        self.minimumFreeBytes = minimumFreeBytes
+        floor = FloorBox(minimumFreeBytes)
         tmpDirectory = root + "/tmp"
         queueDirectory = root + "/queue"
         failedDirectory = root + "/failed"
@@ -109,12 +115,18 @@ public final class Spool: Sendable {
     /// Throws `.insufficientStorage` (452 4.3.1) when less than the floor plus
     /// `expectedSize` is free. One statvfs: cheap enough for MAIL and DATA too.
     public func checkStorage(expectedSize: Int = 0) throws(SpoolError) {
-        let free = try Syscall.freeBytes(tmpDirectory)
-        let needed = minimumFreeBytes.addingReportingOverflow(UInt64(max(0, expectedSize)))
+        let free = try freeBytes()
+        let floor = minimumFreeBytes
+        let needed = floor.addingReportingOverflow(UInt64(max(0, expectedSize)))
         if needed.overflow || free < needed.partialValue {
             throw SpoolError.insufficientStorage(
-                detail: "\(free) bytes free in \(root), need \(expectedSize) above a floor of \(minimumFreeBytes)")
+                detail: "\(free) bytes free in \(root), need \(expectedSize) above a floor of \(floor)")
         }
+    }
+
+    /// Free bytes where messages are received (one statvfs).
+    public func freeBytes() throws(SpoolError) -> UInt64 {
+        try Syscall.freeBytes(tmpDirectory)
     }
 
     /// A file for the next message, for the file pool: the spare, opened where it lies with
@@ -174,4 +186,10 @@ public final class Spool: Sendable {
         case .failed: return failedDirectory
         }
     }
+}
+
+/// The free-space floor's storage, behind `Spool.floorLock` (the Spool itself is Sendable).
+private final class FloorBox: @unchecked Sendable {
+    var value: UInt64
+    init(_ value: UInt64) { self.value = value }
 }

@@ -15,15 +15,13 @@ struct SystemThread: @unchecked Sendable {
         let start = Start(name: name, body: body)
         let context = Unmanaged.passRetained(start).toOpaque()
         var handle = pthread_t()
-        let status = pthread_create(&handle, nil, { context in
-            let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
-            // The thread names itself before its body runs: the creator's naming below may
-            // come after the body has started (a body that looks at its name saw the name of
-            // the thread that created it).
-            _ = shim_set_thread_name(pthread_self(), start.name)
-            start.body()
-            return nil
-        }, context)
+        // The new thread blocks the relay's signals from its first instruction (see
+        // `ProcessSignals`): no thread can take a SIGHUP or SIGTERM meant for the loop's
+        // signalfd, whoever creates it and whenever.
+        let mask = ProcessSignals.threadMask
+        let status = mask.withUnsafeBufferPointer { signals in
+            shim_thread_create_blocking(&handle, entry, context, signals.baseAddress, Int32(signals.count))
+        }
         guard status == 0 else {
             Unmanaged<Start>.fromOpaque(context).release()
             throw SystemError("pthread_create \(name)", errno: status)
@@ -31,6 +29,16 @@ struct SystemThread: @unchecked Sendable {
         // Named from here, before `start` returns: whoever lists the threads next sees it.
         _ = shim_set_thread_name(handle, name)
         return SystemThread(handle: handle, name: name)
+    }
+
+    private static let entry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { context in
+        let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+        // The thread names itself before its body runs: the creator's naming below may
+        // come after the body has started (a body that looks at its name saw the name of
+        // the thread that created it).
+        _ = shim_set_thread_name(pthread_self(), start.name)
+        start.body()
+        return nil
     }
 
     /// Waits for the thread to end. Once only, and never from the thread itself.

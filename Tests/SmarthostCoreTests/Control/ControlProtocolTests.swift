@@ -51,7 +51,7 @@ import Testing
     @Test func statusTravelsAsKeyValueWords() throws {
         let status = ControlStatus(queued: 5, deferred: 2, inFlight: 1, deadLetters: 3, delivered: 40, failed: 4,
                                    routesDown: 1, pid: 1234)
-        #expect(status.description == "queued=5 deferred=2 inflight=1 dead=3 delivered=40 failed=4 routes_down=1 held=0 awaiting_credentials=0 oldest=0 uptime=0 routes_slowed=0 pid=1234")
+        #expect(status.description == "queued=5 deferred=2 inflight=1 dead=3 delivered=40 failed=4 routes_down=1 held=0 awaiting_credentials=0 oldest=0 uptime=0 routes_slowed=0 refusing_free=0 refusing_floor=0 pid=1234")
         #expect(ControlStatus(parsing: status.description) == status)
         // Keys from a newer daemon are skipped.
         let newer = try #require(ControlStatus(parsing: "queued=1 shiny=9 pid=7"))

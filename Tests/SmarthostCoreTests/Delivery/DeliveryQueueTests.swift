@@ -441,4 +441,22 @@ import Testing
         #expect(!queue.hasInFlight)
         #expect(queue.tick(now: Self.start + Self.minute).isEmpty)
     }
+
+    /// Issue 19: a stop lets a transaction under way finish but begins none. A message whose
+    /// spool read ends after the stop is not sent: it waits for the next start, and the
+    /// connection says QUIT.
+    @Test func aReadThatEndsAfterStopIsNotSentButRequeued() {
+        var queue = Self.queue(Self.target(), connections: 1)
+        let message = Self.envelope()
+        queue.enqueue(message)
+        _ = queue.tick(now: Self.start)
+        let reads = Self.reads(queue.connectionReady(1, now: Self.start))
+        #expect(reads.count == 1 && reads.first?.1 == message.id)
+        #expect(Self.quits(queue.stop()).isEmpty, "the connection is busy reading for its message")
+        #expect(queue.hasInFlight)
+        let after = queue.messageRead(1, message.id, .ready, now: Self.start)
+        #expect(!after.contains { if case .transmit = $0 { return true }; return false }, "no new transaction while stopping")
+        #expect(Self.quits(after) == [1])
+        #expect(!queue.hasInFlight && queue.state(of: message.id) == .waiting)
+    }
 }

@@ -95,8 +95,19 @@ final class RelayProcess: @unchecked Sendable {
             let text = String(decoding: data, as: UTF8.self)
             self.logLock.withLock { self.logText += text }
         }
-        try process.run()
+        try Self.withNoSignalsBlocked { try process.run() }
         self.process = process
+    }
+
+    /// The relay starts as systemd starts it, with no signal blocked: a child inherits the
+    /// mask of the thread that spawns it, and the test runner's threads block nearly all
+    /// signals, which hid relay threads that left SIGHUP/SIGTERM open (issue 19).
+    static func withNoSignalsBlocked<T>(_ body: () throws -> T) rethrows -> T {
+        var empty = sigset_t(), saved = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        return try body()
     }
 
     /// Waits until the daemon reports its listening port.

@@ -4,8 +4,10 @@
 --fault cut-in-data: the first connection is cut after the client has sent part of the
 message (after 354, before the final reply); later connections behave and record the
 message to --outdir as <n>.eml.
---fault slow-data: every message is answered 0.3 s after its final dot, and the highest number
-of connections open at once is kept in --outdir/max_connections (for the per-route cap).
+--fault slow-data: every message is answered 0.3 s (--data-delay S) after its final dot, and the
+highest number of connections open at once is kept in --outdir/max_connections (for the per-route
+cap). Each final dot is a line of dots.log the moment it arrives (a test can act while the
+relay waits for the reply).
 --fault slow-quit: QUIT is answered 3 s late, so a relay's idle connection stays open after
 its QUIT for a while (it must not be handed a message meanwhile). Every QUIT received is
 a line in --outdir/quit.log.
@@ -117,7 +119,8 @@ def serve(conn, n, a):
                 if line == b".\r\n":
                     data_mode = False
                     if fault == "slow-data":
-                        time.sleep(0.3)
+                        log_line(outdir, "dots.log", "%f" % time.time())
+                        time.sleep(a.data_delay)
                     if fault == "rate-limit" and a.at == "data" and over_limit(a):
                         end_transaction(a.reply[:3])
                         body = b""
@@ -202,6 +205,7 @@ def main():
     p.add_argument("--at", choices=["mail", "data"], default="mail", help="rate-limit: where the limit bites")
     p.add_argument("--reply", default="421 4.4.2 Message submission rate for this client has exceeded the configured limit")
     p.add_argument("--close", action="store_true", help="rate-limit: hang up after the limit reply")
+    p.add_argument("--data-delay", type=float, default=0.3, help="slow-data: seconds before the reply to the final dot")
     p.add_argument("--max-rcpt", type=int, default=100, help="rcpt-cap: recipients per transaction")
     a = p.parse_args()
     os.makedirs(a.outdir, exist_ok=True)

@@ -61,7 +61,7 @@ import Testing
     }
 }
 
-private final class NameBox: @unchecked Sendable {
+final class NameBox: @unchecked Sendable {
     private let lock = Mutex()
     private var name = ""
     func set(_ value: String) { lock.withLock { name = value } }
