@@ -96,6 +96,7 @@ public final class Daemon {
         notifier.ready(status: statusLine())
         logMissingCredentials(config)
         warnUIDRulesBlind(config)
+        for warning in config.warnings { logger.warning("configuration: \(warning)") }
         startWatchdog()
         startStatusUpdates()
         logger.info("started", metadata: ["hostname": "\(config.hostname)", "spool": "\(config.spool)"])
@@ -267,6 +268,7 @@ public final class Daemon {
         config = newConfig
         logMissingCredentials(newConfig)
         warnUIDRulesBlind(newConfig)
+        for warning in newConfig.warnings { logger.warning("configuration: \(warning)") }
         logger.info("reloaded", metadata: ["orgs": "\(newConfig.orgs.count)"])
         let missing = newConfig.missingCredentials.map(\.route)
         return .ok("reloaded \(configPath): \(newConfig.orgs.count) orgs"
