@@ -71,6 +71,13 @@ public struct CIDRBlock: Sendable, Hashable, CustomStringConvertible {
         return Self.masked(ipv6, prefixLength) == bytes
     }
 
+    /// True when a loopback client (`127.0.0.0/8`, `::1`) is in the block: blocks are
+    /// nested or disjoint, so the block is inside `127.0.0.0/8` or holds all of it.
+    public var includesLoopback: Bool {
+        if isIPv6 { return contains(ipv6: [UInt8](repeating: 0, count: 15) + [1]) }
+        return prefixLength <= 8 ? contains(ipv4: 127 << 24) : bytes[0] == 127
+    }
+
     public var description: String {
         let address = isIPv6 ? Self.formatIPv6(bytes) : bytes.map(String.init).joined(separator: ".")
         return "\(address)/\(prefixLength)"

@@ -88,7 +88,7 @@ extension RelayConfig.Schema {
 
     /// An org's `clients:`; nil when absent (every client). An empty list is refused rather
     /// than read as "nobody": a key that silently locks an org out is a trap.
-    mutating func decodeOrgClients(_ section: RelayConfig.Section) -> [ClientRule]? {
+    mutating func decodeOrgClients(_ section: RelayConfig.Section, org: String) -> [ClientRule]? {
         guard let field = section.field("clients"), let items = reader.strings(field) else { return nil }
         guard !items.isEmpty else {
             reader.report(field.line, field.path, "an empty list would refuse every client; remove the key to allow all")
@@ -97,10 +97,41 @@ extension RelayConfig.Schema {
         var rules: [ClientRule] = []
         for item in items {
             switch ClientRule.parse(item.text) {
-            case .success(let rule): rules.append(rule)
+            case .success(let rule):
+                rules.append(rule)
+                warnIfAnyLocalUser(rule, org: org, item)
             case .failure(let why): reader.report(item.line, item.path, "\(item.text) \(why)")
             }
         }
         return rules
+    }
+
+    /// Any process may bind any 127.x.y.z or ::1 (Linux routes all of 127.0.0.0/8 to `lo`,
+    /// and binding a source address there needs no privilege), so an address rule that takes
+    /// a loopback client identifies no one: every local user can send as the org.
+    private mutating func warnIfAnyLocalUser(_ rule: ClientRule, org: String,
+                                             _ item: (text: String, path: String, line: Int?)) {
+        guard case .block(let block) = rule, block.includesLoopback else { return }
+        reader.warn(item.line, item.path,
+                    "org \(org): clients rule \(item.text) is met by any local user (any process can bind any "
+                        + "127.x.y.z or ::1 address); name the submitting user with uid:/user: rules over the Unix socket")
+    }
+
+    /// Under `org_header_trust: any` the org header alone chooses the org, so any local
+    /// client may send with the route (and credentials) of an org that has its own route
+    /// and no `clients:` rule. One line for all of them: a configuration may hold 10 000.
+    mutating func warnClaimableOrgs(_ orgs: [OrgSetting], trust: OrgHeaderTrust, orgHeader: String,
+                                    _ top: RelayConfig.Section) {
+        guard trust == .any else { return }
+        let claimable = orgs.filter { org in
+            guard org.clients == nil, case .custom = org.route else { return false }
+            return true
+        }.map(\.id)
+        guard !claimable.isEmpty else { return }
+        let shown = claimable.prefix(5).joined(separator: ", ")
+            + (claimable.count > 5 ? " and \(claimable.count - 5) more" : "")
+        reader.warn(top.field("org_header_trust")?.line, "org_header_trust",
+                    "org_header_trust is any: any local client can claim org \(shown) (and its own route's credentials) "
+                        + "with the \(orgHeader) header; set org_header_trust: senders, or give each org clients: uid:/user: rules")
     }
 }

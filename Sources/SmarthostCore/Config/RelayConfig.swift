@@ -89,10 +89,12 @@ public struct RelayConfig: Sendable, Equatable {
         public var maxMessageSize: Int64 = 35 << 20
         public var maxRecipients: Int = 100
         public var maxConnections: Int = 1000
-        /// Connections from one IP address at once; 0: no limit of its own. Off by default:
-        /// every local application comes from 127.0.0.1, so only a relay that listens on a
-        /// network needs it.
-        public var maxConnectionsPerClient: Int = 0
+        /// Connections from one client at once (an IP address, or a uid on the Unix socket);
+        /// 0: no limit of its own; nil (the key absent): `defaultConnectionsPerClient`.
+        public var maxConnectionsPerClient: Int?
+        /// One connection's whole life, checked between commands (never mid-DATA; see
+        /// `defaultConnectionTimeMs`); 0: no bound.
+        public var maxConnectionTimeMs: Int64 = Self.defaultConnectionTimeMs
         /// Each command line must be complete within this, counted from when the relay waits
         /// for it: a deadline, not an inactivity timer (a client dripping a byte at a time
         /// gets no longer than an idle one).
@@ -104,6 +106,38 @@ public struct RelayConfig: Sendable, Equatable {
         /// A bare LF in commands and content: normalized to CRLF (Postfix 3.9) or refused.
         public var bareLineFeed = BareLineFeedPolicy.normalize
         public init() {}
+
+        /// The cap one client holds: what was set, or a tenth of `max_connections` but at
+        /// least 10 (and never more than `max_connections`). A tenth: ten clients' worth of
+        /// slots, so one local user holding its whole share (issue 19: 1 010 idle
+        /// connections) leaves 90 % to everyone else; 100 of the default 1 000 is still more
+        /// than a PHP-FPM or cron burst opens at once. The floor of 10: a relay set to
+        /// `max_connections: 30` still lets one busy application send 10 messages in
+        /// parallel. Every application on 127.0.0.1 is one client here: tenants that need
+        /// shares of their own submit over the Unix socket, where each uid is one.
+        public var connectionsPerClient: Int {
+            if let set = maxConnectionsPerClient { return set }
+            return Self.defaultConnectionsPerClient(maxConnections: maxConnections)
+        }
+
+        public static func defaultConnectionsPerClient(maxConnections: Int) -> Int {
+            min(maxConnections, max(maxConnections / 10, 10))
+        }
+
+        /// Slots only Unix-socket clients may take when a Unix socket listens: a tenth of
+        /// `max_connections` (at least 1). Every local user can open TCP connections from as
+        /// many 127.x addresses as it likes, each a client of its own, so per-client caps
+        /// alone let TCP fill the pool; a uid needs a real account. One pool with a reserve
+        /// rather than two pools keeps `max_connections` the bound on descriptors and memory.
+        public var unixReserve: Int { max(1, maxConnections / 10) }
+
+        /// Ten minutes, bounding how long NOOP/RSET keep-alives hold a slot. Enforced only
+        /// where the client waits for a command (a `421 4.4.2` in answer to the next command,
+        /// or on its own when the wait runs past it), never during DATA: a max-size message
+        /// sent at the slowest rate `data_timeout` allows (35 MiB in 10 minutes) finishes and
+        /// gets its `250`. A client that keeps one connection for a stream of messages gets a
+        /// `421` after ten minutes and reconnects (RFC 5321 §3.8: a 421 may come at any time).
+        public static let defaultConnectionTimeMs: Int64 = 10 * 60_000
     }
 
     /// `access:` — which clients may connect at all.

@@ -18,7 +18,7 @@ extension RelayConfig {
                               "default", "host", "orgs", "include", "metrics", "notices",
                               "org_header_trust"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "max_connections_per_client",
-                                "idle_timeout",
+                                "max_connection_time", "idle_timeout",
                                 "data_timeout", "min_free_space", "bare_lf"]
         static let accessKeys = ["allow"]
         static let queueKeys = ["retry_min", "retry_max", "max_age", "connections_per_route"]
@@ -59,6 +59,7 @@ extension RelayConfig {
             config.metricsListen = metricsListen
             config.notices = notices
             config.orgHeaderTrust = decodeOrgHeaderTrust(top)
+            warnClaimableOrgs(orgs, trust: config.orgHeaderTrust, orgHeader: orgHeader, top)
             return config
         }
 
@@ -233,6 +234,11 @@ extension RelayConfig {
             if let f = section.field("max_connections"), let v = reader.integer(f, in: 1...counts) { limits.maxConnections = Int(v) }
             if let f = section.field("max_connections_per_client"), let v = reader.integer(f, in: 0...counts) {
                 limits.maxConnectionsPerClient = Int(v)
+            }
+            if let f = section.field("max_connection_time") {
+                // 0 turns the bound off, as for max_connections_per_client; any other value is a duration.
+                if case .scalar(let scalar) = f.node, scalar.string == "0" { limits.maxConnectionTimeMs = 0 }
+                else if let v = reader.duration(f) { limits.maxConnectionTimeMs = v }
             }
             if let f = section.field("idle_timeout"), let v = reader.duration(f) { limits.idleTimeoutMs = v }
             if let f = section.field("data_timeout"), let v = reader.duration(f) { limits.dataTimeoutMs = v }

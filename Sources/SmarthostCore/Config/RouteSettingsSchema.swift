@@ -76,7 +76,7 @@ extension RelayConfig.Schema {
                                            allowed: ["use", "senders", "clients", "notices"] + Self.routeKeys) else { return nil }
         let senders = decodeSenders(section)
         let noticesCopyTo = decodeOrgNotices(section)
-        let clients = decodeOrgClients(section)
+        let clients = decodeOrgClients(section, org: field.key)
         guard let route = decodeChoice(section, context) else { return nil }
         var org = OrgSetting(id: field.key, route: route, senders: senders)
         org.noticesCopyTo = noticesCopyTo

@@ -105,6 +105,7 @@ public final class Daemon {
         notifier.ready(status: statusLine())
         logMissingCredentials(config)
         warnUIDRulesBlind(config)
+        for warning in config.warnings { logger.warning("configuration: \(warning)") }
         startWatchdog()
         startStatusUpdates()
         logger.info("started", metadata: ["hostname": "\(config.hostname)", "spool": "\(config.spool)"])
@@ -294,6 +295,7 @@ public final class Daemon {
         config = newConfig
         logMissingCredentials(newConfig)
         warnUIDRulesBlind(newConfig)
+        for warning in newConfig.warnings { logger.warning("configuration: \(warning)") }
         logger.info("reloaded", metadata: ["orgs": "\(newConfig.orgs.count)"])
         checkFreeSpace()
         let missing = newConfig.missingCredentials.map(\.route)

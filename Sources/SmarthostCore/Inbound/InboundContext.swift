@@ -26,8 +26,6 @@ final class InboundContext {
 
     var hostname: String { config.hostname }
     var orgHeader: String { config.orgHeader }
-    var maxConnections: Int { config.limits.maxConnections }
-    var maxConnectionsPerClient: Int { config.limits.maxConnectionsPerClient }
 
     func sessionConfiguration(client identity: ClientIdentity) -> InboundSession.Configuration {
         let client = identity.description
@@ -50,7 +48,8 @@ final class InboundContext {
             },
             bareLineFeed: config.limits.bareLineFeed,
             commandTimeoutMilliseconds: config.limits.idleTimeoutMs,
-            dataTimeoutMilliseconds: config.limits.dataTimeoutMs)
+            dataTimeoutMilliseconds: config.limits.dataTimeoutMs,
+            connectionTimeMilliseconds: config.limits.maxConnectionTimeMs)
     }
 
     func connectionClosed(_ connection: InboundConnection) {

@@ -10,11 +10,8 @@ final class InboundServer {
     private(set) var context: InboundContext
     private var acceptors: [Acceptor] = []
     private var connections: [UInt64: InboundConnection] = [:]
-    /// Open connections per client address, for `max_connections_per_client`.
-    private var perClient: [String: Int] = [:]
-    /// Addresses refused for `max_connections_per_client` whose refusal is logged already:
-    /// one line per burst, until one of the address's connections ends.
-    private var refusedClients: Set<String> = []
+    /// Open connections by client and kind, and who may take a slot.
+    private var admission: ConnectionAdmission
     private var nextSerial: UInt64 = 1
     private(set) var stopping = false
     /// Transactions refused or aborted and connections turned away, for `STATUS=`.
@@ -30,7 +27,17 @@ final class InboundServer {
         self.loop = loop
         self.context = context
         self.logger = logger
+        self.admission = ConnectionAdmission(maxConnections: 0, perClient: 0, unixReserve: 0)
         context.delegate = self
+        updateAdmission()
+    }
+
+    /// The limits of the current context; the reserve only while a Unix socket listens.
+    private func updateAdmission() {
+        let limits = context.config.limits
+        admission.maxConnections = limits.maxConnections
+        admission.perClient = limits.connectionsPerClient
+        admission.unixReserve = acceptors.contains { $0.socket.address.isUnix } ? limits.unixReserve : 0
     }
 
     var connectionCount: Int { connections.count }
@@ -44,6 +51,7 @@ final class InboundServer {
             acceptors.append(acceptor)
             logger.info("listening", metadata: ["address": "\(socket.address)"])
         }
+        updateAdmission()
     }
 
     func stopListening(on address: SocketAddress) {
@@ -52,11 +60,13 @@ final class InboundServer {
             logger.info("stopped listening", metadata: ["address": "\(address)"])
         }
         acceptors.removeAll { $0.socket.address.description == address.description }
+        updateAdmission()
     }
 
     func replaceContext(_ newContext: InboundContext) {
         newContext.delegate = self
         context = newContext
+        updateAdmission()
     }
 
     private func accept(fd: Int32, peer: SocketAddress) {
@@ -66,16 +76,17 @@ final class InboundServer {
         }
         // Before any refusal: a Unix-socket client's uid is read from the open socket.
         let client = ClientIdentity(fd: fd, peer: peer)
-        if connections.count >= context.maxConnections {
-            refuseOverLimit(fd: fd, client: client)
-            return
-        }
         // Per address, or per uid on the Unix socket.
         let key = client.description
-        let cap = context.maxConnectionsPerClient
-        if cap > 0, perClient[key, default: 0] >= cap {
+        switch admission.decide(key: key, isUnix: client.isUnix) {
+        case .admit:
+            break
+        case .poolFull:
+            refuseOverLimit(fd: fd, client: client)
+            return
+        case .clientFull(let firstOfBurst):
             refuse(fd: fd, client: client, InboundSession.tooManyConnectionsFromClientReply(hostname: context.hostname),
-                   log: refusedClients.insert(key).inserted)
+                   log: firstOfBurst)
             return
         }
         let stream: StreamConnection
@@ -90,7 +101,7 @@ final class InboundServer {
         let session = InboundSession(configuration: context.sessionConfiguration(client: client))
         let connection = InboundConnection(serial: serial, stream: stream, session: session, context: context, client: client)
         connections[serial] = connection
-        perClient[key, default: 0] += 1
+        admission.opened(key: key, isUnix: client.isUnix)
         connection.start()
     }
 
@@ -113,10 +124,7 @@ final class InboundServer {
 
     func connectionClosed(_ connection: InboundConnection) {
         if connections.removeValue(forKey: connection.serial) != nil {
-            let key = connection.client.description
-            let count = perClient[key, default: 1] - 1
-            perClient[key] = count > 0 ? count : nil
-            refusedClients.remove(key)
+            admission.closed(key: connection.client.description, isUnix: connection.client.isUnix)
         }
         for acceptor in acceptors where acceptor.isPaused { acceptor.resume() }
         if stopping, connections.isEmpty { onIdleAfterStop?() }

@@ -59,6 +59,9 @@ public struct InboundSession: Sendable {
         /// The whole message content must arrive within this, counted from `354` —
         /// `limits.data_timeout`. Not restarted by input.
         public var dataTimeoutMilliseconds: Int64
+        /// The connection's whole life, from `start()` (`limits.max_connection_time`):
+        /// checked where a command is awaited, never during DATA. 0: no bound.
+        public var connectionTimeMilliseconds: Int64
         /// Monotonic milliseconds, for the deadlines; injected for tests.
         public var now: @Sendable () -> Int64
 
@@ -69,6 +72,7 @@ public struct InboundSession: Sendable {
                     storageCheck: (@Sendable (_ expectedSize: Int) -> SMTPReply?)? = nil,
                     bareLineFeed: BareLineFeedPolicy = .normalize,
                     commandTimeoutMilliseconds: Int64 = 5 * 60_000, dataTimeoutMilliseconds: Int64 = 10 * 60_000,
+                    connectionTimeMilliseconds: Int64 = 0,
                     now: @escaping @Sendable () -> Int64 = { MonotonicClock.nowMilliseconds() }) {
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
@@ -82,6 +86,7 @@ public struct InboundSession: Sendable {
             self.bareLineFeed = bareLineFeed
             self.commandTimeoutMilliseconds = commandTimeoutMilliseconds
             self.dataTimeoutMilliseconds = dataTimeoutMilliseconds
+            self.connectionTimeMilliseconds = connectionTimeMilliseconds
             self.now = now
         }
     }
@@ -194,22 +199,12 @@ public struct InboundSession: Sendable {
     /// When the command or the message content now awaited must be complete (monotonic
     /// milliseconds); nil while committing or closed.
     public private(set) var pendingDeadline: Int64?
+    /// When `connectionTimeMilliseconds` runs out (set by `start()`); nil: no bound.
+    var connectionDeadline: Int64?
 
     public init(configuration: Configuration) {
         self.configuration = configuration
         self.framer = LineFramer(bareLineFeed: configuration.bareLineFeed)
-    }
-
-    /// Sent by the driver instead of starting a session when the connection
-    /// limit is reached.
-    public static func tooManyConnectionsReply(hostname: String) -> SMTPReply {
-        SMTPReply(421, "4.7.0", "\(hostname) Error: too many connections")
-    }
-
-    /// Sent instead of starting a session when this client address has
-    /// `max_connections_per_client` open already.
-    public static func tooManyConnectionsFromClientReply(hostname: String) -> SMTPReply {
-        SMTPReply(421, "4.7.0", "\(hostname) Error: too many connections from your address")
     }
 
     public var pendingTimeout: Timeout {
@@ -243,6 +238,7 @@ extension InboundSession {
     /// does not allow (RFC 5321 §3.1: 554 instead of 220).
     public mutating func start() -> [Action] {
         precondition(state == .connected, "start() called twice")
+        startConnectionClock()
         if configuration.clientAllowed {
             // The greeting carries no enhanced code (RFC 2034 §3).
             send(SMTPReply(220, nil, "\(configuration.hostname) ESMTP smarthost"))
@@ -304,13 +300,15 @@ extension InboundSession {
 
     /// 421 and close (RFC 5321 §4.5.3.2: the server may close a session that is too slow).
     mutating func timeOut() {
+        if isPastConnectionTime { return endConnectionTime() }
         commandContext = CommandContext(command: InboundRefusal.timeout)
         close(with: SMTPReply(421, "4.4.2", "\(configuration.hostname) Error: timeout exceeded"))
     }
 
-    /// Starts the time allowed for the next command line.
+    /// Starts the time allowed for the next command line, which the connection's own
+    /// bound may cut short.
     mutating func awaitCommand() {
-        pendingDeadline = configuration.now() + configuration.commandTimeoutMilliseconds
+        pendingDeadline = min(configuration.now() + configuration.commandTimeoutMilliseconds, connectionDeadline ?? .max)
     }
 
     /// The client closed the connection (EOF or error on read).
@@ -337,6 +335,8 @@ extension InboundSession {
         defer { if completed && isCommandMode { awaitCommand() } }
         while isCommandMode, let event = framer.nextEvent() {
             completed = true
+            // Pipelined commands after a long DATA: the bound is checked at each boundary.
+            if isPastConnectionTime { return endConnectionTime() }
             commandContext = CommandContext(command: InboundRefusal.unknown)
             switch event {
             case .line(let line):

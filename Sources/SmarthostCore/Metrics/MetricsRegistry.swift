@@ -1,6 +1,7 @@
 /// A small Prometheus registry owned by the event loop: every metric the relay has is
 /// changed on the loop (acceptance, delivery outcomes, route changes) and read there at a
-/// scrape, so plain integers suffice — no atomics, no locks, nothing `async`.
+/// scrape, so plain integers suffice — no atomics, no locks, nothing `async`. A scrape
+/// copies a `Snapshot` on the loop and renders its text on another thread.
 ///
 /// Why not swift-prometheus: its registry copies a family's whole label-set dictionary to
 /// add one series, so giving each of 10 000 configured orgs its zero-valued counters (which
@@ -104,27 +105,69 @@ public final class MetricsRegistry: @unchecked Sendable {
 
     /// The text exposition format 0.0.4: families by name, series by labels.
     public func exposition() -> [UInt8] {
-        var out = ""
-        for name in families.keys.sorted() {
-            let family = families[name]!
-            out += "# HELP \(name) \(Self.escapeHelp(family.help))\n# TYPE \(name) \(family.kind.rawValue)\n"
-            if family.kind == .histogram {
-                for key in family.histograms.keys.sorted() {
-                    out += Self.histogramLines(name, key, family.histograms[key]!)
-                }
-            } else {
-                for key in family.values.keys.sorted() {
-                    out += "\(name)\(key.text) \(Self.format(family.values[key]!))\n"
-                }
-            }
-        }
-        return Array(out.utf8)
+        snapshot().exposition()
     }
 
-    private static func histogramLines(_ name: String, _ key: SeriesKey, _ histogram: Histogram) -> String {
+    /// Every value copied out, unformatted and unsorted: what a scrape costs the loop (one
+    /// copy per series). Formatting and sorting, the larger part, run on `exposition()`'s
+    /// caller's thread.
+    public func snapshot() -> Snapshot {
+        Snapshot(families: families.map { name, family in
+            Snapshot.Family(name: name, kind: family.kind, help: family.help,
+                            values: family.values.map { ($0.key.text, $0.value) },
+                            histograms: family.histograms.map {
+                                ($0.key.text, HistogramValues(bounds: $0.value.bounds, counts: $0.value.counts,
+                                                              sum: $0.value.sum, count: $0.value.count))
+                            })
+        })
+    }
+
+    struct HistogramValues: Sendable {
+        let bounds: [Double]
+        let counts: [Int]
+        let sum: Double
+        let count: Int
+    }
+
+    /// The registry's values at one moment, owned by no thread.
+    public struct Snapshot: Sendable {
+        struct Family: Sendable {
+            let name: String
+            let kind: Kind
+            let help: String
+            let values: [(key: String, value: Double)]
+            let histograms: [(key: String, histogram: HistogramValues)]
+        }
+
+        let families: [Family]
+
+        /// The text exposition format 0.0.4: families by name, series by labels.
+        public func exposition() -> [UInt8] {
+            var out = ""
+            for family in families.sorted(by: { $0.name < $1.name }) {
+                let name = family.name
+                out += "# HELP \(name) \(MetricsRegistry.escapeHelp(family.help))\n# TYPE \(name) \(family.kind.rawValue)\n"
+                if family.kind == .histogram {
+                    for (key, histogram) in family.histograms.sorted(by: { $0.key < $1.key }) {
+                        out += MetricsRegistry.histogramLines(name, key, histogram)
+                    }
+                } else {
+                    for (key, value) in family.values.sorted(by: { $0.key < $1.key }) {
+                        out += "\(name)\(key) \(MetricsRegistry.format(value))\n"
+                    }
+                }
+            }
+            return Array(out.utf8)
+        }
+
+        /// How many series (a histogram counts once), for tests and the scrape log.
+        public var seriesCount: Int { families.reduce(0) { $0 + $1.values.count + $1.histograms.count } }
+    }
+
+    fileprivate static func histogramLines(_ name: String, _ keyText: String, _ histogram: HistogramValues) -> String {
         // `le` joins the series' own labels: {org="a",le="0.5"}.
         func withLE(_ le: String) -> String {
-            key.text.isEmpty ? "{le=\"\(le)\"}" : String(key.text.dropLast()) + ",le=\"\(le)\"}"
+            keyText.isEmpty ? "{le=\"\(le)\"}" : String(keyText.dropLast()) + ",le=\"\(le)\"}"
         }
         var out = ""
         var cumulative = 0
@@ -133,8 +176,8 @@ public final class MetricsRegistry: @unchecked Sendable {
             out += "\(name)_bucket\(withLE(format(bound))) \(cumulative)\n"
         }
         out += "\(name)_bucket\(withLE("+Inf")) \(histogram.count)\n"
-        out += "\(name)_sum\(key.text) \(format(histogram.sum))\n"
-        out += "\(name)_count\(key.text) \(histogram.count)\n"
+        out += "\(name)_sum\(keyText) \(format(histogram.sum))\n"
+        out += "\(name)_count\(keyText) \(histogram.count)\n"
         return out
     }
 

@@ -1,14 +1,20 @@
 import Logging
 
 /// `/metrics` on the event loop: one short-lived connection per scrape, a bounded request,
-/// a deadline, `Connection: close`. The body is made on the loop from atomics and a few
-/// gauges set just before (`refresh`), so a scrape never waits for another thread.
+/// a deadline, `Connection: close`. On the loop a scrape only sets a few gauges (`refresh`)
+/// and copies the values (`MetricsRegistry.snapshot`); the text, whose formatting and
+/// sorting took 0.8 s of the loop for 660 000 series (issue 19), is made on the
+/// `metrics-render` thread and written back on the loop, so a scrape never delays a
+/// greeting. (The labels are bounded by the configuration now, but 10 000 orgs are still
+/// 100 000 series.)
 final class MetricsServer {
     private let loop: EventLoop
     private let logger: Logger
     private let metrics: RelayMetrics
     private var acceptor: Acceptor?
     private var connections: [ObjectIdentifier: MetricsConnection] = [:]
+    private lazy var renderer = WorkerThread(name: "metrics-render")
+    private var rendererStarted = false
     /// Sets the scrape-time gauges (queue by org and route, spool free space).
     var refresh: () -> Void = {}
 
@@ -40,9 +46,16 @@ final class MetricsServer {
         }
     }
 
-    func body() -> [UInt8] {
+    /// The exposition text, to `completion` on the loop.
+    func body(_ completion: @escaping ([UInt8]) -> Void) {
         refresh()
-        return metrics.exposition()
+        let snapshot = metrics.snapshot()
+        let back = LoopCallback(completion)
+        rendererStarted = true
+        renderer.submit { [loop] in
+            let text = snapshot.exposition()
+            loop.execute { back.call(text) }
+        }
     }
 
     func closed(_ connection: MetricsConnection) {
@@ -54,6 +67,7 @@ final class MetricsServer {
         acceptor?.close()
         acceptor = nil
         for connection in connections.values { connection.stream.close() }
+        if rendererStarted { renderer.stop() }
     }
 }
 
@@ -62,6 +76,7 @@ final class MetricsConnection: StreamConnectionDelegate {
     private unowned let server: MetricsServer
     private var request: [UInt8] = []
     private var answered = false
+    private var closed = false
     var deadline: TimerID?
 
     init(stream: StreamConnection, server: MetricsServer) {
@@ -78,8 +93,14 @@ final class MetricsConnection: StreamConnectionDelegate {
         case .incomplete:
             return
         case .metrics(let headOnly):
-            answer(MetricsRequest.response(status: 200, reason: "OK", contentType: MetricsRequest.exposition,
-                                           body: server.body(), headOnly: headOnly))
+            answered = true
+            stream.setReading(false)
+            server.body { [weak self] body in
+                // Closed meanwhile (the request deadline, or the relay stopping): nobody to tell.
+                guard let self, !self.closed else { return }
+                self.answer(MetricsRequest.response(status: 200, reason: "OK", contentType: MetricsRequest.exposition,
+                                                    body: body, headOnly: headOnly))
+            }
         case .refused(let status, let reason):
             answer(MetricsRequest.response(status: status, reason: reason, body: Array("\(reason)\n".utf8)))
         }
@@ -95,6 +116,7 @@ final class MetricsConnection: StreamConnectionDelegate {
     func streamConnectionDidDrain(_ connection: StreamConnection) {}
 
     func streamConnectionDidClose(_ connection: StreamConnection, error: SystemError?) {
+        closed = true
         server.closed(self)
     }
 }

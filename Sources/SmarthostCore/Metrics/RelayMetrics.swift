@@ -6,8 +6,15 @@
 /// `host:port`) — never a client address, so their number is bounded by the file. Every
 /// configured org starts at zero (`prepare`), so a rate over a counter that never moved is
 /// 0, not "no data".
+///
+/// An org id the configuration does not have is `org="unknown"`: under
+/// `org_header_trust: any` a client chooses the header's value, and 30 000 messages with
+/// fresh values made 660 000 series (issue 19). Every org label goes through `bounded`.
 public final class RelayMetrics: @unchecked Sendable {
     public let registry = MetricsRegistry()
+    /// The configured org ids (`prepare`); any other id is counted as `unknownOrg`.
+    private var configuredOrgs: Set<String> = []
+    public static let unknownOrg = "unknown"
 
     /// Delivery latency (accepted → the upstream's 250) and upstream step durations.
     static let latencyBuckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14_400, 86_400]
@@ -46,6 +53,7 @@ public final class RelayMetrics: @unchecked Sendable {
 
     /// Every configured org and the host level, at zero. Called at start and on reload.
     public func prepare(_ config: RelayConfig) {
+        configuredOrgs = Set(config.orgs.map(\.id))
         for label in Self.labels(of: config) {
             for counter in Self.messageCounters {
                 registry.declare(counter.name, .counter, help: counter.help, labels: label.pairs)
@@ -72,7 +80,16 @@ public final class RelayMetrics: @unchecked Sendable {
     }
 
     private func count(_ name: String, _ labels: MessageLabels, by amount: Double = 1) {
-        registry.increment(name, help: help(name), labels: labels.pairs, by: amount)
+        registry.increment(name, help: help(name), labels: bounded(labels).pairs, by: amount)
+    }
+
+    /// The labels as exported: an org the configuration does not have becomes `unknown`
+    /// (one series whatever the clients send). "-", the host level, stays.
+    func bounded(_ labels: MessageLabels) -> MessageLabels {
+        guard labels.org != "-", !configuredOrgs.contains(labels.org) else { return labels }
+        var out = labels
+        out.org = Self.unknownOrg
+        return out
     }
 
     // MARK: events
@@ -91,7 +108,7 @@ public final class RelayMetrics: @unchecked Sendable {
         count("smarthost_messages_delivered_total", labels)
         count("smarthost_sent_bytes_total", labels, by: Double(bytes))
         registry.observe("smarthost_delivery_latency_seconds", help: "From acceptance to the upstream's final 250",
-                         labels: labels.pairs, buckets: Self.latencyBuckets, latencySeconds)
+                         labels: bounded(labels).pairs, buckets: Self.latencyBuckets, latencySeconds)
     }
 
     public func deferred(_ labels: MessageLabels) {
@@ -141,9 +158,15 @@ public final class RelayMetrics: @unchecked Sendable {
     // MARK: gauges set at scrape time
 
     /// Queue size and oldest age per label; known labels absent from `queue` read zero.
+    /// Unconfigured orgs are summed into `unknown` (their oldest is the oldest of them).
     public func setQueue(_ queue: [MessageLabels: (count: Int, oldestSeconds: Int64)], known: [MessageLabels]) {
-        for label in Set(known).union(queue.keys) {
-            let value = queue[label] ?? (0, 0)
+        var merged: [MessageLabels: (count: Int, oldestSeconds: Int64)] = [:]
+        for (label, value) in queue {
+            let old = merged[bounded(label)] ?? (0, 0)
+            merged[bounded(label)] = (old.count + value.count, max(old.oldestSeconds, value.oldestSeconds))
+        }
+        for label in Set(known.map(bounded)).union(merged.keys) {
+            let value = merged[label] ?? (0, 0)
             registry.set("smarthost_queue_messages", help: Self.queueHelp, labels: label.pairs, Double(value.count))
             registry.set("smarthost_queue_oldest_message_age_seconds", help: Self.oldestHelp, labels: label.pairs,
                          Double(value.oldestSeconds))
@@ -157,5 +180,10 @@ public final class RelayMetrics: @unchecked Sendable {
     /// The exposition text (format 0.0.4).
     public func exposition() -> [UInt8] {
         registry.exposition()
+    }
+
+    /// The values as they are now, to render on another thread (`MetricsServer`).
+    public func snapshot() -> MetricsRegistry.Snapshot {
+        registry.snapshot()
     }
 }

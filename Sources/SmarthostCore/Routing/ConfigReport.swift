@@ -159,7 +159,9 @@ public enum ConfigReport {
     private static func limitsLine(_ limits: RelayConfig.Limits) -> String {
         let ms = RelayConfig.Units.formatMilliseconds, bytes = RelayConfig.Units.formatBytes
         return "limits: max_message_size \(bytes(limits.maxMessageSize)), max_recipients \(limits.maxRecipients), "
-            + "max_connections \(limits.maxConnections), idle_timeout \(ms(limits.idleTimeoutMs)), "
+            + "max_connections \(limits.maxConnections), max_connections_per_client \(limits.connectionsPerClient), "
+            + "max_connection_time \(limits.maxConnectionTimeMs > 0 ? ms(limits.maxConnectionTimeMs) : "0 (no bound)"), "
+            + "idle_timeout \(ms(limits.idleTimeoutMs)), "
             + "data_timeout \(ms(limits.dataTimeoutMs)), min_free_space \(bytes(limits.minFreeSpace)), "
             + "bare_lf \(limits.bareLineFeed.rawValue)"
     }
