@@ -173,4 +173,62 @@ import Testing
         #expect(!relay.log.contains("notice queued"), "no second warning after the restart:\n\(relay.log)")
         relay.stop()
     }
+
+    static func config(port: UInt16, minFreeSpace: String) -> String {
+        """
+        queue: { retry_min: 1s, retry_max: 1s, max_age: 1h }
+        limits: { min_free_space: \(minFreeSpace) }
+        default:
+          host: 127.0.0.1
+          port: \(port)
+          tls: none
+        host:
+          use: default
+        """
+    }
+
+    /// Issue 19 item 6: a message dead-lettered while the spool is below `min_free_space`
+    /// still gets its notice, in the spool before the dead letter moves, and a kill -9
+    /// does not lose it. The floor is raised above the file system's free space by a
+    /// restart with a new configuration (the spool's floor is read at start).
+    @Test func aNoticeAtTheDiskFloorIsInTheSpoolAndSurvivesKill9() throws {
+        // Accepted while the upstream is unreachable: the message waits in queue/.
+        let relay = try RelayProcess(configBody: Self.config(port: 9, minFreeSpace: "1MiB"))
+        try relay.start()
+        try Self.submit(relay, from: "app@acme.example", to: ["gone@example.com"],
+                        data: "From: App <app@acme.example>\r\nSubject: floor\r\n\r\nat the floor\r\n")
+        #expect(eventually { relay.log.contains("deferred") }, "\(relay.log)")
+        relay.stop()
+        // Restarted below the floor (a petabyte), against an upstream that refuses the
+        // recipient for good and the notice's recipient for now.
+        let refusing = try UpstreamProcess(mode: .plain, extra: [
+            "--reject-rcpt", "gone@example.com=550 5.1.1 no such user",
+            "--reject-rcpt", "app@acme.example=451 4.3.0 not now",
+        ])
+        try relay.writeConfig(body: Self.config(port: refusing.port, minFreeSpace: "1000000000000000"))
+        try relay.start()
+        let spool = SpoolInspector(path: relay.spoolPath)
+        let script = "import smtplib,sys\ns=smtplib.SMTP('127.0.0.1',int(sys.argv[1]))\ns.ehlo()\nprint(s.docmd('MAIL','FROM:<x@acme.example>'))"
+        let refused = try ToolRun.run("/usr/bin/python3", ["-c", script, "\(relay.port)"])
+        #expect(refused.output.contains("452"), "inbound mail is refused below the floor: \(refused.output)")
+        #expect(eventually { ((try? spool.deadLetters()) ?? []).count == 1 }, "\(relay.log)")
+        #expect(eventually(timeout: 10) {
+            ((try? spool.messages()) ?? []).contains { $0.sender == "" && $0.recipients == ["app@acme.example"] }
+        }, "the notice is in queue/ though the spool is below min_free_space:\n\(relay.log)")
+        relay.kill9()
+        // After kill -9, the next start delivers the notice to the sender's upstream.
+        let accepting = try UpstreamProcess(mode: .plain)
+        try relay.writeConfig(body: Self.config(port: accepting.port, minFreeSpace: "1000000000000000"))
+        try relay.start()
+        let received = Self.notices(accepting.waitForMessages(1))
+        try #require(received.count == 1, "\(relay.log)")
+        #expect(received[0].recipients == ["app@acme.example"])
+        let parsed = try Self.parse(received[0], in: relay.directory)
+        #expect(parsed.recipients.first?["Final-Recipient"] == "rfc822; gone@example.com")
+        #expect(parsed.recipients.first?["Status"] == "5.1.1")
+        #expect(parsed.original_headers?.contains("Subject: floor") == true)
+        #expect(eventually { ((try? spool.messages()) ?? []).isEmpty }, "the notice left the queue: \(relay.log)")
+        #expect(((try? spool.deadLetters()) ?? []).count == 1)
+        relay.stop()
+    }
 }
