@@ -34,7 +34,9 @@ extension QueueReport {
         "[" + values.map(string).joined(separator: ", ") + "]"
     }
 
-    /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
+    /// A JSON string literal (RFC 8259 §7): quote and backslash escaped, and every scalar of
+    /// `TerminalText.unsafeClass` (C0, DEL, C1, bidi) as `\uXXXX`, which JSON requires only
+    /// for C0: the output is read in terminals (`cat`, `less`) too, and must not act there.
     static func string(_ value: String) -> String {
         var out = "\""
         for scalar in value.unicodeScalars {
@@ -44,9 +46,8 @@ extension QueueReport {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            case _ where TerminalText.unsafeClass(scalar) != nil:
+                out += "\\u" + TerminalText.hex(scalar.value, digits: 4)
             default: out.unicodeScalars.append(scalar)
             }
         }

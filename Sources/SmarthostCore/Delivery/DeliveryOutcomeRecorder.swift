@@ -71,7 +71,7 @@ final class DeliveryOutcomeRecorder {
             if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
             if decision.throttled { meta["throttled"] = "yes" }
             logger.warning("deferred", metadata: meta)
-            if record.warnDelay { queueNotice(.delay, for: envelope, reason: decision.reason, host: record.remoteHost) }
+            if record.warnDelay { warnDelay(envelope, reason: decision.reason, host: record.remoteHost) }
             spoolAction("markDeferred", id) {
                 try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
                                     lastError: decision.reason, doneRecipients: envelope.doneRecipients,
@@ -81,9 +81,7 @@ final class DeliveryOutcomeRecorder {
             metrics?.failed(labels)
             meta["reason"] = "\(decision.reason)"
             logger.error("failed", metadata: meta)
-            // Before the move: once the notice is durable, a crash can at worst repeat it.
-            queueNotice(.failure, for: envelope, reason: decision.reason, host: record.remoteHost)
-            spoolAction("moveToFailed", id) { try $0.moveToFailed(id, reason: decision.reason, progress: envelope) }
+            deadLetter(envelope, reason: decision.reason, host: record.remoteHost)
         }
     }
 
@@ -127,35 +125,68 @@ final class DeliveryOutcomeRecorder {
 
     // MARK: Notices
 
-    /// A failure notice or delay warning (`NoticePlan` decides whether and to whom), made
-    /// and committed on the recorder thread in order with the message's own updates, then
-    /// delivered like any queued message.
-    private func queueNotice(_ kind: DeliveryStatusNotice.Kind, for envelope: SpoolEnvelope, reason: String, host: String) {
+    /// The failure notice is committed (fsynced, in `queue/`) before the dead letter moves
+    /// to `failed/`, in one spool action retried until both landed: a crash between the two
+    /// leaves the original in `queue/`, so the next start fails it again and sends the
+    /// notice again (a duplicate at worst, never none); a notice that cannot be written
+    /// (the disk below even the notice reserve, `Spool.noticeFloorBytes`) keeps the
+    /// original in `queue/` too, the way Postfix's qmgr defers a message whose bounce
+    /// could not be written.
+    private func deadLetter(_ envelope: SpoolEnvelope, reason: String, host: String) {
+        let id = envelope.id
+        let notice = noticeCommit(.failure, for: envelope, reason: reason, host: host)
+        let progress = NoticeProgress()
+        spoolAction("moveToFailed", id) { spool in
+            if let notice, !progress.committed {
+                try notice(spool)
+                progress.committed = true   // a retry of the move must not send it again
+            }
+            try spool.moveToFailed(id, reason: reason, progress: envelope)
+        }
+    }
+
+    /// The delay warning, then its mark: a crash in between warns twice, never not at all.
+    private func warnDelay(_ envelope: SpoolEnvelope, reason: String, host: String) {
+        guard let notice = noticeCommit(.delay, for: envelope, reason: reason, host: host) else { return }
+        let id = envelope.id
+        let progress = NoticeProgress()
+        spoolAction("queueNotice", id) { spool in
+            if !progress.committed {
+                try notice(spool)
+                progress.committed = true
+            }
+            try? spool.markDelayWarned(id)
+        }
+    }
+
+    /// Makes and commits a failure notice or delay warning (`NoticePlan` decides whether
+    /// and to whom) on the recorder thread, in order with the message's own updates, then
+    /// hands it to the loop to be delivered like any queued message. nil when nobody is to
+    /// be told.
+    private func noticeCommit(_ kind: DeliveryStatusNotice.Kind, for envelope: SpoolEnvelope, reason: String,
+                              host: String) -> (@Sendable (Spool) throws -> Void)? {
         let config = self.config
-        guard !NoticePlan.recipients(for: envelope, config: config).isEmpty else { return }
-        let remoteMTA = host
+        guard !NoticePlan.recipients(for: envelope, config: config).isEmpty else { return nil }
         let queued = LoopCallback<(SpoolEnvelope, [UInt8])> { [weak self] notice in
             self?.logger.info("notice queued", metadata: [
                 "id": "\(notice.0.id)", "about": "\(envelope.id)", "kind": "\(kind == .failure ? "failure" : "delay")",
                 "to": "\(notice.0.recipients.joined(separator: ","))", "org": "\(notice.0.org ?? "-")",
+                "size": "\(notice.1.count)",
             ])
             self?.onNoticeQueued?(notice.0, notice.1)
         }
         let loop = self.loop
-        spoolAction("queueNotice", envelope.id) { spool in
+        return { spool in
             let content = try? spool.readMessage(envelope.id)
             let token = String(UInt64.random(in: .min ... .max), radix: 36)
             let now = Int(WallClock.nowSeconds())
             let plan = kind == .failure
-                ? NoticePlan.failure(for: envelope, reason: reason, remoteMTA: remoteMTA, config: config,
+                ? NoticePlan.failure(for: envelope, reason: reason, remoteMTA: host, config: config,
                                      content: content, nowUnixSeconds: now, token: token)
-                : NoticePlan.delay(for: envelope, reason: reason, remoteMTA: remoteMTA, config: config,
+                : NoticePlan.delay(for: envelope, reason: reason, remoteMTA: host, config: config,
                                    content: content, nowUnixSeconds: now, token: token)
             guard let plan else { return }
             let committed = try NoticeSpooler.commit(plan, resolvedFrom: envelope, config: config, spool: spool)
-            // After the notice is durable: a crash in between warns twice, never not at all.
-            // Not retried: a retry of this action would commit the notice again.
-            if kind == .delay { try? spool.markDelayWarned(envelope.id) }
             loop.execute { queued.call(committed) }
         }
     }
@@ -193,4 +224,10 @@ final class DeliveryOutcomeRecorder {
             }
         }
     }
+}
+
+/// Whether a spool action's notice is committed already. Only the recorder's worker
+/// thread touches it (an action and its retries run there, one after another).
+private final class NoticeProgress: @unchecked Sendable {
+    var committed = false
 }

@@ -4,7 +4,9 @@ import Logging
 /// mapping is tested without a journal. Our metadata keys become the well-known fields an
 /// operator filters on (`journalctl QUEUE_ID=… `, `journalctl ORG=acme PRIORITY=3`); every
 /// other key is kept as `SMARTHOST_<KEY>`, and `MESSAGE` is the same line the stderr
-/// handler prints, so plain `journalctl -u smarthost` reads like the line log.
+/// handler prints, so plain `journalctl -u smarthost` reads like the line log. Every value
+/// is escaped as the line log's are (`LogText`): a field shows on a terminal too
+/// (`journalctl -o verbose`, `-o json` piped to a pager).
 public enum JournalFields {
     /// Metadata key → journal field. `route` is the upstream a delivery used; on an
     /// outcome line (one with `attempts`) it is also `UPSTREAM`.
@@ -18,18 +20,18 @@ public enum JournalFields {
             ("MESSAGE", LineLogHandler.render(message: message, metadata: metadata)),
             ("PRIORITY", "\(LineLogHandler.syslogPriority(level))"),
             ("SYSLOG_IDENTIFIER", identifier),
-            ("SMARTHOST_EVENT", message),
+            ("SMARTHOST_EVENT", LogText.escaped(message)),
         ]
         for key in metadata.keys.sorted() {
-            let value = metadata[key]!.description
+            let value = LogText.escaped(metadata[key]!.description)
             fields.append((wellKnown[key] ?? "SMARTHOST_" + fieldName(key), value))
         }
         if metadata["upstream"] == nil, metadata["attempts"] != nil, let route = metadata["route"] {
-            fields.append(("UPSTREAM", route.description))
+            fields.append(("UPSTREAM", LogText.escaped(route.description)))
         }
         let replyText = metadata["reply"]?.description ?? metadata["reason"]?.description
         if let replyText, let dsn = enhancedStatusCode(in: replyText) {
-            fields.append(("DSN", dsn))
+            fields.append(("DSN", dsn))   // digits and dots only
         }
         return fields
     }

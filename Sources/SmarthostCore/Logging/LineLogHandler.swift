@@ -4,7 +4,8 @@ import Logging
 /// One line per event on stderr, `<N>` syslog priority first so journald (which reads a
 /// service's stderr through `$JOURNAL_STREAM`) files it at the right level:
 /// `<6>accepted id=… from=<…> nrcpt=1 size=912 org=acme route=smtp.acme:587 layer=org`.
-/// Metadata values are printed as given: callers never put a secret in them.
+/// Metadata values are printed escaped (`LogText`): callers never put a secret in them,
+/// but much of what they log came from outside.
 public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -29,7 +30,7 @@ public struct LineLogHandler: LogHandler {
 
     /// `event key=value …`, keys sorted; shared with the journal's `MESSAGE=` field.
     static func render(message: String, metadata: Logger.Metadata) -> String {
-        var line = message
+        var line = LogText.escaped(message)
         for key in metadata.keys.sorted() {
             line += " \(key)=\(quoted(metadata[key]!.description))"
         }
@@ -47,20 +48,15 @@ public struct LineLogHandler: LogHandler {
         }
     }
 
-    /// Values with spaces are quoted so a line stays machine-splittable.
+    /// Values with spaces are quoted so a line stays machine-splittable; every value is
+    /// escaped (`LogText`), and a value that needed escaping is quoted as well.
     static func quoted(_ value: String) -> String {
         if value.isEmpty { return "\"\"" }
-        guard value.utf8.contains(where: { $0 == 32 || $0 == 34 || $0 < 32 }) else { return value }
+        let escaped = LogText.escaped(value)
+        guard escaped != value || value.utf8.contains(where: { $0 == 32 || $0 == 34 }) else { return value }
         var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 32 { out += "?" } else { out.unicodeScalars.append(scalar) }
-            }
+        for scalar in escaped.unicodeScalars {
+            if scalar == "\"" { out += "\\\"" } else { out.unicodeScalars.append(scalar) }
         }
         return out + "\""
     }

@@ -1,8 +1,8 @@
 /// An RFC 3464 delivery status notification as a message of its own (RFC 6522
 /// `multipart/report; report-type=delivery-status`): a human-readable part, a
 /// `message/delivery-status` part with one per-recipient block for each recipient it is
-/// about (the upstream's reply, the remote MTA), and the original message's header as
-/// `text/rfc822-headers` (the body is not returned: it may be large, and private).
+/// about (the upstream's reply, the remote MTA), and what `NoticeOriginal` returns of the
+/// original: the whole message when it is small, else its header (bounded either way).
 ///
 /// Pure: the clock, the tokens and the original header come in, bytes (CRLF) come out.
 public struct DeliveryStatusNotice: Sendable, Equatable {
@@ -39,21 +39,21 @@ public struct DeliveryStatusNotice: Sendable, Equatable {
     public var queueID: String
     public var arrivalUnixSeconds: Int64
     public var recipients: [Recipient]
-    /// The original message's header section (CRLF lines, without the empty line).
-    public var originalHeader: [UInt8]
+    /// What of the original is returned (whole, or its header; bounded).
+    public var original: NoticeOriginal
     public var nowUnixSeconds: Int
     /// Random: the MIME boundary and the Message-ID.
     public var token: String
 
     public init(kind: Kind, to: String, reportingMTA: String, queueID: String, arrivalUnixSeconds: Int64,
-                recipients: [Recipient], originalHeader: [UInt8], nowUnixSeconds: Int, token: String) {
+                recipients: [Recipient], original: NoticeOriginal, nowUnixSeconds: Int, token: String) {
         self.kind = kind
         self.to = to
         self.reportingMTA = reportingMTA
         self.queueID = queueID
         self.arrivalUnixSeconds = arrivalUnixSeconds
         self.recipients = recipients
-        self.originalHeader = originalHeader
+        self.original = original
         self.nowUnixSeconds = nowUnixSeconds
         self.token = token
     }
@@ -64,9 +64,9 @@ public struct DeliveryStatusNotice: Sendable, Equatable {
         var out = Array(header.utf8)
         out += Array(part(type: "text/plain; charset=utf-8", description: "Notification", humanText).utf8)
         out += Array(part(type: "message/delivery-status", description: "Delivery report", statusText).utf8)
-        out += Array(part(type: "text/rfc822-headers", description: kind == .failure ? "Undelivered Message Headers"
-                                                                                   : "Delayed Message Headers", "").utf8)
-        out += Self.normalizedHeader(originalHeader)
+        out += Array(part(type: original.contentType, description: originalDescription, "",
+                          encoding: original.transferEncoding).utf8)
+        out += original.bytes
         out += Array("\r\n--\(boundary)--\r\n".utf8)
         return out
     }
@@ -86,8 +86,18 @@ public struct DeliveryStatusNotice: Sendable, Equatable {
             + "This is a MIME-encapsulated message.\r\n"
     }
 
-    private func part(type: String, description: String, _ text: String) -> String {
-        "\r\n--\(boundary)\r\nContent-Description: \(description)\r\nContent-Type: \(type)\r\n\r\n" + text
+    private func part(type: String, description: String, _ text: String, encoding: String? = nil) -> String {
+        "\r\n--\(boundary)\r\nContent-Description: \(description)\r\nContent-Type: \(type)\r\n"
+            + (encoding.map { "Content-Transfer-Encoding: \($0)\r\n" } ?? "") + "\r\n" + text
+    }
+
+    private var originalDescription: String {
+        switch (kind, original) {
+        case (.failure, .message): return "Undelivered Message"
+        case (.failure, .headers): return "Undelivered Message Headers"
+        case (.delay, .message): return "Delayed Message"
+        case (.delay, .headers): return "Delayed Message Headers"
+        }
     }
 
     private var humanText: String {
@@ -95,15 +105,16 @@ public struct DeliveryStatusNotice: Sendable, Equatable {
         switch kind {
         case .failure:
             lines = ["This is the mail relay at \(reportingMTA).", "",
-                     "Your message could not be delivered to one or more recipients. It is attached",
-                     "below (its header only). The upstream's reply for each recipient:", ""]
+                     "Your message could not be delivered to one or more recipients."]
+                + original.describedForHumans + ["", "The upstream's reply for each recipient:", ""]
         case .delay:
             lines = ["This is the mail relay at \(reportingMTA).", "",
                      "Your message could not be delivered yet to one or more recipients. Delivery is",
-                     "still being tried; you do not need to send it again. The latest reply for each", "recipient:", ""]
+                     "still being tried; you do not need to send it again."]
+                + original.describedForHumans + ["", "The latest reply for each recipient:", ""]
         }
         for recipient in recipients {
-            lines.append("<\(recipient.address)>: \(recipient.diagnostic)")
+            lines.append("<\(recipient.address)>: \(Self.bounded(recipient.diagnostic))")
         }
         return lines.map(Self.printable).joined(separator: "\r\n") + "\r\n"
     }
@@ -117,7 +128,7 @@ public struct DeliveryStatusNotice: Sendable, Equatable {
             lines.append("Action: \(kind == .failure ? "failed" : "delayed")")
             lines.append("Status: \(recipient.status)")
             if let remote = recipient.remoteMTA { lines.append("Remote-MTA: dns; \(remote)") }
-            lines.append("Diagnostic-Code: smtp; \(recipient.diagnostic)")
+            lines.append("Diagnostic-Code: smtp; \(Self.bounded(recipient.diagnostic))")
             lines.append("")
         }
         return lines.map(Self.printable).joined(separator: "\r\n")
@@ -135,6 +146,22 @@ public struct DeliveryStatusNotice: Sendable, Equatable {
     /// Upstream text is not trusted to be clean: no control characters in a field.
     static func printable(_ text: String) -> String {
         String(text.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? " " : Character($0) })
+    }
+
+    /// A diagnostic is one field line of the delivery-status part: RFC 5322 §2.1.1 bounds a
+    /// line at 998 characters, and an upstream's reply (or a chain of them) can be longer.
+    static let diagnosticLimit = 900
+
+    static func bounded(_ text: String) -> String {
+        guard text.utf8.count > diagnosticLimit else { return text }
+        var out = String.UnicodeScalarView()
+        var length = 0
+        for scalar in text.unicodeScalars {
+            length += String(scalar).utf8.count
+            if length > diagnosticLimit { break }
+            out.append(scalar)
+        }
+        return String(out) + " [...]"
     }
 
     /// CRLF line ends throughout, ending with one.

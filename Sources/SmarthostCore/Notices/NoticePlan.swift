@@ -56,14 +56,16 @@ public struct NoticePlan: Sendable, Equatable {
                 address: address, status: DeliveryStatusNotice.status(in: diagnostic, kind: kind),
                 diagnostic: diagnostic, remoteMTA: remoteMTA)
         }
-        // The org header never leaves the machine, not even inside a notice.
-        let original = content.map {
-            DeliveryStatusNotice.headerSection(of: UpstreamMessageRewriter.rewrite(
-                $0, removingHeader: config.orgHeader, from: nil, mode: .fill).message)
+        // The org header never leaves the machine, not even inside a notice. The body goes
+        // back only in a failure notice to the sender alone (see `NoticeOriginal`).
+        let stripped = content.map {
+            UpstreamMessageRewriter.rewrite($0, removingHeader: config.orgHeader, from: nil, mode: .fill).message
         } ?? []
+        let withBody = kind == .failure && to == [envelope.sender]
         let notice = DeliveryStatusNotice(
             kind: kind, to: envelope.sender, reportingMTA: config.hostname, queueID: envelope.id.rawValue,
-            arrivalUnixSeconds: envelope.receivedAt, recipients: blocks, originalHeader: original,
+            arrivalUnixSeconds: envelope.receivedAt, recipients: blocks,
+            original: NoticeOriginal.choose(from: stripped, withBody: withBody),
             nowUnixSeconds: nowUnixSeconds, token: token)
         return NoticePlan(notice: notice, recipients: to, org: envelope.org)
     }

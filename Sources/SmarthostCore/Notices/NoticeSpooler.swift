@@ -1,13 +1,15 @@
 /// Puts a notice into the spool like any accepted message — `tmp/`, fsync, rename into
-/// `queue/` — so it is durable, retried and visible in the queue tools. Runs on a spool
-/// worker thread (it waits for the group committer), never on the loop.
+/// `queue/`, fsync the directory (the group committer) — so it is as durable as accepted
+/// mail, retried and visible in the queue tools. It may use the room below
+/// `min_free_space` (`Spool.beginNotice`). Runs on a spool worker thread (it waits for the
+/// committer), never on the loop.
 enum NoticeSpooler {
     /// The committed notice: its envelope (null sender, the original's org and route) and
     /// content, for the delivery scheduler.
     static func commit(_ plan: NoticePlan, resolvedFrom original: SpoolEnvelope, config: RelayConfig,
                        spool: Spool) throws -> (SpoolEnvelope, [UInt8]) {
         let content = plan.notice.bytes
-        let incoming = try spool.begin(expectedSize: content.count)
+        let incoming = try spool.beginNotice(expectedSize: content.count)
         incoming.append(content)
         var envelope = SpoolEnvelope(
             id: incoming.id, receivedAt: WallClock.nowSeconds(), sender: "", recipients: plan.recipients,

@@ -18,6 +18,8 @@ import Testing
         var per_message: [String: String]
         var recipients: [[String: String]]
         var original_headers: String?
+        var returned_body: String?
+        var size: Int
         var defects: [String]
     }
 
@@ -58,7 +60,7 @@ import Testing
         let upstream = try UpstreamProcess(mode: .plain, extra: ["--reject-rcpt", "gone@example.com=550 5.1.1 no such user"])
         let relay = try Self.relay(upstream: upstream)
         try Self.submit(relay, from: "app@acme.example", to: ["ok@example.com", "gone@example.com"], data:
-            "From: App <app@acme.example>\r\nSubject: quarterly report\r\nX-Smarthost-Org: acme\r\n\r\nThe body stays home.\r\n")
+            "From: App <app@acme.example>\r\nSubject: quarterly report\r\nX-Smarthost-Org: acme\r\n\r\nThe body comes back.\r\n")
         let received = upstream.waitForMessages(2)
         try #require(received.count == 2, "relay log:\n\(relay.log)")
         let notices = Self.notices(received)
@@ -67,7 +69,8 @@ import Testing
         #expect(notice.recipients == ["app@acme.example"])
         let parsed = try Self.parse(notice, in: relay.directory)
         #expect(parsed.report_type == "delivery-status")
-        #expect(parsed.parts == ["text/plain", "message/delivery-status", "text/rfc822-headers"])
+        // Small, and to the sender alone: returned whole (NoticeOriginal).
+        #expect(parsed.parts == ["text/plain", "message/delivery-status", "message/rfc822"])
         #expect(parsed.defects.isEmpty, "\(parsed.defects)")
         #expect(parsed.to == "<app@acme.example>")
         #expect(parsed.from == "Mail Delivery System <MAILER-DAEMON@relay.test>")
@@ -83,7 +86,7 @@ import Testing
         let original = try #require(parsed.original_headers)
         #expect(original.contains("Subject: quarterly report"))
         #expect(!original.contains("X-Smarthost-Org"), "the org header never leaves the machine")
-        #expect(!notice.content.contains("The body stays home."), "only the header is returned")
+        #expect(parsed.returned_body == "The body comes back.\r\n" || parsed.returned_body == "The body comes back.\n")
         #expect(parsed.human.contains("gone@example.com"))
         // Exactly one: wait until the relay settled everything, then count again.
         #expect(eventually { relay.log.contains("notice queued") && relay.log.contains("delivered") })
@@ -168,6 +171,64 @@ import Testing
         #expect(eventually(timeout: 15) { relay.log.components(separatedBy: "deferred").count >= 3 }, "\(relay.log)")
         #expect(upstream.received().count == 1)
         #expect(!relay.log.contains("notice queued"), "no second warning after the restart:\n\(relay.log)")
+        relay.stop()
+    }
+
+    static func config(port: UInt16, minFreeSpace: String) -> String {
+        """
+        queue: { retry_min: 1s, retry_max: 1s, max_age: 1h }
+        limits: { min_free_space: \(minFreeSpace) }
+        default:
+          host: 127.0.0.1
+          port: \(port)
+          tls: none
+        host:
+          use: default
+        """
+    }
+
+    /// Issue 19 item 6: a message dead-lettered while the spool is below `min_free_space`
+    /// still gets its notice, in the spool before the dead letter moves, and a kill -9
+    /// does not lose it. The floor is raised above the file system's free space by a
+    /// restart with a new configuration (the spool's floor is read at start).
+    @Test func aNoticeAtTheDiskFloorIsInTheSpoolAndSurvivesKill9() throws {
+        // Accepted while the upstream is unreachable: the message waits in queue/.
+        let relay = try RelayProcess(configBody: Self.config(port: 9, minFreeSpace: "1MiB"))
+        try relay.start()
+        try Self.submit(relay, from: "app@acme.example", to: ["gone@example.com"],
+                        data: "From: App <app@acme.example>\r\nSubject: floor\r\n\r\nat the floor\r\n")
+        #expect(eventually { relay.log.contains("deferred") }, "\(relay.log)")
+        relay.stop()
+        // Restarted below the floor (a petabyte), against an upstream that refuses the
+        // recipient for good and the notice's recipient for now.
+        let refusing = try UpstreamProcess(mode: .plain, extra: [
+            "--reject-rcpt", "gone@example.com=550 5.1.1 no such user",
+            "--reject-rcpt", "app@acme.example=451 4.3.0 not now",
+        ])
+        try relay.writeConfig(body: Self.config(port: refusing.port, minFreeSpace: "1000000000000000"))
+        try relay.start()
+        let spool = SpoolInspector(path: relay.spoolPath)
+        let script = "import smtplib,sys\ns=smtplib.SMTP('127.0.0.1',int(sys.argv[1]))\ns.ehlo()\nprint(s.docmd('MAIL','FROM:<x@acme.example>'))"
+        let refused = try ToolRun.run("/usr/bin/python3", ["-c", script, "\(relay.port)"])
+        #expect(refused.output.contains("452"), "inbound mail is refused below the floor: \(refused.output)")
+        #expect(eventually { ((try? spool.deadLetters()) ?? []).count == 1 }, "\(relay.log)")
+        #expect(eventually(timeout: 10) {
+            ((try? spool.messages()) ?? []).contains { $0.sender == "" && $0.recipients == ["app@acme.example"] }
+        }, "the notice is in queue/ though the spool is below min_free_space:\n\(relay.log)")
+        relay.kill9()
+        // After kill -9, the next start delivers the notice to the sender's upstream.
+        let accepting = try UpstreamProcess(mode: .plain)
+        try relay.writeConfig(body: Self.config(port: accepting.port, minFreeSpace: "1000000000000000"))
+        try relay.start()
+        let received = Self.notices(accepting.waitForMessages(1))
+        try #require(received.count == 1, "\(relay.log)")
+        #expect(received[0].recipients == ["app@acme.example"])
+        let parsed = try Self.parse(received[0], in: relay.directory)
+        #expect(parsed.recipients.first?["Final-Recipient"] == "rfc822; gone@example.com")
+        #expect(parsed.recipients.first?["Status"] == "5.1.1")
+        #expect(parsed.original_headers?.contains("Subject: floor") == true)
+        #expect(eventually { ((try? spool.messages()) ?? []).isEmpty }, "the notice left the queue: \(relay.log)")
+        #expect(((try? spool.deadLetters()) ?? []).count == 1)
         relay.stop()
     }
 }

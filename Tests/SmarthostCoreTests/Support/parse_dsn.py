@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Parses a delivery status notification with Python's email package and prints its
 structure as JSON: the report's type, its parts, the per-message and per-recipient fields
-of the message/delivery-status part, and the returned header. Exit status 1 when the
+of the message/delivery-status part, and the returned header (and body, when the whole
+message came back as message/rfc822). Exit status 1 when the
 message is not an RFC 3464 / RFC 6522 report."""
 import email
 import json
@@ -16,6 +17,8 @@ parts = msg.get_payload()
 status = next(p for p in parts if p.get_content_type() == "message/delivery-status")
 blocks = status.get_payload()
 headers = next((p for p in parts if p.get_content_type() == "text/rfc822-headers"), None)
+returned = next((p for p in parts if p.get_content_type() == "message/rfc822"), None)
+returned_message = returned.get_payload()[0] if returned is not None else None
 print(json.dumps({
     "report_type": msg.get_param("report-type"),
     "from": msg["From"], "to": msg["To"], "subject": msg["Subject"],
@@ -24,6 +27,11 @@ print(json.dumps({
     "human": parts[0].get_payload(decode=True).decode("utf-8"),
     "per_message": {k: v for k, v in blocks[0].items()},
     "recipients": [{k: v for k, v in b.items()} for b in blocks[1:]],
-    "original_headers": headers.get_payload() if headers is not None else None,
-    "defects": [str(d) for d in msg.defects],
+    "original_headers": (headers.get_payload() if headers is not None else
+                         "".join("%s: %s\n" % kv for kv in returned_message.items()) if returned_message is not None
+                         else None),
+    "returned_body": (returned_message.get_payload(decode=True).decode("utf-8", "replace")
+                      if returned_message is not None else None),
+    "size": len(raw),
+    "defects": [str(d) for d in msg.defects] + [str(d) for p in parts for d in p.defects],
 }))
