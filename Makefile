@@ -10,7 +10,7 @@ RELEASE_BIN := .build/release/smarthost
 RELEASE_FLAGS := -c release --static-swift-stdlib \
 	-Xcc -DSMARTHOST_VERSION='"$(VERSION)"' -Xcc -DSMARTHOST_COMMIT='"$(COMMIT)"'
 
-BUILD_PKGS  := libssl-dev libsystemd-dev pkg-config libcurl4-openssl-dev
+BUILD_PKGS  := libssl-dev libsystemd-dev pkg-config libcurl4-openssl-dev libyaml-dev
 # Postfix is only wanted for its smtp-source/smtp-sink tools: preseeded "No configuration",
 # so installing it never sets up or starts a system mail server.
 TEST_PKGS   := openssl swaks postfix python3-aiosmtpd curl systemd procps prometheus \

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Yams
 
 extension RelayConfig.Schema {
     /// Keys an included file may have: it holds orgs, nothing else, so one generated file

@@ -1,5 +1,3 @@
-import Yams
-
 /// `notices:` — failure notices (RFC 3464) for dead letters, and delay warnings
 /// (product.md §7.3). The org level has only `copy_to` (`orgs.<id>.notices.copy_to`).
 public struct NoticeSettings: Sendable, Equatable {

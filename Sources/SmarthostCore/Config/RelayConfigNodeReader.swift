@@ -1,5 +1,3 @@
-import Yams
-
 extension RelayConfig {
     /// One `key: value` of a YAML mapping, with its dotted path and line.
     struct Field {
@@ -24,10 +22,10 @@ extension RelayConfig {
         func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
     }
 
-    /// Reads typed values out of a Yams `Node` tree and records every problem with its key
-    /// path and line, so all of them can be reported at once. Walking the composed tree,
-    /// rather than `Codable`, is what gives lines and unknown keys: Yams' decoder knows
-    /// only coding paths and stops at the first error.
+    /// Reads typed values out of the composed `Node` tree and records every problem with its
+    /// key path and line, so all of them can be reported at once. Walking the tree, rather
+    /// than `Codable`, is what gives lines and unknown keys: a decoder knows only coding
+    /// paths and stops at the first error.
     struct NodeReader {
         private(set) var issues: [ConfigIssue] = []
         /// Legal but risky values (`check-config` prints them; `--strict` refuses them).

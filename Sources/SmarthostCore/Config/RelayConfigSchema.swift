@@ -1,5 +1,3 @@
-import Yams
-
 extension RelayConfig {
     /// The schema of product.md §4: which keys exist, their types, defaults and rules.
     /// Every problem is recorded in `reader` and decoding goes on, so one run reports all.
@@ -121,18 +119,9 @@ extension RelayConfig {
         /// The YAML tree; a syntax error becomes an issue at its line.
         mutating func compose(_ yaml: String) -> Node? {
             do {
-                return try Yams.compose(yaml: yaml) ?? Node("", .implicit, .plain)
-            } catch let error as YamlError {
-                var (line, message) = Self.describe(error)
-                if case .duplicatedKeysInMapping(let duplicates, _) = error, let key = duplicates.first,
-                   let lines = Self.linesDefining(key, in: yaml), lines.count > 1 {
-                    // Yams marks the mapping; the operator needs the second definition.
-                    line = lines[1]
-                    message += " (first defined at line \(lines[0]))"
-                }
-                reader.report(line, "", message)
+                return try YAMLParser.compose(yaml) ?? Node("", .implicit, .plain)
             } catch {
-                reader.report(nil, "", "YAML error: \(error)")
+                reader.report(error.line, "", error.message)
             }
             return nil
         }
@@ -150,36 +139,6 @@ extension RelayConfig {
             }
             guard let first = found.first else { return nil }
             return found.filter { $0.indent == first.indent }.map(\.line)
-        }
-
-        /// libyaml's words name the parser's state, not the operator's mistake.
-        private static func hint(_ text: String) -> String {
-            if text.contains("alias") || text.contains("anchor") {
-                return "; quote values that start with * or & (senders: [\"*@acme.example\"])"
-            }
-            if text.contains("mapping values are not allowed") {
-                return "; a value with \": \" in it needs quotes"
-            }
-            if text.contains("found character that cannot start any token") && text.contains("\t") {
-                return "; YAML indents with spaces, not tabs"
-            }
-            return ""
-        }
-
-        private static func describe(_ error: YamlError) -> (Int?, String) {
-            switch error {
-            case .scanner(let context, let problem, let mark, _),
-                 .parser(let context, let problem, let mark, _),
-                 .composer(let context, let problem, let mark, _):
-                let during = context.map { " (\($0.text))" } ?? ""
-                return (mark.line, "YAML syntax error: \(problem)\(during)" + hint(problem + during))
-            case .duplicatedKeysInMapping(let duplicates, let context):
-                return (context.mark.line, "duplicate key: \(duplicates.joined(separator: ", "))")
-            case .reader(let problem, _, _, _):
-                return (nil, "cannot read the YAML text: \(problem)")
-            default:
-                return (nil, "YAML error: \(error)")
-            }
         }
 
         // MARK: Top-level scalars

@@ -1,5 +1,3 @@
-import Yams
-
 /// A route's failover hosts and provider limits (issue 15): `host: [a, b]`, `rate:`,
 /// `connections:`, `max_recipients_per_message:`.
 extension RelayConfig.Schema {

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -234,23 +229,15 @@ extension RelayConfig.Schema {
         var tokenURL: String?
     }
 
-    private struct ServiceAccountJSON: Decodable {
-        var type: String?
-        var client_email: String?
-        var private_key: String?
-        var private_key_id: String?
-        var token_uri: String?
-    }
-
     /// Google's service-account key file (JSON with `client_email`, `private_key`,
     /// `token_uri`). It holds a private key: the same checks as a password file.
     private mutating func serviceAccount(_ field: Field) -> ServiceAccount? {
         guard let file = secretFile(field) else { return nil }
-        guard let parsed = try? JSONDecoder().decode(ServiceAccountJSON.self, from: Data(file.revealed.utf8)) else {
+        guard let parsed = JSONObject(bytes: Array(file.revealed.utf8)) else {
             reader.report(field.line, field.path, "\(file.origin) is not a service-account key file (JSON)")
             return nil
         }
-        guard let email = parsed.client_email, let pem = parsed.private_key else {
+        guard let email = parsed.string("client_email"), let pem = parsed.string("private_key") else {
             reader.report(field.line, field.path, "\(file.origin) has no client_email or private_key: "
                           + "create a JSON key for the service account")
             return nil
@@ -261,8 +248,8 @@ extension RelayConfig.Schema {
             reader.report(field.line, field.path, "\(file.origin): private_key: \(error.description)")
             return nil
         }
-        return ServiceAccount(email: email, keyID: parsed.private_key_id,
-                              key: Secret(revealed: pem, origin: file.origin), tokenURL: parsed.token_uri)
+        return ServiceAccount(email: email, keyID: parsed.string("private_key_id"),
+                              key: Secret(revealed: pem, origin: file.origin), tokenURL: parsed.string("token_uri"))
     }
 
     private mutating func readablePath(_ text: String, _ field: Field) -> String? {

@@ -1,9 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// A token the endpoint issued.
 public struct OAuth2Token: Sendable, Equatable {
     public var accessToken: Secret
@@ -62,46 +56,23 @@ public struct OAuth2TokenError: Error, Sendable, Equatable, CustomStringConverti
 }
 
 enum OAuth2TokenResponse {
-    private struct Success: Decodable {
-        var access_token: String?
-        var expires_in: FlexibleInt?
-        var refresh_token: String?
-        var token_type: String?
-    }
-
-    private struct Failure: Decodable {
-        var error: String?
-        var error_description: String?
-    }
-
-    /// Some endpoints send `expires_in` as a string.
-    private struct FlexibleInt: Decodable {
-        var value: Int?
-        init(from decoder: Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let number = try? container.decode(Int.self) { value = number } else {
-                value = Int((try? container.decode(String.self)) ?? "")
-            }
-        }
-    }
-
     static let defaultExpiresIn = 3600
 
     static func parse(status: Int, body: [UInt8], endpoint: String) -> Result<OAuth2Token, OAuth2TokenError> {
-        let data = Data(body)
-        if status == 200, let reply = try? JSONDecoder().decode(Success.self, from: data),
-           let token = reply.access_token, !token.isEmpty {
-            let lifetime = reply.expires_in?.value.flatMap { $0 > 0 ? $0 : nil } ?? defaultExpiresIn
+        // JSON, read by the YAML parser (see `JSONObject`); `expires_in` may come as a string.
+        let reply = JSONObject(bytes: body)
+        if status == 200, let reply, let token = reply.string("access_token"), !token.isEmpty {
+            let lifetime = reply.integer("expires_in").flatMap { $0 > 0 ? $0 : nil } ?? defaultExpiresIn
             return .success(OAuth2Token(accessToken: Secret(revealed: token, origin: "token endpoint"),
                                         expiresIn: lifetime,
-                                        rotatedRefreshToken: reply.refresh_token.flatMap {
+                                        rotatedRefreshToken: reply.string("refresh_token").flatMap {
                                             $0.isEmpty ? nil : Secret(revealed: $0, origin: "token endpoint")
                                         }))
         }
         var failure = OAuth2TokenError(endpoint: endpoint, httpStatus: status)
-        if let reply = try? JSONDecoder().decode(Failure.self, from: data), reply.error != nil {
-            failure.error = reply.error.map(clean)
-            failure.errorDescription = reply.error_description.map(firstLine).map(clean)
+        if let reply, let error = reply.string("error") {
+            failure.error = clean(error)
+            failure.errorDescription = reply.string("error_description").map(firstLine).map(clean)
         } else if status == 200 {
             failure.transport = "the reply has no access_token"
         } else {

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Yams
 
 /// The two keys of the relay's configuration that `sendmail` and `mailq` need, read
 /// without validating (or resolving the secrets of) the rest.
@@ -26,7 +25,7 @@ public struct ConfigKeys: Equatable, Sendable {
     public static func parse(yaml: String, source: String) throws(SubmissionFailure) -> ConfigKeys {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            root = try YAMLParser.compose(yaml)
         } catch {
             throw .tempfail("\(source): not valid YAML")
         }
