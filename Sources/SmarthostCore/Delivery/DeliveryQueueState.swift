@@ -121,14 +121,16 @@ extension DeliveryQueue {
             .sorted { ($0.route, $0.orgs.joined(separator: ",")) < ($1.route, $1.orgs.joined(separator: ",")) }
     }
 
-    /// The orgs whose mail a route carried, when another route has the same name (the same
-    /// hosts with another credential): how `status` tells them apart without naming the
-    /// credential. Empty when the name alone is clear.
+    /// The orgs whose mail a route carried, to tell apart routes to the same hosts with
+    /// different credentials without naming the credential: shown when another route has the
+    /// same name now, or when the route authenticates (another org's credential to these
+    /// hosts may have nothing queued at the moment) and carries some org's mail.
     func orgsShown(for key: RouteKey) -> [String] {
         guard let route = routes[key] else { return [] }
+        let orgs = route.orgs.sorted()
         let name = route.target.routeName
-        guard routes.contains(where: { $0.key != key && $0.value.target.routeName == name }) else { return [] }
-        return route.orgs.sorted()
+        let sameName = routes.contains { $0.key != key && $0.value.target.routeName == name }
+        return sameName || (key.credential != .none && orgs != ["-"]) ? orgs : []
     }
 
     func state(of id: SpoolID) -> ControlQueueState {
