@@ -8,18 +8,38 @@ public struct ControlRouteDown: Sendable, Equatable {
     public var retryInSeconds: Int64
     /// The last failure, as logged ("connect: Connection refused").
     public var error: String
+    /// The orgs whose mail waits behind it (`-`: mail of no org), set only when another
+    /// route has the same `upstream` (the same hosts with another org's credential): the
+    /// credential itself is never named.
+    public var orgs: [String]
 
-    public init(upstream: String, downSeconds: Int64, retryInSeconds: Int64, error: String) {
+    public init(upstream: String, downSeconds: Int64, retryInSeconds: Int64, error: String, orgs: [String] = []) {
         self.upstream = upstream
         self.downSeconds = downSeconds
         self.retryInSeconds = retryInSeconds
         self.error = error
+        self.orgs = orgs
     }
 
-    /// One word of the one-line reply: `down=<upstream>,<down s>,<retry s>,<error>` with the
-    /// text fields percent-encoded, so neither spaces nor commas of an error can split it.
+    /// The route as `status` shows it: `upstream`, with its orgs when they tell it apart.
+    public var label: String { Self.label(upstream, orgs: orgs) }
+
+    static func label(_ name: String, orgs: [String]) -> String {
+        guard !orgs.isEmpty else { return name }
+        let names = orgs.map { $0 == "-" ? "no org" : $0 }
+        return "\(name) (org\(names.count == 1 ? "" : "s") \(names.joined(separator: ", ")))"
+    }
+
+    /// Whether a queued message of `org` on the route named `route` waits behind this one.
+    public func holds(route: String, org: String?) -> Bool {
+        route == upstream && (orgs.isEmpty || orgs.contains(org ?? "-"))
+    }
+
+    /// One word of the one-line reply: `down=<upstream>,<down s>,<retry s>,<error>[,<org>…]`
+    /// with the text fields percent-encoded, so neither spaces nor commas of an error can split it.
     public var word: String {
         "down=\(Self.encode(upstream)),\(downSeconds),\(retryInSeconds),\(Self.encode(error))"
+            + orgs.map { "," + Self.encode($0) }.joined()
     }
 
     public static func words(_ routes: [ControlRouteDown]) -> String {
@@ -30,8 +50,9 @@ public struct ControlRouteDown: Sendable, Equatable {
         text.split(separator: " ").compactMap { word in
             guard word.hasPrefix("down=") else { return nil }
             let parts = word.dropFirst(5).split(separator: ",", omittingEmptySubsequences: false)
-            guard parts.count == 4, let down = Int64(parts[1]), let retry = Int64(parts[2]) else { return nil }
-            return ControlRouteDown(upstream: decode(parts[0]), downSeconds: down, retryInSeconds: retry, error: decode(parts[3]))
+            guard parts.count >= 4, let down = Int64(parts[1]), let retry = Int64(parts[2]) else { return nil }
+            return ControlRouteDown(upstream: decode(parts[0]), downSeconds: down, retryInSeconds: retry, error: decode(parts[3]),
+                                    orgs: parts.dropFirst(4).map(decode))
         }
     }
 

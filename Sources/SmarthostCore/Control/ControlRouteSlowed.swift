@@ -6,24 +6,31 @@ public struct ControlRouteSlowed: Sendable, Equatable {
     /// Messages per second allowed now; nil: no rate limit (only fewer connections).
     public var messagesPerSecond: Double?
     public var connections: Int
+    /// As `ControlRouteDown.orgs`: set only when another route has the same name.
+    public var orgs: [String]
 
-    public init(route: String, messagesPerSecond: Double?, connections: Int) {
+    public init(route: String, messagesPerSecond: Double?, connections: Int, orgs: [String] = []) {
         self.route = route
         self.messagesPerSecond = messagesPerSecond
         self.connections = connections
+        self.orgs = orgs
     }
 
-    /// One word of the `ROUTES` reply: `slowed=<route>,<messages per second or ->,<connections>`.
+    /// The route as `status` shows it.
+    public var label: String { ControlRouteDown.label(route, orgs: orgs) }
+
+    /// One word of the `ROUTES` reply: `slowed=<route>,<messages per second or ->,<connections>[,<org>…]`.
     /// A client that predates it reads only `down=` words, so it skips these.
     public var word: String {
         "slowed=\(ControlRouteDown.encode(route)),\(messagesPerSecond.map { "\($0)" } ?? "-"),\(connections)"
+            + orgs.map { "," + ControlRouteDown.encode($0) }.joined()
     }
 
     public static func parse(_ text: String) -> [ControlRouteSlowed] {
         text.split(separator: " ").compactMap { word in
             guard word.hasPrefix("slowed=") else { return nil }
             let parts = word.dropFirst(7).split(separator: ",", omittingEmptySubsequences: false)
-            guard parts.count == 3, let connections = Int(parts[2]) else { return nil }
+            guard parts.count >= 3, let connections = Int(parts[2]) else { return nil }
             let rate: Double?
             if parts[1] == "-" {
                 rate = nil
@@ -32,7 +39,8 @@ public struct ControlRouteSlowed: Sendable, Equatable {
             } else {
                 return nil
             }
-            return ControlRouteSlowed(route: ControlRouteDown.decode(parts[0]), messagesPerSecond: rate, connections: connections)
+            return ControlRouteSlowed(route: ControlRouteDown.decode(parts[0]), messagesPerSecond: rate, connections: connections,
+                                      orgs: parts.dropFirst(3).map(ControlRouteDown.decode))
         }
     }
 

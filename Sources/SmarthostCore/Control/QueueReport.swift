@@ -29,9 +29,11 @@ public enum QueueReport {
                 ? ["ID", "AGE", "SIZE", "ORG", "ROUTE", "SENDER", "RECIPIENTS", "TRIES", "FAILED", "REASON"]
                 : ["ID", "AGE", "SIZE", "ORG", "ROUTE", "SENDER", "RECIPIENTS", "TRIES", "NEXT", "LAST ERROR"])
         }
-        let down = Dictionary(routesDown.map { ($0.upstream, $0) }, uniquingKeysWith: { a, _ in a })
+        // Two routes may share a name (the same hosts, each org's own credential): the one an
+        // envelope waits behind is the one of its org.
         for envelope in envelopes {
-            rows.append(row(envelope, area: area, now: now, routeDown: envelope.route.flatMap { down[$0] }))
+            let down = envelope.route.flatMap { route in routesDown.first { $0.holds(route: route, org: envelope.org) } }
+            rows.append(row(envelope, area: area, now: now, routeDown: down))
         }
         return table(rows)
     }

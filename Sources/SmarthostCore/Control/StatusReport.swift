@@ -28,7 +28,7 @@ public enum StatusReport {
         } else {
             out.append("routes down:")
             for route in routes {
-                out.append("  \(TerminalText.escaped(route.upstream)) for \(QueueReport.duration(route.downSeconds)), "
+                out.append("  \(TerminalText.escaped(route.label)) for \(QueueReport.duration(route.downSeconds)), "
                     + "next try in \(QueueReport.duration(route.retryInSeconds)): \(TerminalText.escaped(route.error))")
             }
         }
@@ -36,7 +36,7 @@ public enum StatusReport {
         if !slowed.isEmpty {
             out.append("routes slowed by throttling:")
             for route in slowed {
-                out.append("  \(TerminalText.escaped(route.route)): \(route.pace)")
+                out.append("  \(TerminalText.escaped(route.label)): \(route.pace)")
             }
         }
         if total > 0 {
@@ -62,14 +62,20 @@ public enum StatusReport {
         fields += ["\"dead_letters\": \(deadLetters)", "\"quarantined\": \(quarantined)"]
         fields.append("\"routes_down\": [" + routes.map {
             "{\"upstream\": \(QueueReport.string($0.upstream)), \"down_seconds\": \($0.downSeconds), "
-                + "\"retry_in_seconds\": \($0.retryInSeconds), \"error\": \(QueueReport.string($0.error))}"
+                + "\"retry_in_seconds\": \($0.retryInSeconds), \"error\": \(QueueReport.string($0.error))"
+                + Self.orgsField($0.orgs) + "}"
         }.joined(separator: ", ") + "]")
         fields.append("\"routes_slowed\": [" + slowed.map {
             "{\"route\": \(QueueReport.string($0.route)), \"messages_per_second\": \($0.messagesPerSecond.map { "\($0)" } ?? "null"), "
-                + "\"connections\": \($0.connections)}"
+                + "\"connections\": \($0.connections)" + Self.orgsField($0.orgs) + "}"
         }.joined(separator: ", ") + "]")
         fields.append("\"queue\": " + QueueSummary.json(summary).trimmingSuffixNewline)
         return "{" + fields.joined(separator: ", ") + "}\n"
+    }
+
+    /// `, "orgs": [...]` when the route's orgs tell it apart from another of the same name.
+    private static func orgsField(_ orgs: [String]) -> String {
+        orgs.isEmpty ? "" : ", \"orgs\": [" + orgs.map(QueueReport.string).joined(separator: ", ") + "]"
     }
 }
 

@@ -60,6 +60,7 @@ final class DeliveryEnvironment: @unchecked Sendable {
                                     timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2,
                                     hosts: [route.host] + route.fallbackHosts)
         target.missingCredential = route.missingCredential
+        target.credentialSource = route.password?.origin
         target.limits = route.limits
         return target
     }

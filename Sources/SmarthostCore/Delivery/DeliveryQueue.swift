@@ -16,11 +16,11 @@ struct DeliveryQueue {
     private(set) var rules: Rules
     private(set) var entries: [SpoolID: Entry] = [:]
     private var dueQueue = DeliveryDueQueue()
-    private(set) var routes: [String: Route] = [:]
+    private(set) var routes: [RouteKey: Route] = [:]
     private(set) var connections: [ConnectionID: Connection] = [:]
     private var nextConnectionID: ConnectionID = 1
     private(set) var contentInMemoryBytes = 0
-    private var heldRoutesLogged: Set<String> = []
+    private var heldRoutesLogged: Set<RouteKey> = []
     private(set) var counters = DeliveryCounters()
     private(set) var stopping = false
 
@@ -77,7 +77,7 @@ struct DeliveryQueue {
     mutating func tick(now: Int64) -> [DeliveryAction] {
         guard !stopping else { return [] }
         var actions: [DeliveryAction] = []
-        var touched: Set<String> = []
+        var touched: Set<RouteKey> = []
         while let (due, id) = dueQueue.popDue(now: now) {
             // A stale copy (the message was rescheduled, sent or removed since) is dropped.
             guard let entry = entries[id], !entry.inFlight, !entry.envelope.held, entry.dueAt == due else { continue }
@@ -97,6 +97,7 @@ struct DeliveryQueue {
             var route = routes[key] ?? Route(target: target, pace: pace)
             if !route.pace.isConfigured(like: pace) { route.pace = pace }
             route.target = target
+            route.noteOrg(entry.envelope.org)
             if let downUntil = route.downUntil(now: now) {
                 routes[key] = route
                 setDue(id, downUntil)
@@ -154,7 +155,7 @@ struct DeliveryQueue {
 
     /// Hands the route's waiting messages to idle connections, as its pace allows, and
     /// opens connections for the rest up to its cap.
-    private mutating func dispatch(_ key: String, now: Int64) -> [DeliveryAction] {
+    private mutating func dispatch(_ key: RouteKey, now: Int64) -> [DeliveryAction] {
         guard var route = routes[key], !stopping else { return [] }
         var actions: [DeliveryAction] = []
         var idle = route.connections.filter {
@@ -191,7 +192,7 @@ struct DeliveryQueue {
     private mutating func start(_ id: SpoolID, on cid: ConnectionID) -> [DeliveryAction] {
         guard var entry = entries[id] else { return [] }
         let pending = entry.envelope.pendingRecipients
-        let cap = routes[connections[cid]?.route ?? ""]?.target.limits.maxRecipientsPerMessage ?? 0
+        let cap = connections[cid].flatMap { routes[$0.route] }?.target.limits.maxRecipientsPerMessage ?? 0
         entry.batch = cap > 0 && pending.count > cap ? Array(pending.prefix(cap)) : pending
         entry.connection = cid
         entries[id] = entry
@@ -204,7 +205,7 @@ struct DeliveryQueue {
     }
 
     /// A route with nothing to do and nothing to remember is forgotten.
-    private mutating func dropIfUnused(_ key: String) {
+    private mutating func dropIfUnused(_ key: RouteKey) {
         guard let route = routes[key], route.connections.isEmpty, route.waiting.isEmpty, !route.pace.isSlowed,
               route.downSince == nil, route.hosts.values.allSatisfy({ $0.downSince == nil }) else { return }
         routes.removeValue(forKey: key)
@@ -322,7 +323,7 @@ struct DeliveryQueue {
 
     /// The host is marked down; when it was the last one up, so is the route, and every
     /// message waiting for it had its attempt: it failed the same way.
-    private mutating func hostFailed(_ route: inout Route, key: String, host: String, failure: UpstreamFailure, now: Int64) -> [DeliveryAction] {
+    private mutating func hostFailed(_ route: inout Route, key: RouteKey, host: String, failure: UpstreamFailure, now: Int64) -> [DeliveryAction] {
         var actions: [DeliveryAction] = []
         var state = route.hosts[host] ?? HostState()
         let since = state.downSince ?? now

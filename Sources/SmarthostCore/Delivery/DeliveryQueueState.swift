@@ -17,7 +17,7 @@ extension DeliveryQueue {
         var envelope: SpoolEnvelope
         var dueAt: Int64
         /// The route it waits in or is being sent on: in flight, whatever the step.
-        var route: String?
+        var route: RouteKey?
         var connection: ConnectionID?
         /// Content of a small message just accepted, so its first attempt reads nothing.
         var content: [UInt8]?
@@ -42,7 +42,7 @@ extension DeliveryQueue {
     }
 
     struct Connection {
-        var route: String
+        var route: RouteKey
         var host: String
         var state: ConnectionState
         /// When its last message started (a throttling reply as it closes is about that one).
@@ -64,6 +64,15 @@ extension DeliveryQueue {
         /// Set while every host is down: one log line per transition, and for how long.
         var downSince: Int64?
         var lastFailure: String?
+        /// The orgs whose mail it has carried (`-`: none), so `status` can tell apart two
+        /// routes to the same hosts with different credentials. Bounded: under
+        /// `org_header_trust: any` a client may invent org ids.
+        var orgs: Set<String> = []
+        static let orgsShown = 8
+
+        mutating func noteOrg(_ org: String?) {
+            if orgs.count < Self.orgsShown { orgs.insert(org ?? "-") }
+        }
 
         /// The first host, in the route's order, not marked down at `now`.
         func availableHost(now: Int64) -> String? {
@@ -93,20 +102,35 @@ extension DeliveryQueue {
 
     /// Routes whose every host is down (or still failing), for `status` and `STATUS=`.
     func routesDownNow(now: Int64) -> [ControlRouteDown] {
-        routes.values.compactMap { route -> ControlRouteDown? in
+        routes.compactMap { key, route -> ControlRouteDown? in
             guard let since = route.downSince else { return nil }
             let retry = route.downUntil(now: now).map { max($0 - now, 0) } ?? 0
             return ControlRouteDown(upstream: route.target.routeName, downSeconds: (now - since) / 1000,
-                                    retryInSeconds: retry / 1000, error: route.lastFailure ?? "-")
-        }.sorted { $0.upstream < $1.upstream }
+                                    retryInSeconds: retry / 1000, error: route.lastFailure ?? "-", orgs: orgsShown(for: key))
+        }.sorted { ($0.upstream, $0.orgs.joined(separator: ",")) < ($1.upstream, $1.orgs.joined(separator: ",")) }
     }
 
     /// Routes slowed down by throttling now: name, messages per second (nil: no limit),
-    /// connections.
-    var slowedRoutes: [(route: String, messagesPerSecond: Double?, connections: Int)] {
-        routes.values.filter(\.pace.isSlowed)
-            .map { ($0.target.routeName, $0.pace.rate, $0.pace.connections) }
-            .sorted { $0.route < $1.route }
+    /// connections, orgs (as `orgsShown`).
+    var slowedRoutes: [ControlRouteSlowed] {
+        routes.filter(\.value.pace.isSlowed)
+            .map { key, route in
+                ControlRouteSlowed(route: route.target.routeName, messagesPerSecond: route.pace.rate,
+                                   connections: route.pace.connections, orgs: orgsShown(for: key))
+            }
+            .sorted { ($0.route, $0.orgs.joined(separator: ",")) < ($1.route, $1.orgs.joined(separator: ",")) }
+    }
+
+    /// The orgs whose mail a route carried, to tell apart routes to the same hosts with
+    /// different credentials without naming the credential: shown when another route has the
+    /// same name now, or when the route authenticates (another org's credential to these
+    /// hosts may have nothing queued at the moment) and carries some org's mail.
+    func orgsShown(for key: RouteKey) -> [String] {
+        guard let route = routes[key] else { return [] }
+        let orgs = route.orgs.sorted()
+        let name = route.target.routeName
+        let sameName = routes.contains { $0.key != key && $0.value.target.routeName == name }
+        return sameName || (key.credential != .none && orgs != ["-"]) ? orgs : []
     }
 
     func state(of id: SpoolID) -> ControlQueueState {

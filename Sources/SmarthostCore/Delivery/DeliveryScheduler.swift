@@ -249,7 +249,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     }
 
     var slowedRoutes: [ControlRouteSlowed] {
-        queue.slowedRoutes.map { ControlRouteSlowed(route: $0.route, messagesPerSecond: $0.messagesPerSecond, connections: $0.connections) }
+        queue.slowedRoutes
     }
 
     /// Seconds since the oldest queued message was received; 0 for an empty queue.

@@ -32,11 +32,15 @@ public struct DeliveryTarget: Sendable {
         self.oauth2 = oauth2
     }
 
-    /// Connections are shared by messages whose targets have the same key: every host of
-    /// the route, not the one a connection happens to use.
-    public var key: String {
-        "\(hosts.joined(separator: ",")):\(port) tls=\(parameters.tlsMode.rawValue) user=\(parameters.credentials?.username ?? "-") ehlo=\(parameters.ehloName) ca=\(caFile ?? "-")"
-            + (oauth2.map { " oauth2=\($0.cacheKey) \($0.mechanism.rawValue)" } ?? "")
+    /// Where the password came from (`Secret.origin`: `file …`, `env …`, `inline`), so the
+    /// route key tells two secrets from two places apart even before their digests do.
+    public var credentialSource: String?
+
+    /// Connections and route health are shared by messages whose targets have the same key:
+    /// every host of the route, not the one a connection happens to use, and the credential.
+    public var key: RouteKey {
+        RouteKey(hosts: hosts, port: port, tlsMode: parameters.tlsMode, ehloName: parameters.ehloName, caFile: caFile,
+                 credential: .of(parameters.credentials, source: credentialSource, oauth2: oauth2))
     }
 
     /// `host:port` of this connection's host.

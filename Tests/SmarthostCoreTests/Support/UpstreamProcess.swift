@@ -14,6 +14,10 @@ final class UpstreamProcess: @unchecked Sendable {
         var helo: String?
         /// When the faulty upstream stored it (Unix seconds); nil from `test_upstream.py`.
         var receivedAt: Double?
+        /// `--accounts`: the connection it came in (one number per connection) and the
+        /// password that connection authenticated with.
+        var session: Int? = nil
+        var authPassword: String? = nil
     }
 
     let outdir: URL
@@ -83,7 +87,8 @@ final class UpstreamProcess: @unchecked Sendable {
             return Received(content: content, mailFrom: meta["mail_from"] as? String ?? "",
                             recipients: meta["rcpt_tos"] as? [String] ?? [], tls: meta["tls"] as? Bool ?? false,
                             authUser: meta["auth_user"] as? String, helo: meta["helo"] as? String,
-                            receivedAt: meta["received_at"] as? Double)
+                            receivedAt: meta["received_at"] as? Double, session: meta["session"] as? Int,
+                            authPassword: meta["auth_password"] as? String)
         }
     }
 

@@ -13,6 +13,11 @@ user when the grant had a subject). A refused token gets --oauth-style google (a
 JSON challenge, then 535 5.7.8 after the client's reply) or microsoft (535 5.7.3 at once).
 oauth.log has one line per attempt: mechanism, user, result, never the token.
 
+With --accounts FILE it takes any `user:password` line of FILE, read again at every AUTH,
+so a test revokes a key by rewriting the file (the next AUTH with it gets 535); each
+message's JSON then names the session it came in (`session`, one number per connection) and
+the password that session authenticated with, and sessions.log has `open N`/`close N` lines.
+
 Faults a real server produces only on demand are flags: --data-reply "451 4.3.0 later:2"
 answers the first 2 messages with that reply; --reject-rcpt addr=550 refuses one recipient.
 """
@@ -67,6 +72,9 @@ class Recorder:
             "auth_user": (session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword)
                           else None),
             "helo": session.host_name,
+            "session": getattr(server, "serial", None),
+            "auth_password": (session.auth_data.password.decode() if isinstance(session.auth_data, LoginPassword)
+                              else None),
         }
         with open(base + ".json", "w") as f:
             json.dump(meta, f)
@@ -77,9 +85,26 @@ class Recorder:
 class RecordingSMTP(SMTP):
     """Logs every AUTH attempt with the TLS state before aiosmtpd handles it."""
 
-    def __init__(self, *args, authlog=None, **kwargs):
+    serials = 0
+
+    def __init__(self, *args, authlog=None, sessionlog=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._authlog = authlog
+        self._sessionlog = sessionlog
+        RecordingSMTP.serials += 1
+        self.serial = RecordingSMTP.serials
+
+    def connection_made(self, transport):
+        if self._sessionlog:
+            with open(self._sessionlog, "a") as f:
+                f.write("open %d\n" % self.serial)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        if self._sessionlog:
+            with open(self._sessionlog, "a") as f:
+                f.write("close %d\n" % self.serial)
+        super().connection_lost(exc)
 
     async def smtp_AUTH(self, arg):
         with open(self._authlog, "a") as f:
@@ -169,6 +194,17 @@ class OAuthSMTP(RecordingSMTP):
         return await self._finish("OAUTHBEARER", user, token, base64.b64encode(b"\x01"))
 
 
+def make_accounts_authenticator(path):
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        with open(path) as f:
+            accounts = {line.strip() for line in f if line.strip()}
+        if isinstance(auth_data, LoginPassword) and \
+                "%s:%s" % (auth_data.login.decode(), auth_data.password.decode()) in accounts:
+            return AuthResult(success=True, auth_data=auth_data)
+        return AuthResult(success=False, handled=False)
+    return authenticator
+
+
 def make_authenticator(user, password):
     def authenticator(server, session, envelope, mechanism, auth_data):
         if isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
@@ -184,6 +220,7 @@ async def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--auth", help="user:password required from clients")
+    p.add_argument("--accounts", help="file of user:password lines, any of them accepted, read at each AUTH")
     p.add_argument("--mechanisms", default="PLAIN LOGIN", help="AUTH mechanisms to offer")
     p.add_argument("--outdir", required=True)
     p.add_argument("--host", default="127.0.0.1")
@@ -221,9 +258,13 @@ async def main():
         kwargs["authenticator"] = lambda *args: AuthResult(success=False, handled=False)
         offered = set(a.mechanisms.split()) if a.mechanisms != "PLAIN LOGIN" else {"XOAUTH2", "OAUTHBEARER"}
         kwargs["auth_exclude_mechanism"] = list({"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"} - offered)
-    elif a.auth:
-        user, _, password = a.auth.partition(":")
-        kwargs["authenticator"] = make_authenticator(user, password)
+    elif a.auth or a.accounts:
+        if a.accounts:
+            kwargs["authenticator"] = make_accounts_authenticator(a.accounts)
+            kwargs["sessionlog"] = os.path.join(a.outdir, "sessions.log")
+        else:
+            user, _, password = a.auth.partition(":")
+            kwargs["authenticator"] = make_authenticator(user, password)
         kwargs["auth_required"] = True
         # aiosmtpd refuses AUTH before TLS itself when it can offer TLS; we still log any try.
         kwargs["auth_require_tls"] = a.mode == "starttls"
@@ -233,7 +274,7 @@ async def main():
         kwargs["auth_require_tls"] = False
     if a.mode == "starttls":
         kwargs["tls_context"] = context
-        kwargs["require_starttls"] = bool(a.auth or a.oauth_state)
+        kwargs["require_starttls"] = bool(a.auth or a.accounts or a.oauth_state)
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: factory(handler, **kwargs), a.host, a.port,
