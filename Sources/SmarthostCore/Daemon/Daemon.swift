@@ -422,7 +422,7 @@ public final class Daemon {
         let refusing = freeSpace.refusing.map { "\($0) (452 4.3.1 to every message); " } ?? ""
         return refusing + waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "
             + "delivered=\(counters.delivered) rejected=\(server.rejectedCount) routes_down=\(down.count)"
-            + (down.isEmpty ? "" : " (" + down.map(\.upstream).joined(separator: ", ") + ")")
+            + (down.isEmpty ? "" : " (" + down.map(\.label).joined(separator: ", ") + ")")
             + (slowed.isEmpty ? "" : " routes_slowed=\(slowed.count) (" + slowed.map { "\($0.route) \($0.pace)" }.joined(separator: "; ") + ")")
             + (oldest > 0 ? " oldest=\(QueueReport.duration(oldest))" : "")
     }
