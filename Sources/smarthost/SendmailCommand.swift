@@ -57,9 +57,9 @@ enum SendmailCommand {
                 arguments: arguments, input: input, identity: identity, unixSeconds: Int(time(nil)),
                 uniqueToken: uniqueToken())
             let targets = try SubmissionTarget.candidates(option: arguments.submitAddress, environment: environment, configPath: configPath)
-            let spool = (try? ConfigKeys.read(path: configPath))??.spool ?? RelayConfig.defaultSpool
+            let maildrop = Maildrop.locate(configuredSpool: (try? ConfigKeys.read(path: configPath))??.spool)
             let outcome = try SendmailDelivery.deliver(
-                submission, targets: targets, maildrop: Maildrop.directory(spool: spool), uid: geteuid(),
+                submission, targets: targets, maildrop: maildrop, uid: geteuid(),
                 heloName: identity.hostName, nowSeconds: Int64(time(nil)))
             // Silent, like every sendmail that queues: cron mails a job's stderr, git
             // send-email and PHP log it. The relay logs the pickup; -v says it here.

@@ -19,6 +19,24 @@ import Glibc
 public enum Maildrop {
     public static func directory(spool: String) -> String { spool + "/maildrop" }
 
+    /// Where the packaged units keep the spool (`deploy/smarthost.yaml.example`).
+    public static let packagedSpool = "/var/lib/smarthost/spool"
+
+    /// The maildrop `sendmail` writes to: the configuration's `spool:` when the caller may
+    /// read the file; else the packaged spool's or the built-in default's, whichever has
+    /// one — the installed configuration is `root:smarthost 0640`, so PHP as `www-data` and
+    /// a user's cron job cannot read it, and must still find the maildrop.
+    public static func locate(configuredSpool: String?, isDirectory: (String) -> Bool = Maildrop.isDirectory) -> String {
+        if let configuredSpool { return directory(spool: configuredSpool) }
+        let candidates = [packagedSpool, RelayConfig.defaultSpool].map(directory(spool:))
+        return candidates.first(where: isDirectory) ?? candidates[0]
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+    }
+
     public static let directoryMode: mode_t = 0o3733
     static let fileMode: mode_t = 0o640
     /// A `sendmail` writes its file in one go, after reading all of its input: a `.tmp`
