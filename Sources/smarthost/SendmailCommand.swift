@@ -46,8 +46,8 @@ enum SendmailCommand {
         case .listQueue:
             try listQueue(configPath: configPath)
         case .smtp:
-            let target = try SubmissionTarget.resolve(option: arguments.submitAddress, environment: environment, configPath: configPath)
-            try SMTPStdioBridge.run(target: target)
+            let targets = try SubmissionTarget.candidates(option: arguments.submitAddress, environment: environment, configPath: configPath)
+            try SMTPStdioBridge.run(targets: targets)
         case .deliver:
             guard let input = SubmissionIO.readAll(0) else {
                 throw .tempfail("cannot read the message from stdin: \(String(cString: strerror(errno)))")
@@ -56,9 +56,16 @@ enum SendmailCommand {
             let submission = try SendmailSubmission(
                 arguments: arguments, input: input, identity: identity, unixSeconds: Int(time(nil)),
                 uniqueToken: uniqueToken())
-            let target = try SubmissionTarget.resolve(option: arguments.submitAddress, environment: environment, configPath: configPath)
-            _ = try SMTPSubmission.submit(submission.content, envelope: submission.envelope, target: target,
-                                          heloName: identity.hostName)
+            let targets = try SubmissionTarget.candidates(option: arguments.submitAddress, environment: environment, configPath: configPath)
+            let maildrop = Maildrop.locate(configuredSpool: (try? ConfigKeys.read(path: configPath))??.spool)
+            let outcome = try SendmailDelivery.deliver(
+                submission, targets: targets, maildrop: maildrop, uid: geteuid(),
+                heloName: identity.hostName, nowSeconds: Int64(time(nil)))
+            // Silent, like every sendmail that queues: cron mails a job's stderr, git
+            // send-email and PHP log it. The relay logs the pickup; -v says it here.
+            if case .queuedLocally(let name, let reason) = outcome, arguments.verbose {
+                printError("sendmail: queued locally as \(name) (\(reason)); it goes out when the relay runs")
+            }
         }
     }
 

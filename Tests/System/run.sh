@@ -264,10 +264,38 @@ wait_for 20 'grep -lq "Subject: via-sendmail" /root/up/*.eml' \
     || fail "sendmail → upstream" "$(box journalctl -u smarthost --no-pager -n 10)"
 check "mailq lists the queue" sh -c 'mailq | grep -q .'
 box systemctl stop smarthost.socket smarthost.service
-out=$(sh_box 'echo x | /usr/sbin/sendmail someone@example.org 2>&1; echo "exit=$?"')
-case "$out" in *"cannot connect to the relay at 127.0.0.1:25"*"exit=75"*) pass "sendmail exits 75 with one line when nothing listens" ;;
-    *) fail "sendmail exits 75 when nothing listens" "$out" ;; esac
+out=$(sh_box 'printf "Subject: nothing-listens\n\nqueued\n" | /usr/sbin/sendmail someone@example.org 2>&1; echo "exit=$?"')
+case "$out" in "exit=0") pass "sendmail with nothing listening exits 0, silently (the message waits in the maildrop)" ;;
+    *) fail "sendmail with nothing listening exits 0" "$out" ;; esac
 box systemctl start smarthost.socket smarthost.service
+wait_for 20 'grep -lq "Subject: nothing-listens" /root/up/*.eml' \
+    && pass "the relay takes it from the maildrop once it runs" || fail "maildrop → upstream" "$(box journalctl -u smarthost --no-pager -n 10)"
+
+echo "== sendmail while the service fails to start (README: As the machine's MTA, the maildrop)"
+# Issue 19: a configuration that does not load, the unit looping on Restart=on-failure behind
+# its socket. sendmail used to block 120 s and exit 75, and cron's mail was gone.
+check "the maildrop is smarthost:smarthost 3733, the directories above it 0711" sh -c \
+    '[ "$(stat -c %U:%G:%a /var/lib/smarthost/spool/maildrop)" = smarthost:smarthost:3733 ] \
+     && [ "$(stat -c %a /var/lib/smarthost/spool)" = 711 ] && [ "$(stat -c %a /var/lib/smarthost)" = 711 ]'
+write_config "bogus_key: 1"
+sh_box 'systemctl restart smarthost.service >/dev/null 2>&1; true'
+check "the service fails to start with the broken configuration" sh -c '! systemctl is-active --quiet smarthost.service'
+out=$(sh_box 'start=$(date +%s); printf "To: someone@example.org\nSubject: while-broken\n\nwaits in the maildrop\n" \
+    | runuser -u nobody -- /usr/sbin/sendmail -t -i 2>&1; rc=$?; echo "exit=$rc seconds=$(( $(date +%s) - start ))"')
+case "$out" in "exit=0 seconds="*) s=${out##*seconds=}
+    if [ "$s" -le 30 ]; then pass "sendmail as nobody exits 0 in ${s} s while the relay cannot start"; else fail "sendmail exits 0 within seconds" "$out"; fi ;;
+    *) fail "sendmail as nobody exits 0 while the relay cannot start" "$out" ;; esac
+check "the drop is nobody's, group smarthost, 0640, and another user cannot read it" sh -c \
+    'f=$(find /var/lib/smarthost/spool/maildrop -type f -user nobody | head -1); [ -n "$f" ] \
+     && [ "$(stat -c %G:%a "$f")" = smarthost:640 ] && ! runuser -u daemon -- cat "$f" >/dev/null 2>&1 \
+     && ! runuser -u daemon -- ls /var/lib/smarthost/spool/maildrop >/dev/null 2>&1'
+write_config ""
+sh_box 'systemctl reset-failed smarthost.service smarthost.socket; systemctl restart smarthost.socket smarthost.service'
+wait_for 30 'grep -lq "Subject: while-broken" /root/up/*.eml' \
+    && pass "configuration fixed, restarted: the dropped message is delivered" \
+    || fail "dropped message delivered after the fix" "$(box journalctl -u smarthost --no-pager -n 15)"
+check "the maildrop is empty again and the journal names the pickup" sh -c \
+    '[ -z "$(ls -A /var/lib/smarthost/spool/maildrop)" ] && journalctl -u smarthost --no-pager | grep -q "picked up from the maildrop"'
 
 echo "== one relay per spool"
 sh_box "sed 's/^hostname:.*/hostname: second\nlisten: [\"127.0.0.1:2600\"]/' /etc/smarthost/smarthost.yaml > /etc/smarthost/second.yaml; chgrp smarthost /etc/smarthost/second.yaml; chmod 0640 /etc/smarthost/second.yaml"

@@ -27,6 +27,8 @@ public final class Daemon {
     private var statusTimer: TimerID?
     private let metrics = RelayMetrics()
     private var metricsServer: MetricsServer?
+    /// Takes in what sendmail left in `<spool>/maildrop` while the relay could not take it.
+    private var maildrop: MaildropPickup?
     private let startedAt = WallClock.nowSeconds()
     /// Below `limits.min_free_space` every message is refused: said once, shown while it lasts.
     private var freeSpace = SpoolFreeSpaceWatch()
@@ -97,6 +99,10 @@ public final class Daemon {
             try recoverSpool()
             try server.listen(on: try listeningSockets())
             try startMetrics(config.metricsListen)
+            maildrop = MaildropPickup(loop: loop, spool: spool, config: config, logger: logger, metrics: metrics) {
+                [unowned scheduler] envelope, content in scheduler.enqueue(envelope, content: content)
+            }
+            try maildrop?.start()
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             return 1
@@ -234,6 +240,7 @@ public final class Daemon {
         control?.close()
         metricsServer?.close()
         controlService?.shutdown()
+        maildrop?.stop()
         recoveryWorker.stop()
         configWorker.stop()
         // Writes the outcomes still queued (a delivery that just finished) before returning.
@@ -292,6 +299,7 @@ public final class Daemon {
         }
         if !socketActivated { updateListeners(newConfig.listen) }
         scheduler.replaceEnvironment(DeliveryEnvironment(config: newConfig))
+        maildrop?.use(newConfig)
         config = newConfig
         logMissingCredentials(newConfig)
         warnUIDRulesBlind(newConfig)

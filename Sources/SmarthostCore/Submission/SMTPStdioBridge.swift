@@ -10,15 +10,26 @@ import Glibc
 /// When the relay cannot be reached the caller still hears SMTP: a `421` greeting.
 public enum SMTPStdioBridge {
     /// Returns when the relay closes the connection (after QUIT, or on error).
-    public static func run(target: SubmissionTarget, input: Int32 = 0, output: Int32 = 1,
+    /// The first of `targets` that accepts the connection (a few seconds each,
+    /// `SMTPSubmission.Timeouts`) carries the dialogue.
+    public static func run(targets: [SubmissionTarget], input: Int32 = 0, output: Int32 = 1,
                            timeoutSeconds: Int = 600) throws(SubmissionFailure) {
-        let connection: SubmissionConnection
-        do {
-            connection = try SubmissionConnection.open(target, timeoutSeconds: timeoutSeconds)
-        } catch {
+        var opened: SubmissionConnection?
+        var firstFailure: SubmissionFailure?
+        for target in targets where opened == nil {
+            do throws(SubmissionFailure) {
+                opened = try SubmissionConnection.open(target, timeoutSeconds: SMTPSubmission.Timeouts().connect)
+            } catch {
+                firstFailure = firstFailure ?? error
+            }
+        }
+        guard let connection = opened else {
+            let error = firstFailure ?? .tempfail("nowhere to submit")
             SubmissionIO.writeAll(output, Array("421 4.3.0 \(error.reason)\r\n".utf8))
             throw error
         }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(connection.fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         pump(socket: connection.fd, input: input, output: output, timeoutSeconds: timeoutSeconds)
     }
 

@@ -6,7 +6,7 @@
 /// this shape, hence a hand parser.
 ///
 /// Options that change nothing for a relay that submits over SMTP are accepted and
-/// ignored, as Postfix documents them (`-odi`, `-oem`, `-v`, `-N dsn`, `-B type`…).
+/// ignored, as Postfix documents them (`-odi`, `-oem`, `-N dsn`, `-B type`…).
 public struct SendmailArguments: Equatable, Sendable {
     public enum Mode: Equatable, Sendable {
         /// `-bm` (the default): read a message from stdin and submit it.
@@ -32,6 +32,8 @@ public struct SendmailArguments: Equatable, Sendable {
     public var configPath: String?
     /// `--submit host:port`: where to submit, overriding the configuration.
     public var submitAddress: String?
+    /// `-v`: say on stderr when the message went to the local maildrop.
+    public var verbose = false
     public var recipients: [String] = []
 
     public init() {}
@@ -113,7 +115,8 @@ public struct SendmailArguments: Equatable, Sendable {
         switch letter {
         case "t": extractRecipients = true
         case "i": ignoreDots = true
-        default: break   // -G -I -U -c -m -n -v -x: nothing to do for an SMTP submission
+        case "v": verbose = true
+        default: break   // -G -I -U -c -m -n -x: nothing to do for an SMTP submission
         }
     }
 

@@ -3,14 +3,37 @@ import CShim
 import Glibc
 #endif
 
-/// A blocking TCP connection to the relay's listener for `sendmail`: one short-lived
-/// process, one connection, so plain blocking I/O with socket timeouts is the whole story
-/// (the daemon's reactor is not involved). Every failure to reach or hear the relay is
-/// EX_TEMPFAIL: nothing was accepted, the caller may try again.
-final class SubmissionConnection {
+/// Where `SMTPSubmission` speaks: a socket to the relay (`SubmissionConnection`), or the
+/// relay's own inbound session in memory (the maildrop pickup).
+protocol SubmissionChannel: AnyObject {
+    /// For messages: `127.0.0.1:25`, `unix:/run/smarthost/smtp.sock`.
+    var name: String { get }
+    func send(_ bytes: [UInt8]) throws(SubmissionFailure)
+    /// The next reply, waiting at most `timeoutSeconds` for it.
+    func readReply(timeoutSeconds: Int) throws(SubmissionFailure) -> SMTPReply
+}
+
+extension SubmissionChannel {
+    func send(_ line: String) throws(SubmissionFailure) {
+        try send(Array((line + "\r\n").utf8))
+    }
+
+    /// Sends a command and reads its reply.
+    func command(_ line: String, timeoutSeconds: Int) throws(SubmissionFailure) -> SMTPReply {
+        try send(line)
+        return try readReply(timeoutSeconds: timeoutSeconds)
+    }
+}
+
+/// A blocking connection to the relay's listener (TCP or the Unix socket) for `sendmail`:
+/// one short-lived process, one connection, so plain blocking I/O with socket timeouts is
+/// the whole story (the daemon's reactor is not involved). Every failure to reach or hear
+/// the relay is EX_TEMPFAIL: nothing was accepted, the caller may try again.
+final class SubmissionConnection: SubmissionChannel {
     let fd: Int32
     let target: SubmissionTarget
     private var replies = UpstreamReplyParser()
+    private var receiveTimeout = 0
 
     private init(fd: Int32, target: SubmissionTarget) {
         self.fd = fd
@@ -19,8 +42,18 @@ final class SubmissionConnection {
 
     deinit { close(fd) }
 
+    var name: String { target.description }
+
     /// Connects to the first address of `target` that answers.
     static func open(_ target: SubmissionTarget, timeoutSeconds: Int) throws(SubmissionFailure) -> SubmissionConnection {
+        if let path = target.unixPath {
+            do throws(SystemError) {
+                let fd = try UnixSocket.connect(path: path, timeoutMilliseconds: timeoutSeconds * 1000)
+                return SubmissionConnection(fd: fd, target: target)
+            } catch {
+                throw .tempfail("cannot connect to the relay at \(target): \(String(cString: strerror(error.errno)))")
+            }
+        }
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -59,11 +92,12 @@ final class SubmissionConnection {
         }
     }
 
-    func send(_ line: String) throws(SubmissionFailure) {
-        try send(Array((line + "\r\n").utf8))
-    }
-
-    func readReply() throws(SubmissionFailure) -> SMTPReply {
+    func readReply(timeoutSeconds: Int) throws(SubmissionFailure) -> SMTPReply {
+        if timeoutSeconds != receiveTimeout {
+            var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            receiveTimeout = timeoutSeconds
+        }
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             do {
@@ -80,11 +114,5 @@ final class SubmissionConnection {
             }
             replies.feed(buffer[0..<n])
         }
-    }
-
-    /// Sends a command and reads its reply.
-    func command(_ line: String) throws(SubmissionFailure) -> SMTPReply {
-        try send(line)
-        return try readReply()
     }
 }
