@@ -101,7 +101,10 @@ import Testing
         let files = try ToolRun.run("/usr/bin/systemd-tmpfiles", ["--root=\(stage.path)", "--create", stage.path + "/usr/lib/tmpfiles.d/smarthost.conf"])
         #expect(files.status == 0, "\(files.output)")
         let spool = try FileManager.default.attributesOfItem(atPath: stage.appendingPathComponent("var/lib/smarthost/spool").path)
-        #expect((spool[.posixPermissions] as? NSNumber)?.intValue == 0o700)
+        // o+x (no r): sendmail run by any user reaches the maildrop below, and lists nothing.
+        #expect((spool[.posixPermissions] as? NSNumber)?.intValue == 0o711)
+        let maildrop = try FileManager.default.attributesOfItem(atPath: stage.appendingPathComponent("var/lib/smarthost/spool/maildrop").path)
+        #expect((maildrop[.posixPermissions] as? NSNumber)?.intValue == 0o3733)
     }
 
     /// The example config the units expect passes `check-config` once its credentials exist.
