@@ -50,12 +50,13 @@ boot() {
 }
 
 echo "== box: $BOX_DIR"
-# The package's Debian dependencies beyond the box's base (libcurl4: OAuth2 token endpoints),
-# so apt-get installs the .deb offline, as it would on a host that has them.
-export BOX_PACKAGES=${BOX_PACKAGES:-libcurl4}
+# The package's Debian dependencies beyond the box's base (libcurl4: OAuth2 token endpoints;
+# libyaml-0-2: the configuration parser), so apt-get installs the .deb offline, as it would
+# on a host that has them.
+export BOX_PACKAGES=${BOX_PACKAGES:-libcurl4,libyaml-0-2}
 "$BOX" create || { echo "cannot create the box" >&2; exit 1; }
-if ! chroot "$("$BOX" path)" dpkg -s libcurl4 >/dev/null 2>&1; then
-    echo "== the box predates libcurl4: made again" >&2
+if ! chroot "$("$BOX" path)" dpkg -s libcurl4 libyaml-0-2 >/dev/null 2>&1; then
+    echo "== the box predates libcurl4 or libyaml-0-2: made again" >&2
     "$BOX" destroy && "$BOX" create || { echo "cannot create the box" >&2; exit 1; }
 fi
 boot || { echo "cannot start the box" >&2; exit 1; }
