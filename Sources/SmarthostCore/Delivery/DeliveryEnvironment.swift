@@ -44,7 +44,17 @@ final class DeliveryEnvironment: @unchecked Sendable {
             delayWarningDue: { envelope, now in NoticePlan.delayWarningDue(for: envelope, config: config, nowMilliseconds: now) })
     }
 
-    static func target(for route: RouteSettings, recordTranscript: Bool = false) -> DeliveryTarget {
+    /// The route as the queue keys and limits it.
+    static func target(for route: RouteSettings) -> DeliveryTarget {
+        var target = DeliveryTarget(upstream: upstream(for: route), hosts: [route.host] + route.fallbackHosts,
+                                    credentialSource: route.password?.origin)
+        target.missingCredential = route.missingCredential
+        target.limits = route.limits
+        return target
+    }
+
+    /// What a connection to the route's primary host needs (`smarthost test` uses it alone).
+    static func upstream(for route: RouteSettings, recordTranscript: Bool = false) -> UpstreamTarget {
         let oauth = route.oauth2.map { settings in
             UpstreamOAuth(mechanism: settings.mechanism == .oauthbearer ? .oauthbearer : .xoauth2,
                           host: route.host, port: route.port)
@@ -56,13 +66,8 @@ final class DeliveryEnvironment: @unchecked Sendable {
         let parameters = UpstreamParameters(ehloName: route.domain, tlsMode: upstreamMode(route.tls),
                                             credentials: credentials, allowPlaintextAuth: route.allowPlaintextAuth,
                                             recordTranscript: recordTranscript)
-        var target = DeliveryTarget(host: route.host, port: route.port, caFile: route.caFile,
-                                    timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2,
-                                    hosts: [route.host] + route.fallbackHosts)
-        target.missingCredential = route.missingCredential
-        target.credentialSource = route.password?.origin
-        target.limits = route.limits
-        return target
+        return UpstreamTarget(host: route.host, port: route.port, caFile: route.caFile,
+                              timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2)
     }
 
     static func upstreamMode(_ mode: TLSMode) -> UpstreamTLSMode {

@@ -4,6 +4,14 @@
 public enum DeliveryAttemptOutcome: Sendable {
     case result(UpstreamDeliveryResult)
     case setupFailed(UpstreamFailure)
+
+    /// What the connection reported (`UpstreamConnectionEvent.finished`), as an attempt.
+    public init(_ sent: UpstreamSendResult) {
+        switch sent {
+        case .transaction(let result): self = .result(result)
+        case .notSent(let failure): self = .setupFailed(failure)
+        }
+    }
 }
 
 /// What happens to the message now. Decided in exactly one place — this file — from the

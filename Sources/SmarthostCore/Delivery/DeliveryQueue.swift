@@ -182,7 +182,7 @@ struct DeliveryQueue {
                 nextConnectionID += 1
                 connections[cid] = Connection(route: key, host: host, state: .notReady)
                 route.connections.insert(cid)
-                actions.append(.open(cid, route.target.connecting(to: host)))
+                actions.append(.open(cid, route.target.connection(to: host)))
             }
         }
         routes[key] = route

@@ -1,8 +1,8 @@
 /// What the delivery queue asks its driver to do. The queue decides; the driver
 /// (`DeliveryScheduler`) does the I/O and reports back with events.
 enum DeliveryAction {
-    /// Open a connection to this target (its `host` is the one the queue picked).
-    case open(DeliveryQueue.ConnectionID, DeliveryTarget)
+    /// Open a connection to this upstream (its `host` is the one the queue picked).
+    case open(DeliveryQueue.ConnectionID, UpstreamTarget)
     /// Send a message whose content is in memory, to these recipients.
     case send(DeliveryQueue.ConnectionID, SpoolEnvelope, recipients: [String], content: [UInt8])
     /// Read the message from the spool (a worker thread) for these recipients, then report

@@ -4,7 +4,7 @@ import Logging
 /// reports, spool reads, control requests) and performs the actions it returns — opening
 /// connections, reading messages on the spool reader, handing them over, and passing
 /// outcomes to the recorder. Every decision is `DeliveryQueue`'s.
-final class DeliveryScheduler: DeliveryConnectionOwner {
+final class DeliveryScheduler: UpstreamConnectionOwner {
     private let loop: EventLoop
     private let spool: Spool
     private let resolver: HostResolver
@@ -17,7 +17,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private let tokens: OAuth2TokenBroker
     private var environment: DeliveryEnvironment
     private var queue: DeliveryQueue
-    private var connections: [DeliveryQueue.ConnectionID: DeliveryConnection] = [:]
+    private var connections: [DeliveryQueue.ConnectionID: any UpstreamConnection] = [:]
     /// Messages read for a connection, until the queue says they may go (`transmit`).
     private var prepared: [DeliveryQueue.ConnectionID: UpstreamMessage] = [:]
     private var pendingActions: [DeliveryAction] = []
@@ -26,6 +26,8 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private var wakeAt: Int64 = .max
     private var onDrained: (() -> Void)?
     private let clock: () -> Int64
+    /// Makes each connection by its target's transport (`UpstreamConnectionFactory`).
+    private let connectionFactory: any UpstreamConnecting
 
     /// Prometheus counters (`/metrics`); nil when not wanted (tests, `smarthost test`).
     var metrics: RelayMetrics? {
@@ -43,6 +45,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         self.clock = clock
         self.resolver = HostResolver(loop: loop)
         self.tokens = OAuth2TokenBroker(loop: loop, logger: logger)
+        self.connectionFactory = UpstreamConnectionFactory(loop: loop, resolver: resolver, tokens: tokens)
         self.recorder = DeliveryOutcomeRecorder(loop: loop, spool: spool, config: environment.config, logger: logger)
         self.queue = DeliveryQueue(rules: environment.queueRules)
         recorder.onNoticeQueued = { [weak self] envelope, content in self?.enqueue(envelope, content: content) }
@@ -111,9 +114,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
         perform(queue.tick(now: clock()))
     }
 
-    // MARK: DeliveryConnectionOwner
+    // MARK: UpstreamConnectionOwner
 
-    func deliveryConnection(_ connection: DeliveryConnection, _ event: DeliveryConnectionEvent) {
+    func upstreamConnection(_ connection: any UpstreamConnection, _ event: UpstreamConnectionEvent) {
         let cid = connection.serial
         let now = clock()
         switch event {
@@ -121,7 +124,7 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
             metrics?.routeUp(connection.target.displayName, up: true)
             perform(queue.connectionReady(cid, now: now))
         case .finished(let id, let outcome):
-            perform(queue.messageFinished(cid, id, outcome, tls: connection.tlsDescription, now: now))
+            perform(queue.messageFinished(cid, id, DeliveryAttemptOutcome(outcome), tls: connection.tlsDescription, now: now))
         case .closed(let failure):
             connections.removeValue(forKey: cid)
             prepared.removeValue(forKey: cid)
@@ -153,9 +156,9 @@ final class DeliveryScheduler: DeliveryConnectionOwner {
     private func perform(_ action: DeliveryAction) {
         switch action {
         case .open(let cid, let target):
-            let connection = DeliveryConnection(serial: cid, target: target, loop: loop, resolver: resolver,
-                                                tlsContext: { [environment] in try environment.tlsContext(caFile: target.caFile) },
-                                                tokens: tokens, owner: self)
+            let connection = connectionFactory.connection(
+                serial: cid, target: target, tlsContext: { [environment] in try environment.tlsContext(caFile: target.caFile) },
+                owner: self)
             let upstream = target.displayName
             connection.onStep = { [weak self] step, seconds in
                 self?.metrics?.upstreamStep(step, upstream: upstream, seconds: seconds)

@@ -55,14 +55,14 @@ public struct ProbeReport: Sendable {
     }
 }
 
-public final class DeliveryProbe: DeliveryConnectionOwner {
+public final class DeliveryProbe: UpstreamConnectionOwner {
     private enum Progress { case connecting, sent, finished }
 
     private let request: ProbeRequest
     private let message: UpstreamMessage
     private let onLine: (UpstreamTranscriptLine) -> Void
     private var loop: EventLoop?
-    private var connection: DeliveryConnection?
+    private var connection: (any UpstreamConnection)?
     private var progress = Progress.connecting
     private var transcript: [UpstreamTranscriptLine] = []
     private var observed = ProbeFailure.Observations()
@@ -94,11 +94,11 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         defer { resolver.stop() }
         let tokens = OAuth2TokenBroker(loop: loop)
         defer { tokens.stop() }
-        var target = DeliveryEnvironment.target(for: request.route, recordTranscript: true)
+        var target = DeliveryEnvironment.upstream(for: request.route, recordTranscript: true)
         target.greetingTimeoutMilliseconds = request.greetingWaitMilliseconds
         let caFile = request.route.caFile
-        let connection = DeliveryConnection(serial: 1, target: target, loop: loop, resolver: resolver,
-                                            tlsContext: { try TLSContext.client(caFile: caFile) }, tokens: tokens,
+        let factory = UpstreamConnectionFactory(loop: loop, resolver: resolver, tokens: tokens)
+        let connection = factory.connection(serial: 1, target: target, tlsContext: { try TLSContext.client(caFile: caFile) },
                                             owner: self)
         connection.onTranscript = { [unowned self] line in self.record(line) }
         self.connection = connection
@@ -116,9 +116,9 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         return report(target: target)
     }
 
-    // MARK: DeliveryConnectionOwner
+    // MARK: UpstreamConnectionOwner
 
-    func deliveryConnection(_ connection: DeliveryConnection, _ event: DeliveryConnectionEvent) {
+    func upstreamConnection(_ connection: any UpstreamConnection, _ event: UpstreamConnectionEvent) {
         switch event {
         case .ready: connectionReady(connection)
         case .finished(_, let outcome): finished(outcome)
@@ -126,7 +126,7 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         }
     }
 
-    private func connectionReady(_ connection: DeliveryConnection) {
+    private func connectionReady(_ connection: any UpstreamConnection) {
         // Act after the connection's current event is handled, never inside it.
         loop?.schedule(afterMilliseconds: 0) { [weak self, weak connection] in
             guard let self, let connection else { return }
@@ -140,11 +140,11 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         }
     }
 
-    private func finished(_ outcome: DeliveryAttemptOutcome) {
+    private func finished(_ outcome: UpstreamSendResult) {
         progress = .finished
         switch outcome {
-        case .result(let result): self.result = result
-        case .setupFailed(let failure): self.setupFailure = failure
+        case .transaction(let result): self.result = result
+        case .notSent(let failure): self.setupFailure = failure
         }
     }
 
@@ -169,7 +169,7 @@ public final class DeliveryProbe: DeliveryConnectionOwner {
         onLine(line)
     }
 
-    private func report(target: DeliveryTarget) -> ProbeReport {
+    private func report(target: UpstreamTarget) -> ProbeReport {
         let endpoint = request.route.endpoint
         let failure = result?.failure ?? setupFailure
             ?? (result == nil ? UpstreamFailure(step: .protocol, detail: "the connection ended before the message was sent") : nil)

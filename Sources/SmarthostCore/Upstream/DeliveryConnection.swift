@@ -1,29 +1,12 @@
 import Logging
 
-/// What a delivery connection tells the one that owns it (the scheduler, or `smarthost test`),
-/// always through `deliveryConnection(_:_:)`: one report path, in this order — any number of
-/// `ready`/`finished` pairs, then exactly one `closed`.
-enum DeliveryConnectionEvent {
-    /// Idle and ready for `send`.
-    case ready
-    /// The message handed to `send` is done, one way or the other.
-    case finished(SpoolID, DeliveryAttemptOutcome)
-    /// The connection is gone. The failure is set when it died before it could take a
-    /// message (DNS, connect, TLS, AUTH …) or while idle.
-    case closed(UpstreamFailure?)
-}
-
-protocol DeliveryConnectionOwner: AnyObject {
-    func deliveryConnection(_ connection: DeliveryConnection, _ event: DeliveryConnectionEvent)
-}
-
 /// One connection to an upstream on the reactor. The `UpstreamSession` value decides
 /// everything — token, DNS, which address next, TLS, the SMTP dialogue, every timeout and
 /// the words of every failure; this class carries out its actions (a token fetch, DNS off
 /// the loop, a non-blocking connect, TLS over memory BIOs, writes, the one timer) and
-/// feeds back what came of them, and tells its owner through `deliveryConnection(_:_:)`.
-final class DeliveryConnection: StreamConnectionDelegate {
-    let target: DeliveryTarget
+/// feeds back what came of them, and tells its owner through the `UpstreamConnection` seam.
+final class DeliveryConnection: UpstreamConnection, StreamConnectionDelegate {
+    let target: UpstreamTarget
     let serial: UInt64
     private let loop: EventLoop
     private let resolver: HostResolver
@@ -32,7 +15,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
     /// The bearer token this connection authenticates with, to tell the broker which one
     /// the upstream refused.
     private var currentToken: Secret?
-    private weak var owner: DeliveryConnectionOwner?
+    private weak var owner: (any UpstreamConnectionOwner)?
     private var session: UpstreamSession
     private var stream: StreamConnection?
     private var tls: TLSConnection?
@@ -50,9 +33,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
     private var stepStartedAt: Int64?
     private var readyReported = false
 
-    init(serial: UInt64, target: DeliveryTarget, loop: EventLoop, resolver: HostResolver,
+    init(serial: UInt64, target: UpstreamTarget, loop: EventLoop, resolver: HostResolver,
          tlsContext: @escaping () throws -> TLSContext, tokens: OAuth2TokenBroker,
-         owner: DeliveryConnectionOwner) {
+         owner: any UpstreamConnectionOwner) {
         self.serial = serial
         self.target = target
         self.loop = loop
@@ -63,9 +46,6 @@ final class DeliveryConnection: StreamConnectionDelegate {
         self.session = UpstreamSession(target: target)
     }
 
-    /// A message is being prepared for this connection on the spool reader thread.
-    var reserved = false
-    var isBusy: Bool { currentMessageID != nil || reserved }
     /// The session too: an idle connection that has sent QUIT must not be handed a message
     /// while it waits for the server to close.
     var canSend: Bool { !isClosed && currentMessageID == nil && failure == nil && session.canSend }
@@ -123,7 +103,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
         case .messageResult(let result):
             let id = currentMessageID
             currentMessageID = nil
-            if let id { owner?.deliveryConnection(self, .finished(id, .result(result))) }
+            if let id { owner?.upstreamConnection(self, .finished(id, .transaction(result))) }
         case .sessionFailed(let failure):
             // The session's own next actions (QUIT, then .close) end the connection: closing
             // here would drop the QUIT it just queued and leave the transcript claiming it.
@@ -136,9 +116,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
     private func ready() {
         if !readyReported {
             readyReported = true
-            if target.parameters.credentials != nil || target.oauth2 != nil { stepEnded("auth") }
+            if target.authenticates { stepEnded("auth") }
         }
-        owner?.deliveryConnection(self, .ready)
+        owner?.upstreamConnection(self, .ready)
     }
 
     /// A message in hand is reported as a setup failure so the policy can retry it; the
@@ -148,7 +128,7 @@ final class DeliveryConnection: StreamConnectionDelegate {
         self.failure = failure
         if let id = currentMessageID {
             currentMessageID = nil
-            owner?.deliveryConnection(self, .finished(id, .setupFailed(failure)))
+            owner?.upstreamConnection(self, .finished(id, .notSent(failure)))
         }
     }
 
@@ -161,9 +141,9 @@ final class DeliveryConnection: StreamConnectionDelegate {
         connector = nil
         if let id = currentMessageID {
             currentMessageID = nil
-            owner?.deliveryConnection(self, .finished(id, .setupFailed(.connectionLost(to: target.displayName))))
+            owner?.upstreamConnection(self, .finished(id, .notSent(.connectionLost(to: target.displayName))))
         }
-        owner?.deliveryConnection(self, .closed(failure))
+        owner?.upstreamConnection(self, .closed(failure))
     }
 
     // MARK: Token, DNS, connect

@@ -22,7 +22,7 @@ public struct UpstreamSession: Sendable {
     public var timeoutKind: UpstreamTimeoutKind { state.timeoutKind }
 
     /// Where to and how; `target.parameters` as given, the token filled in below.
-    let target: DeliveryTarget
+    let target: UpstreamTarget
     var parameters: UpstreamParameters
     /// Monotonic milliseconds; deadlines in `.armTimer` are on this clock.
     let clock: @Sendable () -> Int64
@@ -50,7 +50,7 @@ public struct UpstreamSession: Sendable {
         var result = UpstreamDeliveryResult()
     }
 
-    public init(target: DeliveryTarget,
+    public init(target: UpstreamTarget,
                 clock: @escaping @Sendable () -> Int64 = { MonotonicClock.nowMilliseconds() }) {
         self.target = target
         self.parameters = target.parameters

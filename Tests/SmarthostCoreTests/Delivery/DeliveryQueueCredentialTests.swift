@@ -10,8 +10,8 @@ import Testing
 
     static func target(password: String?, source: String = "inline", username: String = "apikey") -> DeliveryTarget {
         var target = Q.target(hosts: ["smtp.sendgrid.example"])
-        target.parameters.tlsMode = .starttls
-        target.parameters.credentials = password.map { UpstreamCredentials(username: username, password: $0) }
+        target.upstream.parameters.tlsMode = .starttls
+        target.upstream.parameters.credentials = password.map { UpstreamCredentials(username: username, password: $0) }
         target.credentialSource = password == nil ? nil : source
         return target
     }
@@ -127,9 +127,9 @@ import Testing
                                       grant: .clientSecret(clientID: "client", secret: Secret(revealed: "s", origin: "env S")),
                                       tokenURL: "https://login.example/tenant/token", scope: nil)
         var first = Self.target(password: "", username: "alerts@a.example")
-        first.oauth2 = settings
+        first.upstream.oauth2 = settings
         var second = first
-        second.parameters.credentials?.username = "alerts@b.example"
+        second.upstream.parameters.credentials?.username = "alerts@b.example"
         #expect(first.key != second.key)
         guard case .oauth2(let user, let cacheKey, let mechanism) = first.key.credential else {
             Issue.record("not an oauth2 identity: \(first.key.credential)")

@@ -34,7 +34,7 @@ import Testing
                 switch action {
                 case .open(let cid, let target):
                     if connections[cid] != nil { problems.append("connection \(cid) opened twice") }
-                    if !target.hosts.contains(target.host) { problems.append("opened to a host not of the route") }
+                    if !queue.rules.target(SpoolEnvelope.simulated).hosts.contains(target.host) { problems.append("opened to a host not of the route") }
                     connections[cid] = .connecting
                 case .send(let cid, let envelope, let recipients, _):
                     hand(cid, envelope.id, recipients, reading: false)
@@ -220,4 +220,10 @@ import Testing
         #expect(world.queue.counters.delivered + world.queue.counters.failed == world.messages.count)
         #expect(world.queue.contentInMemoryBytes == 0)
     }
+}
+
+extension SpoolEnvelope {
+    /// Any envelope: the simulated world has one route for all.
+    static let simulated = SpoolEnvelope(id: SpoolIDGenerator().next(), receivedAt: 0, sender: "s@x.example",
+                                         recipients: ["r@x.example"], heloName: "localhost", clientAddress: "127.0.0.1")
 }

@@ -59,7 +59,7 @@ import Testing
 
     // MARK: reading actions
 
-    static func opens(_ actions: [DeliveryAction]) -> [(DeliveryQueue.ConnectionID, DeliveryTarget)] {
+    static func opens(_ actions: [DeliveryAction]) -> [(DeliveryQueue.ConnectionID, UpstreamTarget)] {
         actions.compactMap { if case .open(let cid, let target) = $0 { return (cid, target) }; return nil }
     }
 

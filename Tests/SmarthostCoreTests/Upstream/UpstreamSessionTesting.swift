@@ -15,12 +15,12 @@ final class ManualClock: Sendable {
     var read: @Sendable () -> Int64 { { [self] in now } }
 }
 
-extension DeliveryTarget {
+extension UpstreamTarget {
     /// mx.example:25 with a 30 s step timeout.
     static func testing(_ parameters: UpstreamParameters, host: String = "mx.example", port: UInt16 = 25,
                         timeout: Int64 = 30_000, greetingTimeout: Int64? = nil,
-                        oauth2: OAuth2Settings? = nil) -> DeliveryTarget {
-        var target = DeliveryTarget(host: host, port: port, caFile: nil, timeoutMilliseconds: timeout,
+                        oauth2: OAuth2Settings? = nil) -> UpstreamTarget {
+        var target = UpstreamTarget(host: host, port: port, caFile: nil, timeoutMilliseconds: timeout,
                                     parameters: parameters, oauth2: oauth2)
         target.greetingTimeoutMilliseconds = greetingTimeout
         return target
