@@ -393,6 +393,9 @@ send refused-low-disk-2 >/dev/null
 check "/metrics: smarthost_refusing_mail 1" sh -c 'python3 -c "import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9325/metrics\").read().decode())" | grep -qx "smarthost_refusing_mail{reason=\"min_free_space\"} 1"'
 write_config ""
 check "reload back to the plain configuration" systemctl reload smarthost
+# The reload logs "accepting mail again" before it answers, but journald may not have stored the
+# line yet when journalctl reads: it is waited for, then counted exactly.
+wait_for 10 "journalctl _PID=$pid --no-pager -o cat | grep -q '^accepting mail again: spool free '" || true
 check "one warning line entering, one leaving (not one per refused message)" sh -c "j=\$(journalctl _PID=$pid --no-pager -o cat)
     [ \$(echo \"\$j\" | grep -c '^refusing mail: spool free ') = 1 ] && [ \$(echo \"\$j\" | grep -c '^accepting mail again: spool free ') = 1 ] &&
     [ \$(journalctl _PID=$pid -p warning --no-pager -o cat | grep -c 'mail.*spool free') = 2 ]"
