@@ -61,12 +61,7 @@ struct MaildropIntake {
         let path = directory + "/" + name
         var info = stat()
         guard lstat(path, &info) == 0 else { return .skip }
-        switch verdict(name, info) {
-        case .read: break
-        case .skip: return .skip
-        case .remove(let reason): return .remove(reason)
-        case .quarantine(let reason): return .quarantine(reason)
-        }
+        if let refused = Self.refusal(verdict(name, info)) { return refused }
         let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             switch errno {
@@ -78,13 +73,18 @@ struct MaildropIntake {
         defer { Syscall.close(fd) }
         // The name may have been swapped since lstat: what counts is the file now open.
         guard fstat(fd, &info) == 0 else { return .skip }
-        switch verdict(name, info) {
-        case .read: break
+        if let refused = Self.refusal(verdict(name, info)) { return refused }
+        return decode(fd: fd, path: path, owner: info.st_uid, stale: Maildrop.isTemporaryName(name))
+    }
+
+    /// What a verdict other than `.read` does with the file; nil: read it.
+    private static func refusal(_ verdict: MaildropVerdict) -> Outcome? {
+        switch verdict {
+        case .read: return nil
         case .skip: return .skip
         case .remove(let reason): return .remove(reason)
         case .quarantine(let reason): return .quarantine(reason)
         }
-        return decode(fd: fd, path: path, owner: info.st_uid, stale: Maildrop.isTemporaryName(name))
     }
 
     private func verdict(_ name: String, _ info: stat) -> MaildropVerdict {
