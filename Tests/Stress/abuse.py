@@ -15,6 +15,16 @@ import time
 
 import stresslib
 
+# The attackers come from another loopback address than the good client: the relay caps
+# connections per client address (limits.max_connections_per_client), which is exactly what
+# keeps one abusive client from starving the others, so an attacker sharing the good client's
+# address would measure that cap rather than the relay's resilience.
+ATTACKER_ADDRESS = "127.0.0.2"
+
+
+def attacker_connection(port, timeout):
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(ATTACKER_ADDRESS, 0))
+
 
 class GoodClient(threading.Thread):
     """Submits one message per session, back to back, recording latency per phase."""
@@ -66,7 +76,7 @@ def connection_flood(port, total, seconds):
                 done[0] += 1
                 i = done[0]
             try:
-                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s = attacker_connection(port, timeout=10)
                 if i % 2:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 else:
@@ -91,7 +101,7 @@ def slowloris(port, clients, seconds):
     socks = []
     for _ in range(clients):
         try:
-            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            socks.append(attacker_connection(port, timeout=5))
         except OSError:
             pass
     opened = len(socks)
@@ -119,7 +129,7 @@ def non_readers(port, clients, seconds):
 
     def worker():
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s = attacker_connection(port, timeout=5)
             s.settimeout(2)
             deadline = time.time() + seconds
             while time.time() < deadline:
@@ -151,7 +161,7 @@ def many_rcpts(port, count, max_recipients=100):
     takes max_recipients, refuses the next ones (452 4.5.3) and, well past the limit, ends
     the session with 421: a client that keeps sending then sees the connection closed,
     which is the expected end here, not a failure of the phase."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s = attacker_connection(port, timeout=30)
     f = s.makefile("rb")
     f.readline()
     s.sendall(b"EHLO many.example\r\n")
@@ -193,7 +203,7 @@ def many_rcpts(port, count, max_recipients=100):
 
 def huge_data(port, mib):
     """A DATA of `mib` MiB, far over max_message_size: it must be read and refused with 552."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=120)
+    s = attacker_connection(port, timeout=120)
     f = s.makefile("rb")
     f.readline()
     s.sendall(b"EHLO huge.example\r\n")
@@ -223,7 +233,7 @@ def random_bytes(port, clients, seed):
     replies = 0
     for _ in range(clients):
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s = attacker_connection(port, timeout=5)
             s.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 65536))))
             s.settimeout(1)
             if read_some(s):
