@@ -11,7 +11,7 @@ public final class Daemon {
     private let spoolLock: SpoolLock
     private let spool: Spool
     private let server: InboundServer
-    private let scheduler: DeliveryScheduler
+    private let scheduler: DeliveryDriver
     private let configPath: String
     private var config: RelayConfig
     private var socketActivated = false
@@ -79,7 +79,7 @@ public final class Daemon {
         spool = try Spool(root: config.spool, minimumFreeBytes: UInt64(max(config.limits.minFreeSpace, 0)), preallocatedFiles: 32)
         let context = InboundContext(loop: loop, spool: spool, config: config, logger: logger)
         server = InboundServer(loop: loop, context: context, logger: logger)
-        scheduler = DeliveryScheduler(loop: loop, spool: spool, environment: DeliveryEnvironment(config: config), logger: logger)
+        scheduler = DeliveryDriver(loop: loop, spool: spool, environment: DeliveryEnvironment(config: config), logger: logger)
         server.onAccepted = { [unowned scheduler] envelope, content in scheduler.enqueue(envelope, content: content) }
         metrics.prepare(config)
         context.metrics = metrics
@@ -424,8 +424,8 @@ public final class Daemon {
         let missing = config.missingCredentials
         let waiting = missing.isEmpty ? "" : "credentials missing for " + missing.map(\.route).joined(separator: ", ")
             + " (see /etc/smarthost/credentials/; mail held=\(scheduler.heldCount)); "
-        let down = scheduler.routesDownNow(nowMilliseconds: WallClock.nowMilliseconds())
-        let oldest = scheduler.oldestAgeSeconds(nowSeconds: WallClock.nowSeconds())
+        let down = scheduler.routesDownNow
+        let oldest = scheduler.oldestAgeSeconds()
         let slowed = scheduler.slowedRoutes
         let refusing = freeSpace.refusing.map { "\($0) (452 4.3.1 to every message); " } ?? ""
         return refusing + waiting + "queue=\(scheduler.queuedCount) deferred=\(scheduler.deferredCount) failed=\(counters.failed) "

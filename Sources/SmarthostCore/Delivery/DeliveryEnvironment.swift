@@ -41,7 +41,8 @@ final class DeliveryEnvironment: @unchecked Sendable {
             target: { [self] envelope in target(for: envelope) },
             defaultConnections: config.queue.connectionsPerRoute,
             holdRecheckMilliseconds: config.queue.retryMinMs,
-            delayWarningDue: { envelope, now in NoticePlan.delayWarningDue(for: envelope, config: config, nowMilliseconds: now) })
+            delayWarningDue: { envelope, now in NoticePlan.delayWarningDue(for: envelope, config: config, nowMilliseconds: now) },
+            prepare: { [self] envelope, content, recipients in prepare(envelope, content: content, recipients: recipients) })
     }
 
     /// The route as the queue keys and limits it.

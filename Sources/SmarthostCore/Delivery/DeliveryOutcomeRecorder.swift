@@ -3,27 +3,37 @@ import Logging
 /// The I/O of the delivery queue's decisions: log lines, metrics, spool updates (on their
 /// own thread, in order, retried until they land) and notices. The queue decides; this
 /// records. Loop thread, except the jobs it gives its worker.
+///
+/// It knows nothing of the driver: what comes of a record (a notice committed, the record
+/// written) goes back as a `Report` to the continuation the driver passed with it, on the
+/// loop, and the configuration a notice follows comes with each record, so a reload needs
+/// nothing of it.
 final class DeliveryOutcomeRecorder {
+    /// What came of a record, for the driver's event path.
+    enum Report {
+        /// Its spool updates ran (landed, or will be retried): one fewer outstanding.
+        case recorded
+        /// A notice (failure report or delay warning) is durable: queue it for delivery.
+        case noticeQueued(SpoolEnvelope, content: [UInt8])
+    }
+
     /// First wait before a failed spool update is tried again; doubles up to a minute.
     static let spoolRetryMilliseconds: Int64 = 1_000
-    /// Outcomes waiting to be recorded before the spool reader pauses (`waitForBacklog`).
+    /// Records outstanding before the driver holds back spool reads: a delivery not yet
+    /// recorded is sent again after a crash, so this bounds those duplicates.
     static let backlogLimit = 256
 
     private let loop: EventLoop
     private let spool: Spool
     private let logger: Logger
     /// Records outcomes (delivered, deferred, failed) in order, one message's after another.
-    let worker = WorkerThread(name: "spool-record")
-    var config: RelayConfig
+    private let worker = WorkerThread(name: "spool-record")
     var metrics: RelayMetrics?
-    /// A notice (failure report or delay warning) is durable: queue it for delivery.
-    var onNoticeQueued: ((SpoolEnvelope, [UInt8]) -> Void)?
     private var stopping = false
 
-    init(loop: EventLoop, spool: Spool, config: RelayConfig, logger: Logger) {
+    init(loop: EventLoop, spool: Spool, logger: Logger) {
         self.loop = loop
         self.spool = spool
-        self.config = config
         self.logger = logger
     }
 
@@ -34,7 +44,18 @@ final class DeliveryOutcomeRecorder {
 
     // MARK: Outcomes
 
-    func record(_ record: DeliveryRecord) {
+    /// Logs, counts and writes one outcome; `config` is the one the outcome was decided
+    /// under (its notices follow it). `report` hears `.recorded` once its spool updates
+    /// have run, after any `.noticeQueued`.
+    func record(_ record: DeliveryRecord, config: RelayConfig, report: @escaping (Report) -> Void) {
+        let reports = LoopCallback(report)
+        log(record)
+        write(record, config: config, reports: reports)
+        let loop = self.loop
+        worker.submit { loop.execute { reports.call(.recorded) } }
+    }
+
+    private func log(_ record: DeliveryRecord) {
         let envelope = record.envelope
         let id = envelope.id
         let now = record.atMilliseconds
@@ -52,18 +73,11 @@ final class DeliveryOutcomeRecorder {
         case .delivered:
             metrics?.delivered(labels, bytes: envelope.size, latencySeconds: Double(now - envelope.receivedAt * 1000) / 1000)
             logger.info("delivered", metadata: meta.merging(["to": "\(decision.delivered.joined(separator: ","))"]) { $1 })
-            spoolAction("markDelivered", id) { try $0.markDelivered(id) }
         case .progressed:
             meta["to"] = "\(decision.delivered.joined(separator: ","))"
             if !decision.refused.isEmpty { meta["refused"] = "\(decision.refused.keys.sorted().joined(separator: ","))" }
             meta["remaining"] = "\(envelope.pendingRecipients.count)"
             logger.info("delivered", metadata: meta)
-            // Progress is written so a restart does not send these recipients again.
-            spoolAction("markProgress", id) {
-                try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: envelope.nextAttemptAt,
-                                    lastError: envelope.lastError, doneRecipients: envelope.doneRecipients,
-                                    refusedRecipients: envelope.refusedRecipients)
-            }
         case .deferred(let at):
             metrics?.deferred(labels)
             meta["reason"] = "\(decision.reason)"
@@ -71,17 +85,38 @@ final class DeliveryOutcomeRecorder {
             if decision.possibleDuplicate { meta["possible_duplicate"] = "yes" }
             if decision.throttled { meta["throttled"] = "yes" }
             logger.warning("deferred", metadata: meta)
-            if record.warnDelay { warnDelay(envelope, reason: decision.reason, host: record.remoteHost) }
+        case .failed:
+            metrics?.failed(labels)
+            meta["reason"] = "\(decision.reason)"
+            logger.error("failed", metadata: meta)
+        }
+    }
+
+    private func write(_ record: DeliveryRecord, config: RelayConfig, reports: LoopCallback<Report>) {
+        let envelope = record.envelope
+        let id = envelope.id
+        let decision = record.decision
+        switch record.kind {
+        case .delivered:
+            spoolAction("markDelivered", id) { try $0.markDelivered(id) }
+        case .progressed:
+            // Progress is written so a restart does not send these recipients again.
+            spoolAction("markProgress", id) {
+                try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: envelope.nextAttemptAt,
+                                    lastError: envelope.lastError, doneRecipients: envelope.doneRecipients,
+                                    refusedRecipients: envelope.refusedRecipients)
+            }
+        case .deferred(let at):
+            if record.warnDelay {
+                warnDelay(envelope, reason: decision.reason, host: record.remoteHost, config: config, reports: reports)
+            }
             spoolAction("markDeferred", id) {
                 try $0.markDeferred(id, attempts: envelope.attempts, nextAttemptAt: at / 1000,
                                     lastError: decision.reason, doneRecipients: envelope.doneRecipients,
                                     refusedRecipients: envelope.refusedRecipients)
             }
         case .failed:
-            metrics?.failed(labels)
-            meta["reason"] = "\(decision.reason)"
-            logger.error("failed", metadata: meta)
-            deadLetter(envelope, reason: decision.reason, host: record.remoteHost)
+            deadLetter(envelope, reason: decision.reason, host: record.remoteHost, config: config, reports: reports)
         }
     }
 
@@ -132,9 +167,10 @@ final class DeliveryOutcomeRecorder {
     /// (the disk below even the notice reserve, `Spool.noticeFloorBytes`) keeps the
     /// original in `queue/` too, the way Postfix's qmgr defers a message whose bounce
     /// could not be written.
-    private func deadLetter(_ envelope: SpoolEnvelope, reason: String, host: String) {
+    private func deadLetter(_ envelope: SpoolEnvelope, reason: String, host: String, config: RelayConfig,
+                            reports: LoopCallback<Report>) {
         let id = envelope.id
-        let notice = noticeCommit(.failure, for: envelope, reason: reason, host: host)
+        let notice = noticeCommit(.failure, for: envelope, reason: reason, host: host, config: config, reports: reports)
         let progress = NoticeProgress()
         spoolAction("moveToFailed", id) { spool in
             if let notice, !progress.committed {
@@ -146,8 +182,10 @@ final class DeliveryOutcomeRecorder {
     }
 
     /// The delay warning, then its mark: a crash in between warns twice, never not at all.
-    private func warnDelay(_ envelope: SpoolEnvelope, reason: String, host: String) {
-        guard let notice = noticeCommit(.delay, for: envelope, reason: reason, host: host) else { return }
+    private func warnDelay(_ envelope: SpoolEnvelope, reason: String, host: String, config: RelayConfig,
+                           reports: LoopCallback<Report>) {
+        guard let notice = noticeCommit(.delay, for: envelope, reason: reason, host: host, config: config,
+                                        reports: reports) else { return }
         let id = envelope.id
         let progress = NoticeProgress()
         spoolAction("queueNotice", id) { spool in
@@ -164,8 +202,8 @@ final class DeliveryOutcomeRecorder {
     /// hands it to the loop to be delivered like any queued message. nil when nobody is to
     /// be told.
     private func noticeCommit(_ kind: DeliveryStatusNotice.Kind, for envelope: SpoolEnvelope, reason: String,
-                              host: String) -> (@Sendable (Spool) throws -> Void)? {
-        let config = self.config
+                              host: String, config: RelayConfig,
+                              reports: LoopCallback<Report>) -> (@Sendable (Spool) throws -> Void)? {
         guard !NoticePlan.recipients(for: envelope, config: config).isEmpty else { return nil }
         let queued = LoopCallback<(SpoolEnvelope, [UInt8])> { [weak self] notice in
             self?.logger.info("notice queued", metadata: [
@@ -173,7 +211,7 @@ final class DeliveryOutcomeRecorder {
                 "to": "\(notice.0.recipients.joined(separator: ","))", "org": "\(notice.0.org ?? "-")",
                 "size": "\(notice.1.count)",
             ])
-            self?.onNoticeQueued?(notice.0, notice.1)
+            reports.call(.noticeQueued(notice.0, content: notice.1))
         }
         let loop = self.loop
         return { spool in

@@ -45,6 +45,16 @@ public struct DeliveryDecision: Sendable, Equatable {
     public var throttled = false
 }
 
+/// What a failed connection means for its site (`DeliveryPolicy.siteOutcome`).
+public enum SiteOutcome: Sendable, Equatable {
+    /// Too fast, not down: the route slows down, and its waiting mail stays with it.
+    case throttled(SMTPReply)
+    /// The host is down for this long; another host of the route carries its mail.
+    case nextHost(retryInMilliseconds: Int64)
+    /// The host is down for this long and it was the last one up: the route is down.
+    case routeDown(retryInMilliseconds: Int64)
+}
+
 public struct DeliveryPolicy: Sendable {
     public var retryMinMilliseconds: Int64
     public var retryMaxMilliseconds: Int64
@@ -114,6 +124,20 @@ public struct DeliveryPolicy: Sendable {
     /// minute.
     public func downDelay(downForMilliseconds: Int64) -> Int64 {
         retryDelay(ageMilliseconds: downForMilliseconds)
+    }
+
+    /// What a connection's failure means for its host and route, beside what an outcome
+    /// means for a message (`decide`): a throttling reply slows the route and downs
+    /// nothing; any other failure downs the host for `downDelay` of how long it has been
+    /// down, and the next host of the route takes its mail — or, when no other host is up,
+    /// the route is down and the mail waiting for it had its attempt.
+    /// - Parameters:
+    ///   - hostDownForMilliseconds: how long the host has been down already (0: it was up).
+    ///   - otherHostUp: another host of the route is up now.
+    public func siteOutcome(_ failure: UpstreamFailure, hostDownForMilliseconds: Int64, otherHostUp: Bool) -> SiteOutcome {
+        if let reply = failure.reply, Self.isThrottling(reply) { return .throttled(reply) }
+        let retryIn = downDelay(downForMilliseconds: hostDownForMilliseconds)
+        return otherHostUp ? .nextHost(retryInMilliseconds: retryIn) : .routeDown(retryInMilliseconds: retryIn)
     }
 
     /// A reply that means "you are sending too fast" rather than "this message" or "this

@@ -1,15 +1,15 @@
 /// What the delivery queue asks its driver to do. The queue decides; the driver
-/// (`DeliveryScheduler`) does the I/O and reports back with events.
+/// (`DeliveryDriver`) does the I/O and reports back with events. A message reaches a
+/// connection one way only, `.send`: at once from memory, or in answer to the spool read
+/// (`.read`, then the `messageRead` event carrying the prepared message).
 enum DeliveryAction {
     /// Open a connection to this upstream (its `host` is the one the queue picked).
     case open(DeliveryQueue.ConnectionID, UpstreamTarget)
-    /// Send a message whose content is in memory, to these recipients.
-    case send(DeliveryQueue.ConnectionID, SpoolEnvelope, recipients: [String], content: [UInt8])
-    /// Read the message from the spool (a worker thread) for these recipients, then report
-    /// `messageRead`.
+    /// Hand the message, prepared for its upstream, to the connection.
+    case send(DeliveryQueue.ConnectionID, SpoolID, UpstreamMessage)
+    /// Read the message from the spool (a worker thread) and prepare it for these
+    /// recipients, then report `messageRead` with it.
     case read(DeliveryQueue.ConnectionID, SpoolEnvelope, recipients: [String])
-    /// The message read for this connection may go now.
-    case transmit(DeliveryQueue.ConnectionID, SpoolID)
     /// Say QUIT and close.
     case quit(DeliveryQueue.ConnectionID)
     /// An outcome to log, count and write to the spool.
@@ -22,6 +22,7 @@ enum DeliveryAction {
 struct DeliveryRecord {
     enum Kind: Equatable {
         case delivered
+        /// Next attempt at this wall-clock time (what the spool keeps).
         case deferred(atMilliseconds: Int64)
         case failed
         /// Some recipients are settled and the next transaction follows at once.
@@ -39,12 +40,16 @@ struct DeliveryRecord {
     var remoteHost: String
     var tls: String?
     var dataReply: SMTPReply?
+    /// Wall clock: the log line's delay, the notice's date.
     var atMilliseconds: Int64
     /// First deferral past `notices.delay_after`: send the sender a delay warning.
     var warnDelay = false
 }
 
-/// Route state changes: one log line each, and what `status` and `/metrics` show.
+/// Route state changes: one log line each, and what `status` and `/metrics` show. `route`
+/// and `host` name them as `status` does (`RouteLabel`): `host:port`, with the orgs when
+/// another credential's route goes to the same hosts, so two tenants' routes never share a
+/// `smarthost_route_up` series.
 enum DeliveryNote: Equatable {
     /// Every host of the route failed: its mail waits. `first` is false while it stays down.
     case routeDown(route: String, error: String, retryInMilliseconds: Int64, first: Bool)

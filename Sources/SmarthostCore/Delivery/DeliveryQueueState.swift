@@ -9,8 +9,13 @@ extension DeliveryQueue {
         var defaultConnections: Int
         /// How soon a message held for a missing secret is looked at again.
         var holdRecheckMilliseconds: Int64
-        /// Whether a deferral at this time should warn the sender.
+        /// Whether a deferral at this (wall) time should warn the sender.
         var delayWarningDue: (SpoolEnvelope, Int64) -> Bool = { _, _ in false }
+        /// The message as it goes upstream, from its content, for these recipients
+        /// (`DeliveryEnvironment.prepare`): the queue prepares what it holds in memory itself.
+        var prepare: (SpoolEnvelope, [UInt8], [String]) -> UpstreamMessage = { envelope, content, recipients in
+            UpstreamMessage(sender: envelope.sender, recipients: recipients, content: content)
+        }
     }
 
     struct Entry {
@@ -48,43 +53,6 @@ extension DeliveryQueue {
         /// When its last message started (a throttling reply as it closes is about that one).
         var lastStartedAt: Int64?
     }
-
-    struct HostState {
-        var downUntil: Int64 = 0
-        var downSince: Int64?
-        var lastFailure: String?
-    }
-
-    struct Route {
-        var target: DeliveryTarget
-        var pace: RoutePace
-        var waiting: [SpoolID] = []
-        var connections: Set<ConnectionID> = []
-        var hosts: [String: HostState] = [:]
-        /// Set while every host is down: one log line per transition, and for how long.
-        var downSince: Int64?
-        var lastFailure: String?
-        /// The orgs whose mail it has carried (`-`: none), so `status` can tell apart two
-        /// routes to the same hosts with different credentials. Bounded: under
-        /// `org_header_trust: any` a client may invent org ids.
-        var orgs: Set<String> = []
-        static let orgsShown = 8
-
-        mutating func noteOrg(_ org: String?) {
-            if orgs.count < Self.orgsShown { orgs.insert(org ?? "-") }
-        }
-
-        /// The first host, in the route's order, not marked down at `now`.
-        func availableHost(now: Int64) -> String? {
-            target.hosts.first { (hosts[$0]?.downUntil ?? 0) <= now }
-        }
-
-        /// When the first host comes back, if every host is down now; else nil.
-        func downUntil(now: Int64) -> Int64? {
-            guard availableHost(now: now) == nil else { return nil }
-            return target.hosts.compactMap { hosts[$0]?.downUntil }.min()
-        }
-    }
 }
 
 /// What the queue knows, for `status`, `STATUS=`, `/metrics` and the control socket.
@@ -96,6 +64,7 @@ extension DeliveryQueue {
     var awaitingCredentialCount: Int { entries.values.filter(\.awaitingCredential).count }
     var heldCount: Int { entries.values.filter(\.envelope.held).count }
 
+    /// `now`: monotonic, like every deadline the queue keeps.
     func routesDown(now: Int64) -> Int {
         routes.values.filter { $0.downUntil(now: now) != nil }.count
     }
@@ -131,6 +100,12 @@ extension DeliveryQueue {
         let name = route.target.routeName
         let sameName = routes.contains { $0.key != key && $0.value.target.routeName == name }
         return sameName || (key.credential != .none && orgs != ["-"]) ? orgs : []
+    }
+
+    /// How `/metrics` names the host of a connection (`RouteLabel.host`).
+    func hostLabel(of cid: ConnectionID) -> String? {
+        guard let connection = connections[cid], let route = routes[connection.route] else { return nil }
+        return label(for: connection.route).host(DeliveryTarget.endpoint(connection.host, route.target.port))
     }
 
     func state(of id: SpoolID) -> ControlQueueState {

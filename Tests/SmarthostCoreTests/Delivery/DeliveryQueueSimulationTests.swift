@@ -36,16 +36,16 @@ import Testing
                     if connections[cid] != nil { problems.append("connection \(cid) opened twice") }
                     if !queue.rules.target(SpoolEnvelope.simulated).hosts.contains(target.host) { problems.append("opened to a host not of the route") }
                     connections[cid] = .connecting
-                case .send(let cid, let envelope, let recipients, _):
-                    hand(cid, envelope.id, recipients, reading: false)
+                case .send(let cid, let id, let message):
+                    // The one hand-off: from memory on a ready connection, or the message read for it.
+                    if case .reading(id, let recipients)? = connections[cid] {
+                        if message.recipients != recipients { problems.append("\(id) read for \(recipients), sent to \(message.recipients)") }
+                        connections[cid] = .busy(id, recipients)
+                    } else {
+                        hand(cid, id, message.recipients, reading: false)
+                    }
                 case .read(let cid, let envelope, let recipients):
                     hand(cid, envelope.id, recipients, reading: true)
-                case .transmit(let cid, let id):
-                    guard case .reading(id, let recipients)? = connections[cid] else {
-                        problems.append("transmit of \(id) on \(cid) that was not reading it: \(String(describing: connections[cid]))")
-                        continue
-                    }
-                    connections[cid] = .busy(id, recipients)
                 case .quit(let cid):
                     guard let state = connections[cid] else { problems.append("quit of unknown connection \(cid)"); continue }
                     if case .busy = state { problems.append("quit of connection \(cid) while it sends") }
@@ -139,13 +139,13 @@ import Testing
                     connections[cid] = nil
                     apply(queue.connectionClosed(cid, failure: nil, now: now))
                 }
-            case .reading(let id, _):
+            case .reading(let id, let recipients):
                 if chance(10) {
                     // The connection dies while the worker reads.
                     connections[cid] = nil
                     apply(queue.connectionClosed(cid, failure: Self.lost, now: now))
                 } else {
-                    let result: DeliveryQueue.ReadResult = !healthy && chance(10) ? .failed("EIO") : .ready
+                    let result: DeliveryQueue.ReadResult = !healthy && chance(10) ? .failed("EIO") : .ready(messages[id]!, recipients: recipients)
                     if case .failed = result { connections[cid] = .ready }
                     apply(queue.messageRead(cid, id, result, now: now))
                 }

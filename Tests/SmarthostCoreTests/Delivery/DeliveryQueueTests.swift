@@ -64,7 +64,7 @@ import Testing
     }
 
     static func sends(_ actions: [DeliveryAction]) -> [(DeliveryQueue.ConnectionID, SpoolID, [String])] {
-        actions.compactMap { if case .send(let cid, let envelope, let recipients, _) = $0 { return (cid, envelope.id, recipients) }; return nil }
+        actions.compactMap { if case .send(let cid, let id, let message) = $0 { return (cid, id, message.recipients) }; return nil }
     }
 
     static func reads(_ actions: [DeliveryAction]) -> [(DeliveryQueue.ConnectionID, SpoolID, [String])] {
@@ -72,7 +72,7 @@ import Testing
     }
 
     static func transmits(_ actions: [DeliveryAction]) -> [(DeliveryQueue.ConnectionID, SpoolID)] {
-        actions.compactMap { if case .transmit(let cid, let id) = $0 { return (cid, id) }; return nil }
+        actions.compactMap { if case .send(let cid, let id, _) = $0 { return (cid, id) }; return nil }
     }
 
     static func quits(_ actions: [DeliveryAction]) -> [DeliveryQueue.ConnectionID] {
@@ -111,7 +111,7 @@ import Testing
         _ = queue.tick(now: Self.start)
         let reading = queue.connectionReady(1, now: Self.start)
         #expect(Self.reads(reading).map(\.1) == [message.id])
-        let go = queue.messageRead(1, message.id, .ready, now: Self.start + 5)
+        let go = queue.messageRead(1, message.id, .ready(message), now: Self.start + 5)
         #expect(Self.transmits(go).map(\.1) == [message.id])
     }
 
@@ -123,7 +123,7 @@ import Testing
         var queue = Self.withConnectionReady(message, inMemory: false)
         _ = queue.connectionClosed(1, failure: nil, now: Self.start + 1)
         #expect(queue.state(of: message.id) == .waiting)
-        #expect(queue.messageRead(1, message.id, .ready, now: Self.start + 2).isEmpty)
+        #expect(queue.messageRead(1, message.id, .ready(message), now: Self.start + 2).isEmpty)
         let again = queue.tick(now: Self.start + 2)
         #expect(Self.opens(again).map(\.0) == [2])
         #expect(Self.records(again).isEmpty, "no attempt was made: nothing to record")
@@ -206,7 +206,7 @@ import Testing
         queue.enqueue(next)
         #expect(Self.opens(queue.tick(now: Self.start + 10)).map(\.1.host) == ["backup.example"], "the primary is still down")
         _ = queue.connectionReady(3, now: Self.start + 10)
-        _ = queue.messageRead(3, next.id, .ready, now: Self.start + 10)
+        _ = queue.messageRead(3, next.id, .ready(next), now: Self.start + 10)
         _ = queue.messageFinished(3, next.id, Self.delivered, tls: nil, now: Self.start + 20)
         _ = queue.connectionClosed(3, failure: nil, now: Self.start + 20)
         queue.enqueue(Self.envelope())
@@ -358,7 +358,7 @@ import Testing
         var actions = queue.connectionReady(1, now: Self.start)
         while let (_, _, batch) = Self.sends(actions).first ?? Self.reads(actions).first {
             sent.append(batch)
-            if Self.reads(actions).first != nil { _ = queue.messageRead(1, message.id, .ready, now: Self.start) }
+            if Self.reads(actions).first != nil { _ = queue.messageRead(1, message.id, .ready(message), now: Self.start) }
             let finished = queue.messageFinished(1, message.id, Self.accepted(batch), tls: nil, now: Self.start)
             kinds += Self.records(finished).map(\.kind)
             actions = queue.connectionReady(1, now: Self.start)
@@ -375,7 +375,7 @@ import Testing
         _ = queue.connectionReady(1, now: Self.start)
         _ = queue.messageFinished(1, message.id, Self.accepted(Array(recipients.prefix(2))), tls: nil, now: Self.start)
         _ = queue.connectionReady(1, now: Self.start)
-        _ = queue.messageRead(1, message.id, .ready, now: Self.start)
+        _ = queue.messageRead(1, message.id, .ready(message), now: Self.start)
         let busy = DeliveryAttemptOutcome.result(UpstreamDeliveryResult(failure: UpstreamFailure(
             step: .mailFrom, reply: SMTPReply(451, "4.3.0", "try later"), detail: "")))
         let records = Self.records(queue.messageFinished(1, message.id, busy, tls: nil, now: Self.start))
@@ -454,8 +454,8 @@ import Testing
         #expect(reads.count == 1 && reads.first?.1 == message.id)
         #expect(Self.quits(queue.stop()).isEmpty, "the connection is busy reading for its message")
         #expect(queue.hasInFlight)
-        let after = queue.messageRead(1, message.id, .ready, now: Self.start)
-        #expect(!after.contains { if case .transmit = $0 { return true }; return false }, "no new transaction while stopping")
+        let after = queue.messageRead(1, message.id, .ready(message), now: Self.start)
+        #expect(!after.contains { if case .send = $0 { return true }; return false }, "no new transaction while stopping")
         #expect(Self.quits(after) == [1])
         #expect(!queue.hasInFlight && queue.state(of: message.id) == .waiting)
     }

@@ -1,10 +1,28 @@
 import Logging
 
-/// Drives the delivery queue on the loop thread: feeds it events (time, connection
-/// reports, spool reads, control requests) and performs the actions it returns — opening
-/// connections, reading messages on the spool reader, handing them over, and passing
-/// outcomes to the recorder. Every decision is `DeliveryQueue`'s.
-final class DeliveryScheduler: UpstreamConnectionOwner {
+/// Drives the delivery queue on the loop thread: every event comes in through `handle`
+/// (a message queued, a notice committed, a reload, a flush, a spool read done, the timer,
+/// a connection's report) and is applied to the `DeliveryQueue` value; the driver then
+/// performs the actions it returns — opening connections through the factory, reading
+/// messages on the spool reader, handing each message to its connection (`.send`, the one
+/// hand-off), passing outcomes to the recorder. Every decision is the queue's.
+final class DeliveryDriver: UpstreamConnectionOwner {
+    /// Everything that changes the queue, from the daemon, the workers and the loop.
+    enum Event {
+        /// Accepted (with its content when it is small and just written), recovered, released.
+        case queued(SpoolEnvelope, content: [UInt8]?)
+        /// A reload: queued messages follow the new configuration from their next attempt on.
+        case reload(DeliveryEnvironment)
+        /// `smarthost queue flush`: a message (or all) now.
+        case flush(SpoolID?)
+        /// The spool reader read and prepared a message for a connection.
+        case read(DeliveryQueue.ConnectionID, SpoolID, DeliveryQueue.ReadResult)
+        /// The recorder's word on a record.
+        case recorder(DeliveryOutcomeRecorder.Report)
+        /// The wake timer fired.
+        case tick
+    }
+
     private let loop: EventLoop
     private let spool: Spool
     private let resolver: HostResolver
@@ -13,21 +31,22 @@ final class DeliveryScheduler: UpstreamConnectionOwner {
     /// another route is waiting to send.
     private let spoolReader = WorkerThread(name: "spool-read")
     private let recorder: DeliveryOutcomeRecorder
+    /// Records handed to the recorder and not yet written; at `backlogLimit`, spool reads
+    /// wait in `readsHeld` (on the loop: no thread blocks on another's backlog).
+    private var recordsOutstanding = 0
+    private var readsHeld: [(DeliveryQueue.ConnectionID, SpoolEnvelope, [String])] = []
     /// Access tokens of OAuth2 routes; outlives reloads (its cache is keyed by credential).
     private let tokens: OAuth2TokenBroker
+    private let connectionFactory: any UpstreamConnecting
     private var environment: DeliveryEnvironment
     private var queue: DeliveryQueue
     private var connections: [DeliveryQueue.ConnectionID: any UpstreamConnection] = [:]
-    /// Messages read for a connection, until the queue says they may go (`transmit`).
-    private var prepared: [DeliveryQueue.ConnectionID: UpstreamMessage] = [:]
     private var pendingActions: [DeliveryAction] = []
     private var performing = false
     private var wakeTimer: TimerID?
     private var wakeAt: Int64 = .max
     private var onDrained: (() -> Void)?
-    private let clock: () -> Int64
-    /// Makes each connection by its target's transport (`UpstreamConnectionFactory`).
-    private let connectionFactory: any UpstreamConnecting
+    private let clocks: DeliveryClocks
 
     /// Prometheus counters (`/metrics`); nil when not wanted (tests, `smarthost test`).
     var metrics: RelayMetrics? {
@@ -37,43 +56,65 @@ final class DeliveryScheduler: UpstreamConnectionOwner {
         }
     }
 
+    /// `connections`: makes each connection by its target's transport; nil for the real
+    /// `UpstreamConnectionFactory` (tests pass a fake).
     init(loop: EventLoop, spool: Spool, environment: DeliveryEnvironment, logger: Logger,
-         clock: @escaping () -> Int64 = WallClock.nowMilliseconds) {
+         clocks: DeliveryClocks = .system, connections: (any UpstreamConnecting)? = nil) {
         self.loop = loop
         self.spool = spool
         self.environment = environment
-        self.clock = clock
+        self.clocks = clocks
         self.resolver = HostResolver(loop: loop)
         self.tokens = OAuth2TokenBroker(loop: loop, logger: logger)
-        self.connectionFactory = UpstreamConnectionFactory(loop: loop, resolver: resolver, tokens: tokens)
-        self.recorder = DeliveryOutcomeRecorder(loop: loop, spool: spool, config: environment.config, logger: logger)
+        self.connectionFactory = connections ?? UpstreamConnectionFactory(loop: loop, resolver: resolver, tokens: tokens)
+        self.recorder = DeliveryOutcomeRecorder(loop: loop, spool: spool, logger: logger)
         self.queue = DeliveryQueue(rules: environment.queueRules)
-        recorder.onNoticeQueued = { [weak self] envelope, content in self?.enqueue(envelope, content: content) }
     }
 
     // MARK: Events in
 
+    func handle(_ event: Event) {
+        let now = clocks.now()
+        switch event {
+        case .queued(let envelope, let content):
+            queue.enqueue(envelope, content: content, now: now)
+            perform([])
+        case .reload(let newEnvironment):
+            environment = newEnvironment
+            queue.replaceRules(newEnvironment.queueRules)
+            perform([])
+        case .flush(let id):
+            queue.flush(id: id)
+            perform([])
+        case .read(let cid, let id, let result):
+            perform(queue.messageRead(cid, id, result, now: now))
+        case .recorder(.recorded):
+            recordsOutstanding -= 1
+            releaseHeldReads()
+        case .recorder(.noticeQueued(let envelope, let content)):
+            queue.enqueue(envelope, content: content, now: now)
+            perform([])
+        case .tick:
+            wakeTimer = nil
+            wakeAt = .max
+            perform(queue.tick(now: now))
+        }
+    }
+
     func enqueue(_ envelope: SpoolEnvelope) {
-        enqueue(envelope, content: nil)
+        handle(.queued(envelope, content: nil))
     }
 
     func enqueue(_ envelope: SpoolEnvelope, content: [UInt8]?) {
-        queue.enqueue(envelope, content: content)
-        perform([])
+        handle(.queued(envelope, content: content))
     }
 
-    /// A reload: queued messages follow the new configuration from their next attempt on.
     func replaceEnvironment(_ newEnvironment: DeliveryEnvironment) {
-        environment = newEnvironment
-        recorder.config = newEnvironment.config
-        queue.replaceRules(newEnvironment.queueRules)
-        perform([])
+        handle(.reload(newEnvironment))
     }
 
-    /// Retry a message (or all) now, e.g. `smarthost queue flush`.
     func flush(id: SpoolID? = nil) {
-        queue.flush(id: id)
-        perform([])
+        handle(.flush(id))
     }
 
     func forget(id: SpoolID) {
@@ -108,26 +149,19 @@ final class DeliveryScheduler: UpstreamConnectionOwner {
         recorder.stop()
     }
 
-    private func tick() {
-        wakeTimer = nil
-        wakeAt = .max
-        perform(queue.tick(now: clock()))
-    }
-
     // MARK: UpstreamConnectionOwner
 
     func upstreamConnection(_ connection: any UpstreamConnection, _ event: UpstreamConnectionEvent) {
         let cid = connection.serial
-        let now = clock()
+        let now = clocks.now()
         switch event {
         case .ready:
-            metrics?.routeUp(connection.target.displayName, up: true)
+            if let label = queue.hostLabel(of: cid) { metrics?.routeUp(label, up: true) }
             perform(queue.connectionReady(cid, now: now))
-        case .finished(let id, let outcome):
-            perform(queue.messageFinished(cid, id, DeliveryAttemptOutcome(outcome), tls: connection.tlsDescription, now: now))
+        case .finished(let id, let result):
+            perform(queue.messageFinished(cid, id, DeliveryAttemptOutcome(result), tls: connection.tlsDescription, now: now))
         case .closed(let failure):
             connections.removeValue(forKey: cid)
-            prepared.removeValue(forKey: cid)
             perform(queue.connectionClosed(cid, failure: failure, now: now))
         }
     }
@@ -156,71 +190,63 @@ final class DeliveryScheduler: UpstreamConnectionOwner {
     private func perform(_ action: DeliveryAction) {
         switch action {
         case .open(let cid, let target):
-            let connection = connectionFactory.connection(
-                serial: cid, target: target, tlsContext: { [environment] in try environment.tlsContext(caFile: target.caFile) },
-                owner: self)
-            let upstream = target.displayName
-            connection.onStep = { [weak self] step, seconds in
-                self?.metrics?.upstreamStep(step, upstream: upstream, seconds: seconds)
-            }
-            connections[cid] = connection
-            connection.start()
-        case .send(let cid, let envelope, let recipients, let content):
-            // Small and just accepted: rewriting it costs less than a hop to the worker.
-            transmit(cid, envelope.id, environment.prepare(envelope, content: content, recipients: recipients))
+            open(cid, target)
         case .read(let cid, let envelope, let recipients):
-            read(cid, envelope, recipients: recipients)
-        case .transmit(let cid, let id):
-            guard let message = prepared.removeValue(forKey: cid) else { return }
-            transmit(cid, id, message)
+            if recordsOutstanding >= DeliveryOutcomeRecorder.backlogLimit {
+                readsHeld.append((cid, envelope, recipients))
+            } else {
+                read(cid, envelope, recipients: recipients)
+            }
+        case .send(let cid, let id, let message):
+            guard let connection = connections[cid], connection.canSend else {
+                return perform(queue.sendRefused(cid, id, now: clocks.now()))
+            }
+            connection.send(messageID: id, message: message)
         case .quit(let cid):
             connections[cid]?.quit()
         case .record(let record):
-            recorder.record(record)
+            recordsOutstanding += 1
+            recorder.record(record, config: environment.config) { [weak self] report in self?.handle(.recorder(report)) }
         case .note(let note):
             recorder.note(note)
         }
     }
 
-    private func transmit(_ cid: DeliveryQueue.ConnectionID, _ id: SpoolID, _ message: UpstreamMessage) {
-        guard let connection = connections[cid], connection.canSend else {
-            return perform(queue.sendRefused(cid, id, now: clock()))
+    private func open(_ cid: DeliveryQueue.ConnectionID, _ target: UpstreamTarget) {
+        let environment = self.environment
+        let connection = connectionFactory.connection(
+            serial: cid, target: target, tlsContext: { try environment.tlsContext(caFile: target.caFile) }, owner: self)
+        let upstream = target.displayName
+        connection.onStep = { [weak self] step, seconds in
+            self?.metrics?.upstreamStep(step, upstream: upstream, seconds: seconds)
         }
-        connection.send(messageID: id, message: message)
+        connections[cid] = connection
+        connection.start()
+    }
+
+    /// The recorder caught up: the reads held for it go, in order.
+    private func releaseHeldReads() {
+        while recordsOutstanding < DeliveryOutcomeRecorder.backlogLimit, !readsHeld.isEmpty {
+            let (cid, envelope, recipients) = readsHeld.removeFirst()
+            read(cid, envelope, recipients: recipients)
+        }
     }
 
     /// Reading and rewriting the message happens on the spool reader; the queue keeps the
-    /// connection reserved meanwhile.
+    /// connection reserved meanwhile, and the result comes back as an event.
     private func read(_ cid: DeliveryQueue.ConnectionID, _ envelope: SpoolEnvelope, recipients: [String]) {
         let environment = self.environment
         let spool = self.spool
         let loop = self.loop
         let id = envelope.id
         let back = LoopCallback<Result<UpstreamMessage, Error>> { [weak self] result in
-            guard let self else { return }
-            let outcome: DeliveryQueue.ReadResult
             switch result {
-            case .success(let message):
-                self.prepared[cid] = message
-                outcome = .ready
-            case .failure(let error as SpoolError) where error.isNotFound:
-                outcome = .notFound
-            case .failure(let error):
-                outcome = .failed("\(error)")
+            case .success(let message): self?.handle(.read(cid, id, .ready(message)))
+            case .failure(let error as SpoolError) where error.isNotFound: self?.handle(.read(cid, id, .notFound))
+            case .failure(let error): self?.handle(.read(cid, id, .failed("\(error)")))
             }
-            let actions = self.queue.messageRead(cid, id, outcome, now: self.clock())
-            // Not wanted any more (the connection closed meanwhile): not kept either.
-            if !actions.contains(where: { if case .transmit = $0 { return true }; return false }) {
-                self.prepared.removeValue(forKey: cid)
-            }
-            self.perform(actions)
         }
-        let recorderThread = recorder.worker
-        let backlogLimit = DeliveryOutcomeRecorder.backlogLimit
         spoolReader.submit {
-            // Reading may not run far ahead of recording: a delivery not yet recorded is
-            // sent again after a crash, so the recorder's backlog bounds those duplicates.
-            recorderThread.waitForBacklog(below: backlogLimit)
             let result = Result { () throws -> UpstreamMessage in
                 try environment.prepare(envelope, content: spool.readMessage(id), recipients: recipients)
             }
@@ -230,12 +256,12 @@ final class DeliveryScheduler: UpstreamConnectionOwner {
 
     private func scheduleWake() {
         guard !queue.stopping else { return }
-        let now = clock()
+        let now = clocks.now()
         guard let due = queue.nextWake(now: now) else { return }
         if due >= wakeAt, wakeTimer != nil { return }
         loop.cancel(wakeTimer)
         wakeAt = due
-        wakeTimer = loop.schedule(afterMilliseconds: max(due - now, 0)) { [weak self] in self?.tick() }
+        wakeTimer = loop.schedule(afterMilliseconds: max(due - now.monotonic, 0)) { [weak self] in self?.handle(.tick) }
     }
 
     // MARK: What it knows
@@ -243,21 +269,24 @@ final class DeliveryScheduler: UpstreamConnectionOwner {
     var counters: DeliveryCounters { queue.counters }
     var queuedCount: Int { queue.queuedCount }
     var deferredCount: Int { queue.deferredCount }
-    var routesDown: Int { queue.routesDown(now: clock()) }
+    var routesDown: Int { queue.routesDown(now: clocks.monotonic()) }
     var heldCount: Int { queue.awaitingCredentialCount }
     var hasInFlight: Bool { queue.hasInFlight }
 
-    func routesDownNow(nowMilliseconds now: Int64) -> [ControlRouteDown] {
-        queue.routesDownNow(now: now)
+    /// Routes down now, by the driver's own (monotonic) clock.
+    var routesDownNow: [ControlRouteDown] {
+        queue.routesDownNow(now: clocks.monotonic())
     }
 
     var slowedRoutes: [ControlRouteSlowed] {
         queue.slowedRoutes
     }
 
-    /// Seconds since the oldest queued message was received; 0 for an empty queue.
-    func oldestAgeSeconds(nowSeconds: Int64) -> Int64 {
-        queue.entries.values.map { nowSeconds - $0.envelope.receivedAt }.max().map { max($0, 0) } ?? 0
+    /// Seconds since the oldest queued message was received (wall: `receivedAt` is); 0 for
+    /// an empty queue.
+    func oldestAgeSeconds() -> Int64 {
+        let nowSeconds = clocks.wall() / 1000
+        return queue.entries.values.map { nowSeconds - $0.envelope.receivedAt }.max().map { max($0, 0) } ?? 0
     }
 
     /// Queue size and oldest age per org and route, for `/metrics` (loop thread).
@@ -275,7 +304,7 @@ final class DeliveryScheduler: UpstreamConnectionOwner {
 
 // MARK: - control socket (`smarthost queue …`)
 
-extension DeliveryScheduler: ControlQueue {
+extension DeliveryDriver: ControlQueue {
     func controlState(of id: SpoolID) -> ControlQueueState {
         queue.state(of: id)
     }
@@ -287,7 +316,7 @@ extension DeliveryScheduler: ControlQueue {
         status.routesSlowed = queue.slowedRoutes.count
         status.awaitingCredentials = queue.awaitingCredentialCount
         status.held = queue.heldCount
-        status.oldestSeconds = Int(oldestAgeSeconds(nowSeconds: WallClock.nowSeconds()))
+        status.oldestSeconds = Int(oldestAgeSeconds())
         return status
     }
 
@@ -297,7 +326,7 @@ extension DeliveryScheduler: ControlQueue {
         return changed
     }
 
-    var controlRoutesDown: [ControlRouteDown] { routesDownNow(nowMilliseconds: clock()) }
+    var controlRoutesDown: [ControlRouteDown] { routesDownNow }
 
     var controlRoutesSlowed: [ControlRouteSlowed] { slowedRoutes }
 }
