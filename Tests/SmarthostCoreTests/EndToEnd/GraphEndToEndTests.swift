@@ -187,4 +187,28 @@ import Testing
         #expect(contosoTenant.successfulRequests == 1 && fabrikamTenant.successfulRequests == 1)
         relay.stop()
     }
+
+    /// A burst over the endpoint's concurrency (2 here, 4 at Graph) meets 429s with
+    /// Retry-After: every message arrives exactly once, the 429s are deferrals, none is lost.
+    @Test func aBurstOverTheConcurrencyLimitIsThrottledAndEveryMessageArrivesOnce() throws {
+        let tenant = try OAuthEndpointProcess(options: Self.graphScope)
+        let graph = try GraphEndpointProcess(tenants: [Self.contoso: tenant], options: ["--concurrency", "2", "--delay", "0.3"])
+        let relay = try Self.relay(orgs: [Self.orgBlock("contoso", mailbox: Self.contoso, tenant: tenant, graph: graph)])
+        let count = 20
+        for index in 0..<count {
+            try Self.submit(relay, from: "app@contoso.example", to: ["ops@example.com"],
+                            message: Self.message(org: "contoso", id: "burst-\(index)"))
+        }
+        let received = graph.waitForMessages(count, timeout: 90)
+        let ids = received.map { String(decoding: $0, as: UTF8.self) }.compactMap { text in
+            text.components(separatedBy: "\r\n").first { $0.hasPrefix("Message-ID: ") }
+        }
+        #expect(ids.count == count && Set(ids).count == count, "every message once: \(ids.count) received, \(Set(ids).count) distinct")
+        let throttled = graph.requests(status: 429).count
+        #expect(throttled > 0, "the burst should meet the endpoint's limit: \(graph.requests)")
+        relay.stop()
+        let deferrals = relay.allLogs.components(separatedBy: "\n").filter { $0.contains("deferred") && $0.contains("Graph throttled") }.count
+        #expect(deferrals == throttled, "each 429 is one deferral")
+        print("graph run: messages=\(count) received=\(ids.count) duplicates=\(ids.count - Set(ids).count) 429s=\(throttled) deferrals=\(deferrals) requests=\(graph.requests.count)")
+    }
 }
