@@ -130,7 +130,7 @@ public enum CommandParser {
         guard let (pathBytes, parameterBytes) = splitPath(arguments, keyword: "FROM:") else { throw badSender }
         let parameters = try mailParameters(parameterBytes)
         do {
-            let path = try MailPath.parse(pathBytes, role: .reversePath, utf8Allowed: parameters.smtputf8)
+            let path = try MailPath.parse(pathBytes, role: .reversePath, utf8Allowed: parameters.smtputf8, localOnlyAllowed: true)
             return .mail(path, parameters)
         } catch {
             throw error == .needsSMTPUTF8 ? needsSMTPUTF8 : badSender
@@ -143,7 +143,7 @@ public enum CommandParser {
         guard let (pathBytes, parameterBytes) = splitPath(arguments, keyword: "TO:") else { throw badRecipient }
         let path: MailPath
         do {
-            path = try MailPath.parse(pathBytes, role: .forwardPath, utf8Allowed: utf8Allowed)
+            path = try MailPath.parse(pathBytes, role: .forwardPath, utf8Allowed: utf8Allowed, localOnlyAllowed: true)
         } catch {
             throw error == .needsSMTPUTF8 ? needsSMTPUTF8 : badRecipient
         }

@@ -59,7 +59,7 @@ final class LocalSubmissionChannel: SubmissionChannel {
         for action in actions {
             switch action {
             case .send(let bytes): replies.feed(bytes)
-            case .beginMessage(let envelope): spooler = MessageSpooler(envelope: envelope, spool: context.spool)
+            case .beginMessage(let envelope): spooler = MessageSpooler(envelope: envelope, spool: context.spool, addressing: context.config.addressing)
             case .messageContent(let bytes): spooler?.append(bytes)
             case .endMessage: ended = true
             case .abortMessage:
