@@ -27,8 +27,9 @@ extension RelayConfig.Schema {
             guard let targets = aliasTargets(entry), !targets.isEmpty else { continue }
             aliases[key] = targets
         }
+        // At the first name of the loop: the relay would otherwise expand it for ever.
         if let cycle = LocalAddressing.cycle(in: aliases, localDomains: localDomains.union([hostname.lowercased()])) {
-            reader.report(field.keyLine, field.path,
+            reader.report(firstLine[cycle[0]] ?? field.keyLine, field.path + "." + cycle[0],
                           "aliases loop: \(cycle.joined(separator: " → ")) (each name must end at an address of another domain or at itself)")
         }
         return aliases

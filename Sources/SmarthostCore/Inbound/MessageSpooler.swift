@@ -11,6 +11,9 @@ final class MessageSpooler {
     /// `hostname:` and `aliases:`: bare local parts are qualified here, in the envelope and
     /// the address fields, so the spool holds what goes upstream (Postfix's cleanup(8)).
     let addressing: LocalAddressing
+    /// The client is on this host: its header fields are qualified too. A remote client's
+    /// header is its own (Postfix's `local_header_rewrite_clients`): left as written.
+    let qualifiesHeaders: Bool
     private var incoming: IncomingMessage?
     private var spoolError: SpoolError?
     /// The header section as it goes to the spool, for the org header (at most the limit).
@@ -20,9 +23,10 @@ final class MessageSpooler {
     private var held: [UInt8] = []
     private var holding = true
 
-    init(envelope: InboundEnvelope, spool: Spool, addressing: LocalAddressing) {
+    init(envelope: InboundEnvelope, spool: Spool, addressing: LocalAddressing, qualifiesHeaders: Bool) {
         self.envelope = envelope
         self.addressing = addressing
+        self.qualifiesHeaders = qualifiesHeaders
         do {
             incoming = try spool.begin(expectedSize: envelope.declaredSize ?? 0)
         } catch {
@@ -49,7 +53,8 @@ final class MessageSpooler {
     /// Qualifies the held start and writes it: `complete` false when the header section was
     /// cut at the limit (fields past it are not qualified: the bound on memory per session).
     private func release(complete: Bool) {
-        let rewritten = HeaderAddressQualifier.qualify(held, domain: addressing.hostname, complete: complete)
+        let rewritten = qualifiesHeaders
+            ? HeaderAddressQualifier.qualify(held, domain: addressing.hostname, complete: complete) : held
         headers = Array(rewritten.prefix(Self.headerCaptureLimit))
         incoming?.append(rewritten)
         held = []

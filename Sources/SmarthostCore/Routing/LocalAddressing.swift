@@ -27,7 +27,7 @@ public struct LocalAddressing: Sendable, Equatable {
     public init(hostname: String, otherLocalDomains: [String] = [], aliases: [String: [String]] = [:]) {
         self.hostname = hostname
         self.localDomains = Set(([hostname, "localhost"] + otherLocalDomains).map { $0.lowercased() })
-        self.aliases = Dictionary(aliases.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { first, _ in first })
+        self.aliases = Dictionary(aliases.map { (Self.aliasKey($0.key), $0.value) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// `root` → `root@<hostname>`; anything with an `@`, and the null sender "", unchanged.
