@@ -52,7 +52,8 @@ enum SendmailCommand {
             guard let input = SubmissionIO.readAll(0) else {
                 throw .tempfail("cannot read the message from stdin: \(String(cString: strerror(errno)))")
             }
-            let identity = LocalIdentity.current()
+            var identity = LocalIdentity.current()
+            if let name = (try? ConfigKeys.read(path: configPath))??.hostname { identity.hostName = name }
             let submission = try SendmailSubmission(
                 arguments: arguments, input: input, identity: identity, unixSeconds: Int(time(nil)),
                 uniqueToken: uniqueToken())

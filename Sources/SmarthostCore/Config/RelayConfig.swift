@@ -31,6 +31,14 @@ public struct RelayConfig: Sendable, Equatable {
     private var orgIndex: [String: Int] = [:]
     /// `notices:` — failure notices and delay warnings.
     public var notices = NoticeSettings()
+    /// `aliases:` — local part (lower case) → addresses, applied to this host's recipients.
+    public var aliases: [String: [String]] = [:]
+    /// Domains besides `hostname` whose addresses are this host's (the system host name).
+    public var otherLocalDomains: [String] = []
+    /// How bare local parts are qualified and local recipients aliased at acceptance.
+    public var addressing: LocalAddressing {
+        LocalAddressing(hostname: hostname, otherLocalDomains: otherLocalDomains, aliases: aliases)
+    }
     /// Where `/metrics` (Prometheus) is served; nil: off.
     public var metricsListen: ListenAddress?
     /// Legal but risky settings found at load, with their lines (`check-config` prints them).

@@ -14,7 +14,7 @@ extension RelayConfig {
 
         static let topKeys = ["hostname", "listen", "spool", "org_header", "limits", "access", "queue",
                               "default", "host", "orgs", "include", "metrics", "notices",
-                              "org_header_trust"]
+                              "org_header_trust", "aliases"]
         static let limitKeys = ["max_message_size", "max_recipients", "max_connections", "max_connections_per_client",
                                 "max_connection_time", "idle_timeout",
                                 "data_timeout", "min_free_space", "bare_lf"]
@@ -57,6 +57,8 @@ extension RelayConfig {
             config.metricsListen = metricsListen
             config.notices = notices
             config.orgHeaderTrust = decodeOrgHeaderTrust(top)
+            config.aliases = top.field("aliases").map { decodeAliases($0, hostname: hostname) } ?? [:]
+            config.otherLocalDomains = [systemHostname]
             warnClaimableOrgs(orgs, trust: config.orgHeaderTrust, orgHeader: orgHeader, top)
             return config
         }

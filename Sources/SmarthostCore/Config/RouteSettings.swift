@@ -47,6 +47,10 @@ public struct RouteSettings: Sendable, Equatable {
     public var fallbackHosts: [String] = []
     /// The provider's limits: `rate`, `connections`, `max_recipients_per_message`.
     public var limits = RouteLimits()
+    /// `transport: graph` delivers through Microsoft Graph `sendMail` (issue 22) to
+    /// `graphURL`; `host`/`port` are then its host and port, `caFile` verifies it.
+    public var transport: UpstreamTransport = .smtp
+    public var graphURL: String?
 
     /// 180 s, the timeout of the product's mail-settings pages.
     public static let defaultTimeoutMs: Int64 = 180_000
@@ -74,8 +78,8 @@ public struct RouteSettings: Sendable, Equatable {
         self.missingCredential = nil
     }
 
-    /// `host:port`, with brackets around an IPv6 literal.
-    public var endpoint: String { Self.endpoint(host: host, port: port) }
+    /// `host:port`, with brackets around an IPv6 literal; a Graph route's `graph_url`.
+    public var endpoint: String { graphURL ?? Self.endpoint(host: host, port: port) }
 
     public static func endpoint(host: String, port: UInt16) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"

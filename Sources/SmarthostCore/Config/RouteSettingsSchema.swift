@@ -14,7 +14,7 @@ extension RelayConfig.Schema {
 
     static let routeKeys = ["host", "port", "tls", "domain", "timeout", "username", "password", "password_file",
                             "password_env", "from", "from_name", "ca_file", "rewrite_from", "allow_plaintext_auth", "oauth2"]
-        + routeLimitKeys
+        + routeLimitKeys + graphRouteKeys
     static let passwordKeys = ["password", "password_file", "password_env"]
 
     // MARK: The three levels
@@ -122,6 +122,7 @@ extension RelayConfig.Schema {
 
     /// A custom route: `host` and `port` are required, the rest have defaults.
     private mutating func decodeRoute(_ section: Section, _ context: RouteContext) -> RouteSettings? {
+        if decodeTransport(section) == .graph { return decodeGraphRoute(section, context) }
         let hosts = decodeUpstreamHosts(section)
         let host = hosts?.first
         var port: UInt16?
@@ -172,7 +173,7 @@ extension RelayConfig.Schema {
     }
 
     /// The optional keys that need no cross-checks beyond `tls`.
-    private mutating func decodeOptions(_ section: Section, into route: inout RouteSettings) {
+    mutating func decodeOptions(_ section: Section, into route: inout RouteSettings) {
         if let f = section.field("domain"), let text = reader.string(f) {
             if RelayConfig.Schema.isHostname(text) { route.domain = text } else {
                 reader.report(f.line, f.path, "\(text) is not a domain name")

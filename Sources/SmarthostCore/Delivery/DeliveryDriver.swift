@@ -272,6 +272,8 @@ final class DeliveryDriver: UpstreamConnectionOwner {
     var routesDown: Int { queue.routesDown(now: clocks.monotonic()) }
     var heldCount: Int { queue.awaitingCredentialCount }
     var hasInFlight: Bool { queue.hasInFlight }
+    /// Records with the recorder not yet written, and spool reads held back for them.
+    var backlog: (records: Int, readsHeld: Int) { (recordsOutstanding, readsHeld.count) }
 
     /// Routes down now, by the driver's own (monotonic) clock.
     var routesDownNow: [ControlRouteDown] {

@@ -22,7 +22,8 @@ final class DeliveryEnvironment: @unchecked Sendable {
         for org in config.orgs {
             if case .custom(let route) = org.route { routes.append(route) }
         }
-        return Set(routes.filter { $0.tls != .none }.map(\.caFile))
+        // A Graph route's HTTPS is libcurl's, which reads its ca_file itself.
+        return Set(routes.filter { $0.tls != .none && $0.transport == .smtp }.map(\.caFile))
     }
 
     func resolve(_ envelope: SpoolEnvelope) -> ResolvedRoute {
@@ -51,6 +52,9 @@ final class DeliveryEnvironment: @unchecked Sendable {
                                     credentialSource: route.password?.origin)
         target.missingCredential = route.missingCredential
         target.limits = route.limits
+        // Graph takes 4 concurrent requests per mailbox (learn.microsoft.com/graph/throttling-limits,
+        // Outlook service limits); a fifth is a 429.
+        if route.transport == .graph, target.limits.connections == nil { target.limits.connections = GraphConnection.defaultConnections }
         return target
     }
 
@@ -67,8 +71,11 @@ final class DeliveryEnvironment: @unchecked Sendable {
         let parameters = UpstreamParameters(ehloName: route.domain, tlsMode: upstreamMode(route.tls),
                                             credentials: credentials, allowPlaintextAuth: route.allowPlaintextAuth,
                                             recordTranscript: recordTranscript)
-        return UpstreamTarget(host: route.host, port: route.port, caFile: route.caFile,
-                              timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2)
+        var target = UpstreamTarget(host: route.host, port: route.port, caFile: route.caFile,
+                                    timeoutMilliseconds: route.timeoutMs, parameters: parameters, oauth2: route.oauth2,
+                                    transport: route.transport)
+        target.graphURL = route.transport == .graph ? route.graphURL ?? GraphRequest.defaultURL : nil
+        return target
     }
 
     static func upstreamMode(_ mode: TLSMode) -> UpstreamTLSMode {

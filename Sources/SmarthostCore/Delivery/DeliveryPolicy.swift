@@ -43,6 +43,9 @@ public struct DeliveryDecision: Sendable, Equatable {
     /// The upstream said we send too fast (`isThrottling`): the route slows down, and the
     /// message is deferred without the route counting as down.
     public var throttled = false
+    /// The upstream said when to come back (HTTP `Retry-After`): a retry is due exactly then,
+    /// and the route sends nothing before it.
+    public var retryAfterMilliseconds: Int64?
 }
 
 /// What a failed connection means for its site (`DeliveryPolicy.siteOutcome`).
@@ -83,6 +86,7 @@ public struct DeliveryPolicy: Sendable {
                        receivedAtMilliseconds: Int64, nowMilliseconds: Int64) -> DeliveryDecision {
         var decision = classify(outcome, pendingRecipients: pendingRecipients)
         decision.throttled = Self.isThrottling(outcome)
+        decision.retryAfterMilliseconds = Self.failure(of: outcome)?.retryAfterMilliseconds
         if !laterRecipients.isEmpty, decision.disposition == .remove || decision.disposition == .deadLetter {
             // Refusals are kept with the envelope; the last transaction turns them into the
             // dead letter (below), as for refusals of an earlier attempt.
@@ -102,7 +106,8 @@ public struct DeliveryPolicy: Sendable {
                 decision.reason = "expired after \(Self.humanDuration(nowMilliseconds - receivedAtMilliseconds)) in the queue; last error: \(decision.reason)"
             } else {
                 let age = nowMilliseconds - receivedAtMilliseconds
-                decision.disposition = .retry(atMilliseconds: nowMilliseconds + retryDelay(ageMilliseconds: age))
+                let delay = decision.retryAfterMilliseconds ?? retryDelay(ageMilliseconds: age)
+                decision.disposition = .retry(atMilliseconds: nowMilliseconds + delay)
             }
         }
         return decision
@@ -152,13 +157,26 @@ public struct DeliveryPolicy: Sendable {
         return words.contains { $0 == "rate" || $0 == "ratelimit" || $0 == "ratelimited" || $0.hasPrefix("throttl") }
     }
 
+    /// A throttling reply, or Graph's 429/503/504 (`graphThrottled`, which has no reply).
+    static func isThrottling(_ failure: UpstreamFailure) -> Bool {
+        if case .graphThrottled? = failure.reason { return true }
+        return failure.reply.map(isThrottling) ?? false
+    }
+
     static func isThrottling(_ outcome: DeliveryAttemptOutcome) -> Bool {
         switch outcome {
         case .setupFailed(let failure):
-            return failure.reply.map(isThrottling) ?? false
+            return isThrottling(failure)
         case .result(let result):
-            if let reply = result.failure?.reply, isThrottling(reply) { return true }
+            if let failure = result.failure, isThrottling(failure) { return true }
             return result.refused.contains { isThrottling($0.reply) }
+        }
+    }
+
+    private static func failure(of outcome: DeliveryAttemptOutcome) -> UpstreamFailure? {
+        switch outcome {
+        case .setupFailed(let failure): return failure
+        case .result(let result): return result.failure
         }
     }
 

@@ -152,6 +152,7 @@ extension DeliveryQueue {
         if decision.throttled, routes[connection.route] != nil {
             let label = label(for: connection.route)
             actions += routes[connection.route]!.throttled(now: now, sentAt: entry.startedAt, reply: decision.reason,
+                                                           retryAfter: decision.retryAfterMilliseconds,
                                                            label: label).map(DeliveryAction.note)
         }
         switch decision.disposition {

@@ -92,8 +92,9 @@ extension DeliveryQueue {
         }
 
         /// The upstream said "too fast" (`RoutePace.throttled`).
-        mutating func throttled(now: Int64, sentAt: Int64?, reply: String?, label: RouteLabel) -> [DeliveryNote] {
-            guard let change = pace.throttled(now: now, sentAt: sentAt) else { return [] }
+        mutating func throttled(now: Int64, sentAt: Int64?, reply: String?, retryAfter: Int64? = nil,
+                                label: RouteLabel) -> [DeliveryNote] {
+            guard let change = pace.throttled(now: now, sentAt: sentAt, retryAfter: retryAfter) else { return [] }
             return [.pace(route: label.route, change: change, reply: reply)]
         }
 

@@ -44,7 +44,8 @@ public struct DeliveryTarget: Sendable {
     private static func makeKey(_ upstream: UpstreamTarget, _ hosts: [String], _ source: String?) -> RouteKey {
         RouteKey(hosts: hosts, port: upstream.port, tlsMode: upstream.parameters.tlsMode,
                  ehloName: upstream.parameters.ehloName, caFile: upstream.caFile,
-                 credential: .of(upstream.parameters.credentials, source: source, oauth2: upstream.oauth2))
+                 credential: .of(upstream.parameters.credentials, source: source, oauth2: upstream.oauth2),
+                 graphURL: upstream.graphURL)
     }
 
     public var port: UInt16 { upstream.port }

@@ -75,9 +75,13 @@ public struct RouteKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     public var ehloName: String
     public var caFile: String?
     public var credential: CredentialIdentity
+    /// A Graph route's base URL (nil for SMTP): with the mailbox and the token's credential
+    /// in `credential`, two tenants on one `graph_url` never share a route.
+    public var graphURL: String?
 
     public init(hosts: [String], port: UInt16, tlsMode: UpstreamTLSMode, ehloName: String, caFile: String?,
-                credential: CredentialIdentity) {
+                credential: CredentialIdentity, graphURL: String? = nil) {
+        self.graphURL = graphURL
         self.hosts = hosts
         self.port = port
         self.tlsMode = tlsMode
@@ -88,7 +92,8 @@ public struct RouteKey: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     /// Safe to log (the credential by username and source only).
     public var description: String {
-        "\(hosts.joined(separator: ",")):\(port) tls=\(tlsMode.rawValue) ehlo=\(ehloName) ca=\(caFile ?? "-") \(credential)"
+        (graphURL.map { "graph=\($0) " } ?? "")
+            + "\(hosts.joined(separator: ",")):\(port) tls=\(tlsMode.rawValue) ehlo=\(ehloName) ca=\(caFile ?? "-") \(credential)"
     }
 
     public static func < (a: RouteKey, b: RouteKey) -> Bool {
@@ -96,6 +101,6 @@ public struct RouteKey: Hashable, Sendable, Comparable, CustomStringConvertible 
     }
 
     private var orderText: String {
-        "\(hosts.joined(separator: ",")):\(port) \(tlsMode.rawValue) \(ehloName) \(caFile ?? "-") \(credential.orderText)"
+        "\(graphURL ?? "-") \(hosts.joined(separator: ",")):\(port) \(tlsMode.rawValue) \(ehloName) \(caFile ?? "-") \(credential.orderText)"
     }
 }

@@ -37,6 +37,8 @@ struct RoutePace: Sendable, Equatable {
     private var lastDecreaseAt: Int64?
     private var increaseStep = RoutePace.minimumRate
     private var lastChangeAt: Int64 = 0
+    /// Nothing starts before this: the upstream said when to come back (`Retry-After`).
+    private(set) var pausedUntil: Int64?
     /// Messages started in each second of the last minute (slot: the second modulo 60, with
     /// the second it counts): constant work per message whatever the rate, where a list of
     /// start times would grow to a minute of them and be shifted on every start.
@@ -71,6 +73,7 @@ struct RoutePace: Sendable, Equatable {
 
     /// Whether a message may start now (without taking the token).
     mutating func mayStart(now: Int64) -> Bool {
+        if let pausedUntil, now < pausedUntil { return false }
         refill(now: now)
         return rate == nil || tokens >= 1
     }
@@ -90,6 +93,7 @@ struct RoutePace: Sendable, Equatable {
 
     /// When the next message may start; nil when one may now (or there is no limit).
     mutating func nextStartAt(now: Int64) -> Int64? {
+        if let pausedUntil, now < pausedUntil { return pausedUntil }
         guard let rate, !mayStart(now: now) else { return nil }
         return now + Int64(((1 - tokens) * 1000 / rate).rounded(.up))
     }
@@ -113,7 +117,10 @@ struct RoutePace: Sendable, Equatable {
     /// decrease was sent at the old pace, so its refusal is the same event; one that started
     /// after it says the slower pace is still too fast, however soon it comes (as TCP halves
     /// once per round trip). Without it, replies within `decreaseGuardMilliseconds` are one.
-    mutating func throttled(now: Int64, sentAt: Int64? = nil) -> Change? {
+    /// `retryAfter`: the upstream said how long to wait (Graph's `Retry-After`): nothing
+    /// starts before then, whether or not this reply counts as a new decrease.
+    mutating func throttled(now: Int64, sentAt: Int64? = nil, retryAfter: Int64? = nil) -> Change? {
+        if let retryAfter { pausedUntil = max(pausedUntil ?? 0, now + retryAfter) }
         if let last = lastDecreaseAt {
             if let sentAt {
                 if sentAt <= last { return nil }

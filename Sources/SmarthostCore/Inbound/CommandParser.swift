@@ -59,7 +59,11 @@ public enum CommandParser {
 
     /// Parses a whole line. `utf8Allowed` says whether the current transaction
     /// was opened with SMTPUTF8 (RFC 6531), which RCPT addresses need for UTF-8.
-    public static func parse(_ line: ArraySlice<UInt8>, utf8Allowed: Bool = false) -> Result<SMTPCommand, Rejection> {
+    /// `localPartsAllowed`: a bare local part (`<root>`) in MAIL or RCPT is a path with an
+    /// empty domain, for acceptance to qualify with `hostname:`; only clients on this host
+    /// get it (`InboundSession.Configuration.localPartsAllowed`), others a 553.
+    public static func parse(_ line: ArraySlice<UInt8>, utf8Allowed: Bool = false,
+                             localPartsAllowed: Bool = false) -> Result<SMTPCommand, Rejection> {
         // Controls other than the CRLF that ended the line are never part of a
         // command; refusing them here keeps them out of logs and addresses.
         if line.contains(where: Octet.isControl) {
@@ -70,7 +74,7 @@ public enum CommandParser {
         }
         let arguments = argumentBytes(of: line)
         do {
-            return .success(try command(verb, arguments, utf8Allowed: utf8Allowed))
+            return .success(try command(verb, arguments, utf8Allowed: utf8Allowed, localPartsAllowed: localPartsAllowed))
         } catch {
             return .failure(error)
         }
@@ -83,12 +87,13 @@ public enum CommandParser {
         return rest
     }
 
-    private static func command(_ verb: SMTPCommand.Verb, _ arguments: ArraySlice<UInt8>, utf8Allowed: Bool) throws(Rejection) -> SMTPCommand {
+    private static func command(_ verb: SMTPCommand.Verb, _ arguments: ArraySlice<UInt8>, utf8Allowed: Bool,
+                                localPartsAllowed: Bool) throws(Rejection) -> SMTPCommand {
         switch verb {
         case .helo: return .helo(domain: try heloName(arguments, verb: verb))
         case .ehlo: return .ehlo(domain: try heloName(arguments, verb: verb))
-        case .mail: return try mail(arguments)
-        case .rcpt: return try rcpt(arguments, utf8Allowed: utf8Allowed)
+        case .mail: return try mail(arguments, localPartsAllowed: localPartsAllowed)
+        case .rcpt: return try rcpt(arguments, utf8Allowed: utf8Allowed, localPartsAllowed: localPartsAllowed)
         case .data: try noArguments(arguments, verb); return .data
         case .rset: try noArguments(arguments, verb); return .rset
         case .quit: try noArguments(arguments, verb); return .quit
@@ -124,29 +129,42 @@ public enum CommandParser {
     private static let badSender = Rejection(SMTPReply(501, "5.1.7", "Error: bad sender address syntax"))
     private static let badRecipient = Rejection(SMTPReply(501, "5.1.3", "Error: bad recipient address syntax"))
     private static let needsSMTPUTF8 = Rejection(SMTPReply(553, "5.6.7", "Error: non-ASCII address needs SMTPUTF8"))
+    /// RFC 5321 §4.1.2 wants a domain; a bare local part means "this host" only when the
+    /// client is on it (cron, mailx, PHP). From elsewhere it would name our users for
+    /// another machine's: refused, and said so rather than "bad syntax". 553 is §4.2.2's
+    /// "mailbox name not allowed"; 5.1.7 / 5.1.3 RFC 3463's sender / recipient syntax.
+    private static let senderNeedsDomain = Rejection(SMTPReply(
+        553, "5.1.7", "Error: sender address needs a domain (a bare local part is taken only from this host)"))
+    private static let recipientNeedsDomain = Rejection(SMTPReply(
+        553, "5.1.3", "Error: recipient address needs a domain (a bare local part is taken only from this host)"))
 
     /// `MAIL FROM:<reverse-path> [SP Mail-parameters]` (§4.1.1.2).
-    private static func mail(_ arguments: ArraySlice<UInt8>) throws(Rejection) -> SMTPCommand {
+    private static func mail(_ arguments: ArraySlice<UInt8>, localPartsAllowed: Bool) throws(Rejection) -> SMTPCommand {
         guard let (pathBytes, parameterBytes) = splitPath(arguments, keyword: "FROM:") else { throw badSender }
         let parameters = try mailParameters(parameterBytes)
+        let path: MailPath
         do {
-            let path = try MailPath.parse(pathBytes, role: .reversePath, utf8Allowed: parameters.smtputf8)
-            return .mail(path, parameters)
+            path = try MailPath.parse(pathBytes, role: .reversePath, utf8Allowed: parameters.smtputf8, localOnlyAllowed: true)
         } catch {
             throw error == .needsSMTPUTF8 ? needsSMTPUTF8 : badSender
         }
+        if path.domain.isEmpty, !path.isNull, !localPartsAllowed { throw senderNeedsDomain }
+        return .mail(path, parameters)
     }
 
     /// `RCPT TO:<forward-path> [SP Rcpt-parameters]` (§4.1.1.3). We offer no
     /// RCPT parameter (no DSN), so any is unknown: 555 (§4.1.1.11).
-    private static func rcpt(_ arguments: ArraySlice<UInt8>, utf8Allowed: Bool) throws(Rejection) -> SMTPCommand {
+    private static func rcpt(_ arguments: ArraySlice<UInt8>, utf8Allowed: Bool,
+                             localPartsAllowed: Bool) throws(Rejection) -> SMTPCommand {
         guard let (pathBytes, parameterBytes) = splitPath(arguments, keyword: "TO:") else { throw badRecipient }
         let path: MailPath
         do {
-            path = try MailPath.parse(pathBytes, role: .forwardPath, utf8Allowed: utf8Allowed)
+            path = try MailPath.parse(pathBytes, role: .forwardPath, utf8Allowed: utf8Allowed, localOnlyAllowed: true)
         } catch {
             throw error == .needsSMTPUTF8 ? needsSMTPUTF8 : badRecipient
         }
+        // `<Postmaster>` without a domain is every server's to accept (§4.1.1.3).
+        if path.domain.isEmpty, !path.isPostmaster, !localPartsAllowed { throw recipientNeedsDomain }
         if let first = parameterBytes.split(separator: Octet.space).first {
             throw unsupported(first)
         }

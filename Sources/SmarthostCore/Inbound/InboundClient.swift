@@ -13,6 +13,33 @@ extension ClientIdentity {
     }
 }
 
+extension ClientIdentity {
+    /// Whether the client runs on this machine, so that a bare local part it sends
+    /// (`root`) names this host's user (Postfix's `permit_inet_interfaces`, the default of
+    /// `local_header_rewrite_clients`): a Unix-socket client; a loopback address; or the
+    /// address the client reached us at (`localAddress`: a program on this host connecting
+    /// to one of its own interfaces has that address as its source).
+    func isOnThisHost(localAddress: [UInt8]?) -> Bool {
+        switch self {
+        case .unix:
+            return true
+        case .address(let bytes, _):
+            return Self.isLoopback(bytes) || (localAddress.map { $0 == bytes } ?? false)
+        }
+    }
+
+    /// 127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104 (an IPv4 loopback client of a `[::]` socket).
+    static func isLoopback(_ bytes: [UInt8]) -> Bool {
+        switch bytes.count {
+        case 4: return bytes[0] == 127
+        case 16:
+            if bytes[..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+            return bytes[..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
+        default: return false
+        }
+    }
+}
+
 /// A message refused for the org it would go out as, with that org for the log line.
 struct TenancyRefusal {
     let reply: SMTPReply

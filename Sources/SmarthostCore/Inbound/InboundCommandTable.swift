@@ -81,7 +81,7 @@ extension InboundSession {
     mutating func dispatch(_ line: ArraySlice<UInt8>) {
         let row = CommandParser.verb(of: line).map(InboundCommandTable.row(for:))
         let utf8Allowed = transaction?.parameters.smtputf8 ?? false
-        let parsed = CommandParser.parse(line, utf8Allowed: utf8Allowed)
+        let parsed = CommandParser.parse(line, utf8Allowed: utf8Allowed, localPartsAllowed: configuration.localPartsAllowed)
         noteContext(of: row?.verb, parsed: parsed)
         if let row, let refusal = refusal(for: row.flags) {
             reply(refusal)

@@ -97,7 +97,8 @@ final class InboundConnection: StreamConnectionDelegate {
         case .send(let bytes):
             stream.write(bytes)
         case .beginMessage(let envelope):
-            message = MessageSpooler(envelope: envelope, spool: context.spool)
+            message = MessageSpooler(envelope: envelope, spool: context.spool, addressing: context.config.addressing,
+                                     qualifiesHeaders: session.configuration.localPartsAllowed)
         case .messageContent(let bytes):
             message?.append(bytes)
         case .endMessage:

@@ -27,9 +27,11 @@ final class InboundContext {
     var hostname: String { config.hostname }
     var orgHeader: String { config.orgHeader }
 
-    func sessionConfiguration(client identity: ClientIdentity) -> InboundSession.Configuration {
+    /// `onThisHost`: the client runs on this machine (`ClientIdentity.isOnThisHost`), so its
+    /// bare local parts are taken and its header fields qualified.
+    func sessionConfiguration(client identity: ClientIdentity, onThisHost: Bool) -> InboundSession.Configuration {
         let client = identity.description
-        return InboundSession.Configuration(
+        var configuration = InboundSession.Configuration(
             hostname: config.hostname, maxMessageSize: Int(config.limits.maxMessageSize),
             maxRecipients: config.limits.maxRecipients, clientAddress: client,
             clientAllowed: isAllowed(identity),
@@ -50,6 +52,8 @@ final class InboundContext {
             commandTimeoutMilliseconds: config.limits.idleTimeoutMs,
             dataTimeoutMilliseconds: config.limits.dataTimeoutMs,
             connectionTimeMilliseconds: config.limits.maxConnectionTimeMs)
+        configuration.localPartsAllowed = onThisHost
+        return configuration
     }
 
     func connectionClosed(_ connection: InboundConnection) {

@@ -97,7 +97,8 @@ final class InboundServer {
         }
         let serial = nextSerial
         nextSerial += 1
-        let session = InboundSession(configuration: context.sessionConfiguration(client: client))
+        let onThisHost = client.isOnThisHost(localAddress: ListeningSocket.localAddress(of: fd)?.ipBytes)
+        let session = InboundSession(configuration: context.sessionConfiguration(client: client, onThisHost: onThisHost))
         let connection = InboundConnection(serial: serial, stream: stream, session: session, context: context, client: client)
         connections[serial] = connection
         admission.opened(key: key, isUnix: client.isUnix)

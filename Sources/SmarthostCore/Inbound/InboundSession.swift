@@ -64,6 +64,10 @@ public struct InboundSession: Sendable {
         public var connectionTimeMilliseconds: Int64
         /// Monotonic milliseconds, for the deadlines; injected for tests.
         public var now: @Sendable () -> Int64
+        /// The client is on this host (Unix socket, maildrop, loopback): bare local parts
+        /// (`MAIL FROM:<root>`) are taken, to be qualified with `hostname:` at acceptance,
+        /// as Postfix does for its own machine's clients. Others hear 553 for them.
+        public var localPartsAllowed = false
 
         public init(hostname: String, maxMessageSize: Int = 35 * 1024 * 1024, maxRecipients: Int = 100,
                     clientAddress: String, clientAllowed: Bool = true, maxErrors: Int = 10,

@@ -27,7 +27,7 @@ final class LocalSubmissionChannel: SubmissionChannel {
         self.context = context
         self.client = client
         name = "the maildrop pickup (\(client))"
-        session = InboundSession(configuration: context.sessionConfiguration(client: client))
+        session = InboundSession(configuration: context.sessionConfiguration(client: client, onThisHost: true))
         apply(session.start())
     }
 
@@ -59,7 +59,8 @@ final class LocalSubmissionChannel: SubmissionChannel {
         for action in actions {
             switch action {
             case .send(let bytes): replies.feed(bytes)
-            case .beginMessage(let envelope): spooler = MessageSpooler(envelope: envelope, spool: context.spool)
+            case .beginMessage(let envelope): spooler = MessageSpooler(envelope: envelope, spool: context.spool,
+                                                                      addressing: context.config.addressing, qualifiesHeaders: true)
             case .messageContent(let bytes): spooler?.append(bytes)
             case .endMessage: ended = true
             case .abortMessage:

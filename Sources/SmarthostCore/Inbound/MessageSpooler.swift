@@ -8,13 +8,25 @@ final class MessageSpooler {
     static let headerCaptureLimit = 64 * 1024
 
     let envelope: InboundEnvelope
+    /// `hostname:` and `aliases:`: bare local parts are qualified here, in the envelope and
+    /// the address fields, so the spool holds what goes upstream (Postfix's cleanup(8)).
+    let addressing: LocalAddressing
+    /// The client is on this host: its header fields are qualified too. A remote client's
+    /// header is its own (Postfix's `local_header_rewrite_clients`): left as written.
+    let qualifiesHeaders: Bool
     private var incoming: IncomingMessage?
     private var spoolError: SpoolError?
+    /// The header section as it goes to the spool, for the org header (at most the limit).
     private var headers: [UInt8] = []
-    private var headersComplete = false
+    /// The start of the content, held back until its header section is whole (or the
+    /// limit is reached) so its address fields can be qualified before it is written.
+    private var held: [UInt8] = []
+    private var holding = true
 
-    init(envelope: InboundEnvelope, spool: Spool) {
+    init(envelope: InboundEnvelope, spool: Spool, addressing: LocalAddressing, qualifiesHeaders: Bool) {
         self.envelope = envelope
+        self.addressing = addressing
+        self.qualifiesHeaders = qualifiesHeaders
         do {
             incoming = try spool.begin(expectedSize: envelope.declaredSize ?? 0)
         } catch {
@@ -25,25 +37,28 @@ final class MessageSpooler {
     /// The spool keeps the first write error itself and reports it at commit; the session
     /// reads the content to its end regardless.
     func append(_ bytes: [UInt8]) {
-        captureHeaders(bytes)
-        incoming?.append(bytes)
-    }
-
-    private func captureHeaders(_ bytes: [UInt8]) {
-        guard !headersComplete else { return }
-        let room = Self.headerCaptureLimit - headers.count
-        headers.append(contentsOf: bytes.prefix(room))
-        if headers.count >= Self.headerCaptureLimit || Self.containsBlankLine(headers) {
-            headersComplete = true
+        guard holding else {
+            incoming?.append(bytes)
+            return
+        }
+        let searched = held.count
+        held += bytes
+        if HeaderFields.endOfSection(in: held, from: searched - 3) != nil {
+            release(complete: true)
+        } else if held.count >= Self.headerCaptureLimit {
+            release(complete: false)
         }
     }
 
-    private static func containsBlankLine(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count >= 4 else { return false }
-        for index in 0...(bytes.count - 4) where bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 {
-            return true
-        }
-        return false
+    /// Qualifies the held start and writes it: `complete` false when the header section was
+    /// cut at the limit (fields past it are not qualified: the bound on memory per session).
+    private func release(complete: Bool) {
+        let rewritten = qualifiesHeaders
+            ? HeaderAddressQualifier.qualify(held, domain: addressing.hostname, complete: complete) : held
+        headers = Array(rewritten.prefix(Self.headerCaptureLimit))
+        incoming?.append(rewritten)
+        held = []
+        holding = false
     }
 
     func abort() {
@@ -66,8 +81,9 @@ final class MessageSpooler {
             completion(.failure(spoolError ?? SpoolError.insufficientStorage(detail: "no spool file")))
             return nil
         }
+        if holding { release(complete: true) }
         self.incoming = nil
-        let sender = envelope.sender.mailbox
+        let sender = addressing.qualify(envelope.sender.mailbox)
         let routed = context.route(id: incoming.id, sender: sender, headers: headers)
         if let refusal = context.tenancyRefusal(routed.choice, sender: sender, client: client) {
             incoming.abort()
@@ -75,7 +91,7 @@ final class MessageSpooler {
         }
         var record = SpoolEnvelope(
             id: incoming.id, receivedAt: WallClock.nowSeconds(), sender: sender,
-            recipients: envelope.recipients.map(\.mailbox), org: routed.choice.orgID,
+            recipients: addressing.recipients(envelope.recipients.map(\.mailbox)), org: routed.choice.orgID,
             layer: routed.route.layer.rawValue, route: routed.route.settings.endpoint,
             heloName: envelope.heloName, clientAddress: envelope.clientAddress, size: incoming.contentLength)
         record.nextAttemptAt = 0

@@ -180,7 +180,9 @@ public final class DeliveryProbe: UpstreamConnectionOwner {
                                       oauth: request.route.oauth2 != nil)
             },
             dataReply: result?.dataReply,
-            target: "\(endpoint) (tls \(request.route.tls.rawValue))")
+            target: request.route.transport == .graph
+                ? "\(endpoint) (transport graph, mailbox \(request.route.username ?? "-"))"
+                : "\(endpoint) (tls \(request.route.tls.rawValue))")
     }
 
     // MARK: The test message

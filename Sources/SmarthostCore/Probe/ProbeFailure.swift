@@ -129,6 +129,8 @@ public struct ProbeFailure: Sendable, Equatable, CustomStringConvertible {
         case .tokenFailed(let error)?:
             // The step already says "oauth2 token".
             return ProbeFailure(step: .token, explanation: error.detail, hint: tokenHint(error), underlying: failure)
+        case .graphRejected?, .graphThrottled?, .graphRouteRefused?, .graphTransportFailed?, .graphMessageTooLarge?:
+            return GraphHints.probeFailure(failure)
         default:
             return nil
         }

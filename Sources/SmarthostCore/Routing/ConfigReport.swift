@@ -122,9 +122,13 @@ public enum ConfigReport {
 
     /// The fields of one route, one per line; the password masked.
     static func routeDetails(_ route: RouteSettings) -> [String] {
-        var out = ["  upstream: \(route.endpoint), tls \(route.tls.rawValue)"
-            + (route.caFile.map { ", ca_file \($0)" } ?? "")
-            + ", timeout \(RelayConfig.Units.formatMilliseconds(route.timeoutMs)), EHLO \(route.domain)"]
+        var out = route.transport == .graph
+            ? ["  upstream: transport graph, graph_url \(route.endpoint), mailbox \(route.username ?? "-")"
+                + (route.caFile.map { ", ca_file \($0)" } ?? "")
+                + ", timeout \(RelayConfig.Units.formatMilliseconds(route.timeoutMs))"]
+            : ["  upstream: \(route.endpoint), tls \(route.tls.rawValue)"
+                + (route.caFile.map { ", ca_file \($0)" } ?? "")
+                + ", timeout \(RelayConfig.Units.formatMilliseconds(route.timeoutMs)), EHLO \(route.domain)"]
         if let user = route.username, let oauth2 = route.oauth2 {
             out.append("  auth: \(user), \(oauth2.summary)")
         } else if let user = route.username {
@@ -139,7 +143,8 @@ public enum ConfigReport {
             let fallbacks = route.fallbackHosts.map { RouteSettings.endpoint(host: $0, port: route.port) }
             out.append("  fallback: \(fallbacks.joined(separator: ", ")) (in this order, when the ones before fail)")
         }
-        let limits = route.limits
+        var limits = route.limits
+        if route.transport == .graph, limits.connections == nil { limits.connections = GraphConnection.defaultConnections }
         if limits != RouteLimits() {
             var parts: [String] = []
             if let rate = limits.messagesPerSecond { parts.append("rate \(RoutePace.describe(rate))") }

@@ -80,8 +80,12 @@ extension MailPath {
     public static let maxPathLength = 256
 
     /// Parses `<...>` exactly (no surrounding spaces). With `utf8Allowed`,
-    /// local part and domain may hold UTF-8 (RFC 6531 §3.3).
-    public static func parse(_ bytes: ArraySlice<UInt8>, role: Role, utf8Allowed: Bool) throws(ParseError) -> MailPath {
+    /// local part and domain may hold UTF-8 (RFC 6531 §3.3). With `localOnlyAllowed`, a
+    /// bare local part (`<root>`) is a path with an empty domain, for the relay to qualify
+    /// with its `hostname:` (Postfix's `strict_rfc821_envelopes = no`, `append_at_myorigin`):
+    /// cron, mailx and PHP send them.
+    public static func parse(_ bytes: ArraySlice<UInt8>, role: Role, utf8Allowed: Bool,
+                             localOnlyAllowed: Bool = false) throws(ParseError) -> MailPath {
         guard bytes.count >= 2, bytes.count <= maxPathLength,
               bytes.first == Octet.less, bytes.last == Octet.greater else { throw .syntax }
         var inner = bytes.dropFirst().dropLast()
@@ -95,7 +99,7 @@ extension MailPath {
         if inner.first == Octet.at {
             inner = try dropSourceRoute(inner)
         }
-        let path = try parseMailbox(inner)
+        let path = try parseMailbox(inner, localOnlyAllowed: localOnlyAllowed)
         if !utf8Allowed && path.isInternationalized { throw .needsSMTPUTF8 }
         return path
     }
@@ -110,8 +114,12 @@ extension MailPath {
     }
 
     /// `Local-part "@" ( Domain / address-literal )`.
-    private static func parseMailbox(_ bytes: ArraySlice<UInt8>) throws(ParseError) -> MailPath {
+    private static func parseMailbox(_ bytes: ArraySlice<UInt8>, localOnlyAllowed: Bool) throws(ParseError) -> MailPath {
         let localEnd = try endOfLocalPart(bytes)
+        if localOnlyAllowed, localEnd == bytes.endIndex {
+            guard let localText = String(validating: bytes, as: UTF8.self) else { throw .syntax }
+            return MailPath(localPart: localText, domain: "")
+        }
         guard localEnd < bytes.endIndex, bytes[localEnd] == Octet.at else { throw .syntax }
         let local = bytes[..<localEnd]
         let domain = bytes[(localEnd + 1)...]

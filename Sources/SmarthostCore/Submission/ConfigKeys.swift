@@ -2,11 +2,13 @@
 import Glibc
 #endif
 
-/// The two keys of the relay's configuration that `sendmail` and `mailq` need, read
+/// The keys of the relay's configuration that `sendmail` and `mailq` need, read
 /// without validating (or resolving the secrets of) the rest.
 public struct ConfigKeys: Equatable, Sendable {
     public var listen: [ListenAddress]
     public var spool: String?
+    /// `hostname:`, for the Message-ID and HELO of what sendmail submits.
+    public var hostname: String?
 
     /// nil when the file does not exist or the caller may not read it.
     public static func read(path: String) throws(SubmissionFailure) -> ConfigKeys? {
@@ -32,6 +34,7 @@ public struct ConfigKeys: Equatable, Sendable {
         guard case .mapping(let mapping)? = root else { return ConfigKeys(listen: [], spool: nil) }
         var keys = ConfigKeys(listen: [], spool: nil)
         if let spool = mapping["spool"]?.string { keys.spool = spool }
+        if let name = mapping["hostname"]?.string, RelayConfig.Schema.isHostname(name) { keys.hostname = name }
         if let listen = mapping["listen"] {
             let items = listen.sequence.map { Array($0) } ?? [listen]
             for item in items {

@@ -2,10 +2,12 @@
 import Glibc
 #endif
 
-/// Who runs `sendmail` and on which host: the default envelope sender (`user@host`, as
-/// Postfix's `$user@$myorigin`), the full name for an added `From:` (GECOS), and the
-/// domain that qualifies a bare local part (`root` → `root@host`; an upstream has no
-/// local users).
+/// Who runs `sendmail` and on which host: the default envelope sender (the bare user
+/// name), the full name for an added `From:` (GECOS), and the host name for the
+/// Message-ID and HELO (the configuration's `hostname:` when the caller can read it).
+/// Bare local parts stay bare here: the relay qualifies them at acceptance with its
+/// `hostname:` (`root` → `root@<hostname>`, Postfix's `$user@$myorigin`), which a caller
+/// who cannot read the configuration would otherwise get wrong (the system host name).
 public struct LocalIdentity: Equatable, Sendable {
     public var userName: String
     public var fullName: String?
@@ -37,13 +39,13 @@ public struct LocalIdentity: Equatable, Sendable {
         return name.isEmpty ? "localhost" : name
     }
 
-    public var defaultSender: String { "\(userName)@\(hostName)" }
+    public var defaultSender: String { userName }
 
-    /// `<a@b>` → `a@b`; `root` → `root@host`; "" and `<>` stay the null path.
+    /// `<a@b>` → `a@b`; `root` stays `root` (the relay qualifies it); "" and `<>` stay the
+    /// null path.
     public func qualify(_ address: String) -> String {
         var text = address.trimmingCharacters(where: { $0 == " " || $0 == "\t" })
         if text.hasPrefix("<") && text.hasSuffix(">") { text = String(text.dropFirst().dropLast()) }
-        if text.isEmpty || text.contains("@") { return text }
-        return "\(text)@\(hostName)"
+        return text
     }
 }

@@ -58,6 +58,6 @@ public struct SendmailSubmission: Equatable, Sendable {
     /// RFC 5321 syntax, as the relay will check it; also what keeps a CR LF in an argument
     /// from ever reaching the SMTP dialogue.
     static func isValid(_ address: String) -> Bool {
-        (try? MailPath.parse(Array("<\(address)>".utf8)[...], role: .forwardPath, utf8Allowed: true)) != nil
+        (try? MailPath.parse(Array("<\(address)>".utf8)[...], role: .forwardPath, utf8Allowed: true, localOnlyAllowed: true)) != nil
     }
 }

@@ -54,5 +54,19 @@ extension UpstreamFailure {
         case connectionLost
         /// We gave up the session mid-dialogue (`quit()` while not idle).
         case abandoned
+
+        // MARK: Microsoft Graph (`Upstream/Graph/`, issue 22)
+
+        /// Graph refused or failed this message (`isPermanent` for the
+        /// `ErrorInvalidRecipients` class and 413; a 5xx or an unknown 400 is transient).
+        case graphRejected(status: Int, code: String?)
+        /// 429/503/504: too fast or busy; `UpstreamFailure.retryAfterMilliseconds` when said.
+        case graphThrottled(status: Int, code: String?)
+        /// 401 twice, 403, 404: the mailbox, its permissions or the token, not the message.
+        case graphRouteRefused(status: Int, code: String?)
+        /// No HTTP response: libcurl's words (DNS, connect, TLS, certificate, timeout).
+        case graphTransportFailed(code: Int)
+        /// The message is over Graph's single-request limit (`GraphRequest.maxRequestBytes`).
+        case graphMessageTooLarge(limit: Int)
     }
 }

@@ -71,6 +71,26 @@ public enum UpstreamMessageRewriter {
         return fields.first { $0.name == wanted }.map { value(of: $0, in: message) }
     }
 
+    /// Every value of the header fields with these (lower-case) names, in order, each
+    /// unfolded and trimmed.
+    static func headerValues(named names: Set<String>, in message: [UInt8]) -> [String] {
+        let wanted = Set(names.map(lowercased))
+        return headerFields(of: message).fields.filter { $0.name.map(wanted.contains) ?? false }.map { value(of: $0, in: message) }
+    }
+
+    /// `field` (a whole header line, CRLF included) added as the last field of the header
+    /// section, before the empty line; the body is untouched.
+    static func appendingHeader(_ field: [UInt8], to message: [UInt8]) -> [UInt8] {
+        let (fields, bodyStart, needsSeparator) = headerFields(of: message)
+        var out = Array(message[..<bodyStart])
+        out.reserveCapacity(message.count + field.count + 2)
+        if let last = fields.last, message[last.range].last != 10 { out += [13, 10] }
+        out += field
+        if needsSeparator { out += [13, 10] }
+        out += message[bodyStart...]
+        return out
+    }
+
     /// `From: "Display" <addr>` + CRLF. Non-ASCII display names become RFC 2047
     /// encoded-words; ASCII ones are quoted when they hold anything but atext and spaces
     /// (RFC 5322 §3.2.3, §3.2.4). Control characters are dropped from both parts so a

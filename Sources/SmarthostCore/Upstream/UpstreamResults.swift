@@ -42,6 +42,9 @@ public struct UpstreamFailure: Error, Sendable, Equatable, CustomStringConvertib
     /// What happened, as a value, for callers that explain rather than log (`smarthost
     /// test`); `detail` says it in words. nil only for failures made outside the session.
     public var reason: Reason?
+    /// The upstream said when to come back (HTTP `Retry-After`, RFC 9110 §10.2.3): the
+    /// policy defers by exactly this instead of its own schedule. nil for SMTP.
+    public var retryAfterMilliseconds: Int64?
 
     public init(step: Step, reply: SMTPReply? = nil, detail: String, mayHaveBeenDelivered: Bool = false,
                 permanent: Bool? = nil, reason: Reason? = nil) {

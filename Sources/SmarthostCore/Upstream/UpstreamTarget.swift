@@ -1,7 +1,7 @@
 /// How a connection carries a message to its upstream. The queue never looks at it: the
 /// driver's one factory (`UpstreamConnectionFactory`) picks the connection type by it, and
 /// every type behind it speaks the same seam (`UpstreamConnection`).
-public enum UpstreamTransport: String, Sendable, Hashable {
+public enum UpstreamTransport: String, Sendable, Hashable, CaseIterable {
     /// SMTP submission (`UpstreamSession` driven by `DeliveryConnection`).
     case smtp
     /// An HTTPS mail API (Microsoft Graph `sendMail`), issue 22: `Upstream/Graph/`.
@@ -25,6 +25,9 @@ public struct UpstreamTarget: Sendable {
     public var parameters: UpstreamParameters
     /// Set on an OAuth2 route: the token comes from here, before the connection is made.
     public var oauth2: OAuth2Settings?
+    /// `transport: graph`: the API's base URL (`graph_url`); `host`/`port` are its host and
+    /// port, and `caFile` verifies it. nil for SMTP.
+    public var graphURL: String?
 
     public init(host: String, port: UInt16, caFile: String?, timeoutMilliseconds: Int64,
                 parameters: UpstreamParameters, oauth2: OAuth2Settings? = nil, transport: UpstreamTransport = .smtp) {
@@ -40,8 +43,8 @@ public struct UpstreamTarget: Sendable {
     /// The connection authenticates (AUTH with a password or a bearer token).
     public var authenticates: Bool { parameters.credentials != nil || oauth2 != nil }
 
-    /// `host:port` of this connection's host.
-    public var displayName: String { Self.endpoint(host, port) }
+    /// `host:port` of this connection's host; a Graph route's base URL.
+    public var displayName: String { graphURL ?? Self.endpoint(host, port) }
 
     /// The same upstream, another host (a route's fallback).
     public func connecting(to host: String) -> UpstreamTarget {

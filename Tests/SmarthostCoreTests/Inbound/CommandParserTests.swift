@@ -2,20 +2,20 @@ import Testing
 @testable import SmarthostCore
 
 @Suite struct SMTPCommandParserTests {
-    private func parse(_ line: String, utf8: Bool = false) -> Result<SMTPCommand, CommandParser.Rejection> {
-        CommandParser.parse(Array(line.utf8)[...], utf8Allowed: utf8)
+    private func parse(_ line: String, utf8: Bool = false, local: Bool = false) -> Result<SMTPCommand, CommandParser.Rejection> {
+        CommandParser.parse(Array(line.utf8)[...], utf8Allowed: utf8, localPartsAllowed: local)
     }
 
     /// The reply line of a rejection, or "ok" when the line parsed.
-    private func reply(_ line: String, utf8: Bool = false) -> String {
-        switch parse(line, utf8: utf8) {
+    private func reply(_ line: String, utf8: Bool = false, local: Bool = false) -> String {
+        switch parse(line, utf8: utf8, local: local) {
         case .success: "ok"
         case .failure(let rejection): rejection.reply.description
         }
     }
 
-    private func path(_ line: String, utf8: Bool = false) -> MailPath? {
-        switch parse(line, utf8: utf8) {
+    private func path(_ line: String, utf8: Bool = false, local: Bool = false) -> MailPath? {
+        switch parse(line, utf8: utf8, local: local) {
         case .success(.mail(let path, _)), .success(.rcpt(let path)): path
         default: nil
         }
@@ -92,14 +92,18 @@ import Testing
     }
 
     @Test func invalidPaths() {
-        let bad = ["a@b.example", "<a@b.example", "<a>", "<@b.example>", "<a@>", "<a..b@c.example>", "<.a@c.example>",
+        // "<a>" is not here: a bare local part is a path, taken from this host and refused
+        // with its own 553 from others (bareLocalPartsOnlyFromThisHost).
+        let bad = ["a@b.example", "<a@b.example", "<@b.example>", "<a@>", "<a..b@c.example>", "<.a@c.example>",
                    "<a@-c.example>", "<a@c-.example>", "<a@c..example>", "<a b@c.example>", "<\"unterminated@c.example>",
                    "<a@[256.0.0.1]>", "<a@[1.2.3]>", "<a@[IPv6:1::2::3]>", "<a@[IPv6:1:2:3:4:5:6:7]>",
                    "<a@[IPv6:1:2:3:4:5:6:7::8]>", "<a@[IPv6:12345::1]>", "<a@[tag:whatever]>", "<@r.example a@b.example>",
                    "<a@b.example>x"]
         for text in bad {
-            #expect(reply("MAIL FROM:" + text) == "501 5.1.7 Error: bad sender address syntax", "\(text)")
-            #expect(reply("RCPT TO:" + text) == "501 5.1.3 Error: bad recipient address syntax", "\(text)")
+            for local in [false, true] {
+                #expect(reply("MAIL FROM:" + text, local: local) == "501 5.1.7 Error: bad sender address syntax", "\(text)")
+                #expect(reply("RCPT TO:" + text, local: local) == "501 5.1.3 Error: bad recipient address syntax", "\(text)")
+            }
         }
     }
 
@@ -109,7 +113,27 @@ import Testing
         #expect(reply("RCPT TO:<>") == "501 5.1.3 Error: bad recipient address syntax")
         #expect(path("RCPT TO:<Postmaster>")?.isPostmaster == true)
         #expect(path("RCPT TO:<postmaster>")?.mailbox == "postmaster")
-        #expect(reply("MAIL FROM:<Postmaster>") == "501 5.1.7 Error: bad sender address syntax")
+        // A sender of <Postmaster> is a bare local part like any other (this host's only).
+        #expect(reply("MAIL FROM:<Postmaster>") == "553 5.1.7 Error: sender address needs a domain (a bare local part is taken only from this host)")
+        #expect(path("MAIL FROM:<Postmaster>", local: true) == MailPath(localPart: "Postmaster", domain: ""))
+        #expect(path("RCPT TO:<Postmaster>", local: false)?.isPostmaster == true, "every server takes <Postmaster>")
+    }
+
+    /// cron, mailx and PHP on this host send `<root>`: a path with no domain, qualified at
+    /// acceptance. A client elsewhere hears why it is refused, not "bad syntax".
+    @Test func bareLocalPartsOnlyFromThisHost() {
+        #expect(path("MAIL FROM:<root>", local: true) == MailPath(localPart: "root", domain: ""))
+        #expect(path("RCPT TO:<www-data>", local: true) == MailPath(localPart: "www-data", domain: ""))
+        #expect(path("RCPT TO:<\"odd name\">", local: true) == MailPath(localPart: "\"odd name\"", domain: ""))
+        #expect(path("MAIL FROM:<jürgen> SMTPUTF8", local: true) == MailPath(localPart: "jürgen", domain: ""))
+        #expect(reply("MAIL FROM:<jürgen>", local: true) == "553 5.6.7 Error: non-ASCII address needs SMTPUTF8")
+        #expect(reply("MAIL FROM:<root>") == "553 5.1.7 Error: sender address needs a domain (a bare local part is taken only from this host)")
+        #expect(reply("RCPT TO:<root>") == "553 5.1.3 Error: recipient address needs a domain (a bare local part is taken only from this host)")
+        #expect(path("MAIL FROM:<>", local: true) == MailPath.null)
+        #expect(reply("RCPT TO:<>", local: true) == "501 5.1.3 Error: bad recipient address syntax")
+        for bad in ["<a..b>", "<.a>", "<a b>", "<a@>", "<\"open>"] {
+            #expect(reply("MAIL FROM:" + bad, local: true) == "501 5.1.7 Error: bad sender address syntax", "\(bad)")
+        }
     }
 
     @Test func pathOf256OctetsIsTheLimit() {

@@ -121,7 +121,7 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
     @Test func pipelinedGroupGetsOneBatchedSendInOrder() {
         var session = D.ready()
         let actions = session.receive(D.bytes(
-            "MAIL FROM:<a@x.example> SIZE=500\r\nRCPT TO:<b@x.example>\r\nRCPT TO:<bad>\r\nRCPT TO:<c@x.example>\r\nDATA\r\n"))
+            "MAIL FROM:<a@x.example> SIZE=500\r\nRCPT TO:<b@x.example>\r\nRCPT TO:<bad@>\r\nRCPT TO:<c@x.example>\r\nDATA\r\n"))
         let envelope = InboundEnvelope(
             sender: MailPath(localPart: "a", domain: "x.example"),
             recipients: [MailPath(localPart: "b", domain: "x.example"), MailPath(localPart: "c", domain: "x.example")],
@@ -130,6 +130,28 @@ private struct Escaped: Sendable, CustomTestStringConvertible {
             .beginMessage(envelope), D.content(D.received(for: nil)),
             D.send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n501 5.1.3 Error: bad recipient address syntax\r\n250 2.1.5 Ok\r\n" + D.go),
         ])
+    }
+
+    /// A client on this host (`localPartsAllowed`) may name `<root>`: the envelope carries it
+    /// without a domain, for the spooler to qualify; the same session for another client
+    /// hears 553 and keeps its transaction.
+    @Test func bareLocalPartsOnlyWhenTheClientIsOnThisHost() {
+        var configuration = D.session().configuration
+        configuration.localPartsAllowed = true
+        var local = InboundSession(configuration: configuration)
+        _ = local.start()
+        _ = local.receive(D.bytes("EHLO app.local\r\n"))
+        let actions = local.receive(D.bytes("MAIL FROM:<root>\r\nRCPT TO:<ops>\r\nDATA\r\n"))
+        let envelope = InboundEnvelope(sender: MailPath(localPart: "root", domain: ""),
+                                       recipients: [MailPath(localPart: "ops", domain: "")],
+                                       heloName: "app.local", clientAddress: "127.0.0.1")
+        #expect(actions == [.beginMessage(envelope), D.content(D.received(for: "ops")),
+                            D.send("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n" + D.go)])
+        var remote = D.ready()
+        #expect(D.replies(remote.receive(D.bytes("MAIL FROM:<root>\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<ops>\r\n")))
+            == "553 5.1.7 Error: sender address needs a domain (a bare local part is taken only from this host)\r\n"
+            + "250 2.1.0 Ok\r\n553 5.1.3 Error: recipient address needs a domain (a bare local part is taken only from this host)\r\n")
+        #expect(remote.state == .mail)
     }
 
     @Test func pipelinedCommandsGiveTheSameRepliesAtEverySplitPoint() {

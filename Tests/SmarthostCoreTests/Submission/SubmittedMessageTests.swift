@@ -82,9 +82,12 @@ import Testing
         let input = Array("To: DUP@example.com, new@example.com\n\nb\n".utf8)
         let submission = try SendmailSubmission(arguments: arguments, input: input, identity: Self.identity,
                                                 unixSeconds: 0, uniqueToken: "t")
-        #expect(submission.envelope.sender == "cron@host.example")
-        #expect(submission.envelope.recipients == ["root@host.example", "ops@example.com", "dup@example.com", "new@example.com"])
-        #expect(String(decoding: submission.content, as: UTF8.self).contains("From: Cron Daemon <cron@host.example>\r\n"))
+        // Bare local parts stay bare: the relay qualifies them with its `hostname:`, which
+        // a caller who may not read the configuration cannot know (it pinned host.example,
+        // the system host name, before hostname qualification moved into the relay).
+        #expect(submission.envelope.sender == "cron")
+        #expect(submission.envelope.recipients == ["root", "ops@example.com", "dup@example.com", "new@example.com"])
+        #expect(String(decoding: submission.content, as: UTF8.self).contains("From: Cron Daemon <cron>\r\n"))
     }
 
     @Test func senderOptions() throws {
@@ -94,10 +97,13 @@ import Testing
         arguments.fullName = "Robot"
         let null = try SendmailSubmission(arguments: arguments, input: [], identity: Self.identity, unixSeconds: 0, uniqueToken: "t")
         #expect(null.envelope.sender == "")
-        #expect(String(decoding: null.content, as: UTF8.self).hasPrefix("From: Robot <cron@host.example>\r\n"))
+        #expect(String(decoding: null.content, as: UTF8.self).hasPrefix("From: Robot <cron>\r\n"))
         arguments.sender = "app"
         let local = try SendmailSubmission(arguments: arguments, input: [], identity: Self.identity, unixSeconds: 0, uniqueToken: "t")
-        #expect(local.envelope.sender == "app@host.example")
+        #expect(local.envelope.sender == "app", "qualified by the relay, as root is")
+        arguments.sender = "<app@acme.example>"
+        let full = try SendmailSubmission(arguments: arguments, input: [], identity: Self.identity, unixSeconds: 0, uniqueToken: "t")
+        #expect(full.envelope.sender == "app@acme.example")
     }
 
     @Test func badAddressesAndNoRecipients() {
