@@ -34,15 +34,21 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"])]
         ),
-        // What Swift cannot import directly: macros and variadic/inline C.
-        .target(
-            name: "CShim",
-            dependencies: ["COpenSSL", "CCurl"]
-        ),
+        // One shim per C library for what Swift cannot import directly (macros, variadic
+        // calls, what glibc hides behind _GNU_SOURCE): one-line wrappers named after the
+        // original, no logic. A new library gets its own (`C<Library>Shim`), never a share here.
+        .target(name: "CLinuxShim"),
+        .target(name: "COpenSSLShim", dependencies: ["COpenSSL"]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // The version and commit the Makefile passes as -D flags (only C takes a string there).
+        .target(name: "CBuildInfo"),
         .target(
             name: "SmarthostCore",
             dependencies: [
-                "CShim",
+                "CLinuxShim",
+                "COpenSSLShim",
+                "CCurlShim",
+                "CBuildInfo",
                 "COpenSSL",
                 "CSystemd",
                 "CCurl",

@@ -1,4 +1,4 @@
-import CShim
+import CLinuxShim
 import Glibc
 
 /// A file's POSIX access ACL, as Linux stores it in the `system.posix_acl_access` extended

@@ -1,4 +1,3 @@
-import CShim
 import Glibc
 
 /// What the daemon does with a control request. Called on the loop thread; `reply` must be
@@ -67,8 +66,8 @@ public final class ControlServer: IOHandler {
 
     public func handle(_ events: IOEvents) {
         for _ in 0..<16 {
-            let (client, _) = SocketAddress.from { shim_accept4(fd, $0, $1) }
-            if client < 0 { return }  // EAGAIN, or a connection that died in the backlog
+            // EAGAIN, or a connection that died in the backlog.
+            guard case .done(let (client, _))? = try? Syscall.accept(fd) else { return }
             admit(client)
         }
     }

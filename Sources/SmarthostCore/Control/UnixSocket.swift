@@ -1,4 +1,4 @@
-import CShim
+import CLinuxShim
 import Glibc
 
 /// The few `AF_UNIX` calls the control socket needs: bind a listening socket at a path
@@ -13,8 +13,7 @@ public enum UnixSocket {
     /// accepted while it has the mode `bind` left.
     public static func listen(path: String, mode: mode_t = 0o600, backlog: Int32 = 16) throws(SystemError) -> Int32 {
         try removeStaleSocket(path)
-        let fd = shim_socket_nonblocking(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket(AF_UNIX)") }
+        let fd = try Syscall.socket(AF_UNIX)
         do throws(SystemError) {
             try withAddress(path) { address, length throws(SystemError) in
                 guard Glibc.bind(fd, address, length) == 0 else { throw SystemError("bind \(path)") }

@@ -41,8 +41,14 @@ final class Acceptor: IOHandler {
 
     func pause(retryAfterMilliseconds delay: Int64?) {
         guard !isPaused, let registration else { return }
+        do {
+            try loop.setInterest(registration, [])
+        } catch {
+            // The kernel is out of memory too: keep accepting rather than lose the listener.
+            logger.error("accept pause failed", metadata: ["listener": "\(socket.address)", "error": "\(error)"])
+            return
+        }
         isPaused = true
-        loop.setInterest(registration, [])
         if let delay {
             resumeTimer = loop.schedule(afterMilliseconds: delay) { [weak self] in self?.resume() }
         }
@@ -50,10 +56,16 @@ final class Acceptor: IOHandler {
 
     func resume() {
         guard isPaused, let registration else { return }
-        isPaused = false
         loop.cancel(resumeTimer)
         resumeTimer = nil
-        loop.setInterest(registration, .readable)
+        do {
+            try loop.setInterest(registration, .readable)
+        } catch {
+            logger.error("accept resume failed", metadata: ["listener": "\(socket.address)", "error": "\(error)"])
+            resumeTimer = loop.schedule(afterMilliseconds: 250) { [weak self] in self?.resume() }
+            return
+        }
+        isPaused = false
     }
 
     /// Stops listening for good (shutdown or a listener removed by reload).

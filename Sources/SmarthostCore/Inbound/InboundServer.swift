@@ -1,4 +1,3 @@
-import CShim
 import Glibc
 import Logging
 
@@ -114,7 +113,7 @@ final class InboundServer {
 
     private func refuse(fd: Int32, client: ClientIdentity, _ reply: SMTPReply, log: Bool) {
         let bytes = reply.wireBytes
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         Syscall.close(fd)
         rejectedCount += 1
         if log {

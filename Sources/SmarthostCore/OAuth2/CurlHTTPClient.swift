@@ -1,5 +1,5 @@
 import CCurl
-import CShim
+import CCurlShim
 
 /// One HTTPS POST (a form for token endpoints, any body for mail APIs), through libcurl, blocking: call it on a worker thread, never
 /// on the loop. libcurl brings what a hand-written client would get wrong: proxies

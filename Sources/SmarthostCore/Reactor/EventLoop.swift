@@ -1,4 +1,4 @@
-import CShim
+import CLinuxShim
 import Glibc
 
 /// Readiness the loop reports to a handler.
@@ -42,7 +42,7 @@ public final class EventLoop: @unchecked Sendable {
     private var nextRegistration: UInt64 = 16
     private var timers = TimerQueue()
     private var running = false
-    private var events = [shim_epoll_event](repeating: shim_epoll_event(), count: 256)
+    private var events = [epoll_event](repeating: epoll_event(), count: 256)
 
     private let pendingLock = Mutex()
     private var pendingWork: [() -> Void] = []
@@ -55,12 +55,19 @@ public final class EventLoop: @unchecked Sendable {
     public let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
 
     public init() throws(SystemError) {
-        epollFD = shim_epoll_create()
-        guard epollFD >= 0 else { throw SystemError("epoll_create1") }
-        wakeFD = shim_eventfd_create()
-        guard wakeFD >= 0 else { throw SystemError("eventfd") }
-        guard shim_epoll_add(epollFD, wakeFD, SHIM_EPOLLIN, Self.wakeToken) == 0 else {
-            throw SystemError("epoll_ctl(eventfd)")
+        epollFD = try Syscall.epollCreate()
+        do {
+            wakeFD = try Syscall.eventfdCreate()
+        } catch {
+            Syscall.close(epollFD)
+            throw error
+        }
+        do {
+            try Syscall.epollControl(epollFD, EPOLL_CTL_ADD, fd: wakeFD, events: EPOLLIN.rawValue, data: Self.wakeToken)
+        } catch {
+            Syscall.close(epollFD)
+            Syscall.close(wakeFD)
+            throw error
         }
     }
 
@@ -78,10 +85,12 @@ public final class EventLoop: @unchecked Sendable {
     /// started earlier with them open would take them with their default action.
     public func handleSignals(_ signals: [Int32], _ handler: @escaping (Int32) -> Void) throws(SystemError) {
         assert(ProcessSignals.blockedInThisThread(signals), "block the signals before the first thread starts")
-        let fd = signals.withUnsafeBufferPointer { shim_signalfd_create($0.baseAddress, Int32($0.count)) }
-        guard fd >= 0 else { throw SystemError("signalfd") }
-        guard shim_epoll_add(epollFD, fd, SHIM_EPOLLIN, Self.signalToken) == 0 else {
-            throw SystemError("epoll_ctl(signalfd)")
+        let fd = try Syscall.signalfdCreate(signals)
+        do {
+            try Syscall.epollControl(epollFD, EPOLL_CTL_ADD, fd: fd, events: EPOLLIN.rawValue, data: Self.signalToken)
+        } catch {
+            Syscall.close(fd)
+            throw error
         }
         signalFD = fd
         signalHandler = handler
@@ -92,24 +101,25 @@ public final class EventLoop: @unchecked Sendable {
     public func register(fd: Int32, interest: IOEvents, handler: IOHandler) throws(SystemError) -> RegistrationID {
         let id = nextRegistration
         nextRegistration &+= 1
-        guard shim_epoll_add(epollFD, fd, Self.epollMask(interest), id) == 0 else {
-            throw SystemError("epoll_ctl(ADD)")
-        }
+        try Syscall.epollControl(epollFD, EPOLL_CTL_ADD, fd: fd, events: Self.epollMask(interest), data: id)
         registrations[id] = Registration(fd: fd, handler: handler, interest: interest)
         return RegistrationID(raw: id)
     }
 
     /// Changes what the loop watches for; a no-op when unchanged, so callers can call it freely.
-    public func setInterest(_ id: RegistrationID, _ interest: IOEvents) {
+    /// Throws when the kernel refuses (ENOMEM, or ENOSPC re-adding a parked fd past
+    /// `max_user_watches`): the registration is left as it was and the owner should close.
+    public func setInterest(_ id: RegistrationID, _ interest: IOEvents) throws(SystemError) {
         guard var registration = registrations[id.raw], registration.interest != interest else { return }
-        registration.interest = interest
+        let mask = Self.epollMask(interest)
         if registration.parked {
             guard !interest.isEmpty else { return }
+            try Syscall.epollControl(epollFD, EPOLL_CTL_ADD, fd: registration.fd, events: mask, data: id.raw)
             registration.parked = false
-            _ = shim_epoll_add(epollFD, registration.fd, Self.epollMask(interest), id.raw)
         } else {
-            _ = shim_epoll_mod(epollFD, registration.fd, Self.epollMask(interest), id.raw)
+            try Syscall.epollControl(epollFD, EPOLL_CTL_MOD, fd: registration.fd, events: mask, data: id.raw)
         }
+        registration.interest = interest
         registrations[id.raw] = registration
     }
 
@@ -118,12 +128,12 @@ public final class EventLoop: @unchecked Sendable {
     /// EPOLLERR whatever the mask, so leaving it in the set would spin the loop for as long
     /// as the owner waits (a commit can wait a disk stall long). Level-triggered, the hang-up
     /// is reported again once the fd is back in the set.
-    public func park(_ id: RegistrationID) {
+    public func park(_ id: RegistrationID) throws(SystemError) {
         guard var registration = registrations[id.raw], !registration.parked else { return }
+        try Syscall.epollDelete(epollFD, fd: registration.fd)
         registration.parked = true
         registration.interest = []
         registrations[id.raw] = registration
-        _ = shim_epoll_del(epollFD, registration.fd)
     }
 
     func isParked(_ id: RegistrationID) -> Bool {
@@ -136,8 +146,10 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Forgets the registration; the caller still owns and closes the fd.
     public func unregister(_ id: RegistrationID) {
-        guard let registration = registrations.removeValue(forKey: id.raw) else { return }
-        if !registration.parked { _ = shim_epoll_del(epollFD, registration.fd) }
+        guard let registration = registrations.removeValue(forKey: id.raw), !registration.parked else { return }
+        // Fails only for an fd closed before its registration was dropped (EBADF/ENOENT):
+        // our bug, and closing took it out of the set anyway.
+        do { try Syscall.epollDelete(epollFD, fd: registration.fd) } catch { assertionFailure("\(error)") }
     }
 
     /// For a caller that closes the fd right after: closing removes it from the epoll set
@@ -154,9 +166,9 @@ public final class EventLoop: @unchecked Sendable {
     private(set) var ioEventsDispatched = 0
 
     private static func epollMask(_ interest: IOEvents) -> UInt32 {
-        var mask: UInt32 = SHIM_EPOLLRDHUP
-        if interest.contains(.readable) { mask |= SHIM_EPOLLIN }
-        if interest.contains(.writable) { mask |= SHIM_EPOLLOUT }
+        var mask: UInt32 = EPOLLRDHUP.rawValue
+        if interest.contains(.readable) { mask |= EPOLLIN.rawValue }
+        if interest.contains(.writable) { mask |= EPOLLOUT.rawValue }
         return mask
     }
 
@@ -182,7 +194,8 @@ public final class EventLoop: @unchecked Sendable {
             pendingWork.append(work)
             return pendingWork.count == 1
         }
-        if first { _ = shim_eventfd_signal(wakeFD) }
+        // Fails only with EBADF (a loop used after deinit): our bug.
+        if first { try! Syscall.eventfdSignal(wakeFD) }
     }
 
     // MARK: running
@@ -201,10 +214,16 @@ public final class EventLoop: @unchecked Sendable {
 
     func runOnce() {
         let timeout = timers.timeoutMilliseconds(now: MonotonicClock.nowMilliseconds())
-        let count = events.withUnsafeMutableBufferPointer {
-            shim_epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeout)
+        let count: Int
+        do {
+            count = try events.withUnsafeMutableBufferPointer { (buffer) throws(SystemError) in
+                try Syscall.epollWait(epollFD, into: buffer, timeoutMilliseconds: timeout)
+            }
+        } catch {
+            // EBADF/EFAULT/EINVAL: a broken loop is our bug, not something to spin on.
+            preconditionFailure("\(error)")
         }
-        for index in 0..<max(0, Int(count)) {
+        for index in 0..<count {
             dispatch(events[index])
         }
         runExpiredTimers()
@@ -220,21 +239,21 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private func dispatch(_ event: shim_epoll_event) {
-        switch event.data {
+    private func dispatch(_ event: epoll_event) {
+        switch event.data.u64 {
         case Self.wakeToken:
-            _ = shim_eventfd_drain(wakeFD)
+            try? Syscall.eventfdDrain(wakeFD)
             runPendingWork()
         case Self.signalToken:
             drainSignals()
         default:
             // A registration removed earlier in this batch: its events are stale.
-            guard let registration = registrations[event.data] else { return }
+            guard let registration = registrations[event.data.u64] else { return }
             ioEventsDispatched &+= 1
             var ready: IOEvents = []
-            if event.events & SHIM_EPOLLIN != 0 { ready.insert(.readable) }
-            if event.events & SHIM_EPOLLOUT != 0 { ready.insert(.writable) }
-            if event.events & (SHIM_EPOLLERR | SHIM_EPOLLHUP | SHIM_EPOLLRDHUP) != 0 { ready.insert(.hangup) }
+            if event.events & EPOLLIN.rawValue != 0 { ready.insert(.readable) }
+            if event.events & EPOLLOUT.rawValue != 0 { ready.insert(.writable) }
+            if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue | EPOLLRDHUP.rawValue) != 0 { ready.insert(.hangup) }
             registration.handler.handle(ready)
         }
     }
@@ -249,9 +268,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func drainSignals() {
-        while true {
-            let signal = shim_signalfd_read(signalFD)
-            if signal <= 0 { return }
+        while let signal = try? Syscall.signalfdRead(signalFD) {
             signalHandler?(signal)
         }
     }

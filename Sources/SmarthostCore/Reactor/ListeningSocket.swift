@@ -1,4 +1,3 @@
-import CShim
 import Glibc
 
 /// A bound, listening, non-blocking TCP or Unix-domain stream socket.
@@ -11,8 +10,7 @@ public struct ListeningSocket: Sendable {
 
     /// Binds and listens. IPv6 sockets are v6-only so "[::]:25" and "0.0.0.0:25" can coexist.
     public static func bind(_ address: SocketAddress, backlog: Int32 = 1024) throws(SystemError) -> ListeningSocket {
-        let fd = shim_socket_nonblocking(address.family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SystemError("socket") }
+        let fd = try Syscall.socket(address.family)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if address.isIPv6 {
@@ -56,13 +54,14 @@ public struct ListeningSocket: Sendable {
     }
 
     public func accept() -> AcceptResult {
-        let (fd, peer) = SocketAddress.from { shim_accept4(self.fd, $0, $1) }
-        if fd >= 0 { return .accepted(fd: fd, peer: peer) }
-        let error = errno
-        switch error {
-        case EAGAIN, EWOULDBLOCK: return .wouldBlock
-        case EMFILE, ENFILE, ENOBUFS, ENOMEM: return .exhausted(SystemError("accept4", errno: error))
-        default: return .transient
+        do {
+            guard case .done(let (fd, peer)) = try Syscall.accept(fd) else { return .wouldBlock }
+            return .accepted(fd: fd, peer: peer)
+        } catch {
+            switch error.errno {
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM: return .exhausted(error)
+            default: return .transient
+            }
         }
     }
 

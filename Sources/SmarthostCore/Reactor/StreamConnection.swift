@@ -97,7 +97,7 @@ public final class StreamConnection: IOHandler {
             // Gone while we are not reading (e.g. reset right after its final dot): park
             // until reading resumes, which then sees the hang-up (see `EventLoop.park`).
             readPauseIsLazy = false
-            loop.park(registration)
+            do { try loop.park(registration) } catch { close(error: error) }
             return
         }
         if !wantsRead && readPauseIsLazy && events.contains(.readable) {
@@ -173,6 +173,6 @@ public final class StreamConnection: IOHandler {
             interest.insert(.readable)
         }
         if pendingOutputCount > 0 { interest.insert(.writable) }
-        loop.setInterest(registration, interest)
+        do { try loop.setInterest(registration, interest) } catch { close(error: error) }
     }
 }

@@ -1,4 +1,3 @@
-import CShim
 import Glibc
 
 /// Why a TCP connection could not be made, in an operator's words.
@@ -44,8 +43,11 @@ final class TCPConnector: IOHandler {
     }
 
     private func start(timeoutMilliseconds: Int64?) {
-        fd = shim_socket_nonblocking(address.family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return finish(.failure(error(errno))) }
+        do {
+            fd = try Syscall.socket(address.family)
+        } catch {
+            return finish(.failure(self.error(error.errno)))
+        }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         let result = address.withSockaddr { Glibc.connect(fd, $0, $1) }

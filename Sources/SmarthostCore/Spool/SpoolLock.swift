@@ -1,4 +1,3 @@
-import CShim
 import Glibc
 
 /// One relay per spool: an exclusive lock on `<spool>/lock`, held for the life of the
@@ -42,13 +41,16 @@ public final class SpoolLock: Sendable {
         } catch {
             throw .system(error)
         }
-        if shim_ofd_trylock(fd) != 0 {
-            let code = errno
+        let locked: Bool
+        do throws(SpoolError) {
+            locked = try Syscall.tryLock(fd, path: path)
+        } catch {
+            Syscall.close(fd)
+            throw .system(error)
+        }
+        guard locked else {
             defer { Syscall.close(fd) }
-            if code == EAGAIN || code == EACCES {
-                throw .inUse(spool: root, pid: holderPID(fd: fd))
-            }
-            throw .system(SpoolError.system("lock", path, code))
+            throw .inUse(spool: root, pid: holderPID(fd: fd))
         }
         do throws(SpoolError) {
             guard ftruncate(fd, 0) == 0 else { throw SpoolError.system("truncate", path) }

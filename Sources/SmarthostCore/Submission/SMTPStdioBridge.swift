@@ -1,4 +1,3 @@
-import CShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,7 +62,7 @@ public enum SMTPStdioBridge {
     private static func sendAll(_ socket: Int32, _ bytes: ArraySlice<UInt8>) -> Bool {
         var rest = bytes
         while !rest.isEmpty {
-            let n = rest.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, SHIM_MSG_NOSIGNAL) }
+            let n = rest.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return false }
             rest = rest.dropFirst(n)

@@ -1,4 +1,3 @@
-import CShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,7 +84,7 @@ final class SubmissionConnection: SubmissionChannel {
     func send(_ bytes: [UInt8]) throws(SubmissionFailure) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, SHIM_MSG_NOSIGNAL) }
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { throw .tempfail("lost the connection to the relay at \(target): \(String(cString: strerror(errno)))") }
             offset += n

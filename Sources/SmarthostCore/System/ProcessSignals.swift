@@ -1,4 +1,4 @@
-import CShim
+import CLinuxShim
 import Glibc
 
 /// The signals the relay takes on its event loop through a signalfd (SIGHUP reloads,
@@ -18,12 +18,14 @@ public enum ProcessSignals {
     /// Blocks `relayed` in the calling thread; threads started from it later inherit the mask.
     /// Call before the first thread of the process starts (the log writer is the first).
     public static func blockInThisThread() {
-        let status = relayed.withUnsafeBufferPointer { shim_block_signals($0.baseAddress, Int32($0.count)) }
-        precondition(status == 0, "pthread_sigmask failed")
+        var set = Syscall.signalSet(relayed)
+        precondition(pthread_sigmask(SIG_BLOCK, &set, nil) == 0, "pthread_sigmask failed")
     }
 
     /// True when every one of `signals` is blocked in the calling thread.
     public static func blockedInThisThread(_ signals: [Int32]) -> Bool {
-        signals.withUnsafeBufferPointer { shim_signals_blocked($0.baseAddress, Int32($0.count)) } == 1
+        var current = sigset_t()
+        guard pthread_sigmask(SIG_SETMASK, nil, &current) == 0 else { return false }
+        return signals.allSatisfy { sigismember(&current, $0) == 1 }
     }
 }

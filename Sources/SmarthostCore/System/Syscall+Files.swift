@@ -1,4 +1,4 @@
-import CShim
+import CLinuxShim
 import Glibc
 
 /// The file-system calls (the spool's, and the queue tools'), each retrying EINTR and
@@ -73,7 +73,7 @@ extension Syscall {
     /// renameat2(RENAME_NOREPLACE) is one directory operation; file systems without it
     /// get link(2), which refuses to replace a file too, then unlink.
     static func moveNoReplace(_ from: String, _ to: String) throws(SpoolError) {
-        if shim_rename_noreplace(from, to) == 0 { return }
+        if shim_renameat2(AT_FDCWD, from, AT_FDCWD, to, SHIM_RENAME_NOREPLACE) == 0 { return }
         guard errno == EINVAL || errno == ENOSYS else {
             throw SpoolError.system("rename", from + " -> " + to)
         }
@@ -89,6 +89,19 @@ extension Syscall {
         } else {
             throw SpoolError.system("link", from + " -> " + to)
         }
+    }
+
+    /// An exclusive open-file-description lock on the whole file (F_OFD_SETLK: it belongs
+    /// to this open file, not the process, so no other fd of ours can drop it), without
+    /// waiting. False when another holds it (EAGAIN/EACCES).
+    static func tryLock(_ fd: Int32, path: String) throws(SpoolError) -> Bool {
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        let (_, error) = retryingEINTR { fcntl(fd, SHIM_F_OFD_SETLK, &lock) }
+        if error == 0 { return true }
+        if error == EAGAIN || error == EACCES { return false }
+        throw SpoolError.system("lock", path, error)
     }
 
     /// Unlinks a file; a file that is already gone is not an error.

@@ -1,3 +1,4 @@
+import CLinuxShim
 import Glibc
 
 /// The outcome of a non-blocking I/O call: `EAGAIN` is a value, not an error, and `EINTR`
@@ -23,28 +24,72 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
 }
 
 /// The one system-call layer: sockets here (EAGAIN a value), files in `Syscall+Files.swift`
-/// (typed `SpoolError`s). Every call retries EINTR; nothing above it reads errno.
+/// (typed `SpoolError`s), epoll/eventfd/signalfd in `Syscall+Events.swift`. Every call
+/// retries EINTR; nothing above it reads errno.
 enum Syscall {
-    /// Runs `body` again on EINTR; EAGAIN/EWOULDBLOCK become `.wouldBlock`.
+    /// SwiftNIO's `syscall(blocking:)`: runs `body` again on EINTR; for a non-blocking call
+    /// (`blocking: false`) EAGAIN/EWOULDBLOCK become `.wouldBlock`; every other failure,
+    /// and EAGAIN from a call that should have waited, throws with errno and the call's name.
     @inline(__always)
-    static func retrying<T: BinaryInteger>(_ call: String, _ body: () -> T) throws(SystemError) -> IOResult<T> {
+    static func syscall<T: BinaryInteger>(_ call: @autoclosure () -> String, blocking: Bool,
+                                          _ body: () -> T) throws(SystemError) -> IOResult<T> {
         while true {
             let result = body()
             if result >= 0 { return .done(result) }
             let error = Glibc.errno
             if error == EINTR { continue }
-            if error == EAGAIN || error == EWOULDBLOCK { return .wouldBlock }
-            throw SystemError(call, errno: error)
+            if !blocking && (error == EAGAIN || error == EWOULDBLOCK) { return .wouldBlock }
+            throw SystemError(call(), errno: error)
         }
     }
 
+    /// A call that waits (or cannot block): its result, or the failure thrown.
+    @inline(__always)
+    static func blocking<T: BinaryInteger>(_ call: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T {
+        guard case .done(let result) = try syscall(call(), blocking: true, body) else {
+            preconditionFailure("a blocking call cannot report wouldBlock")
+        }
+        return result
+    }
+
+    /// Runs `body` again on EINTR and returns its result with the errno it left (0 when it
+    /// succeeded): for the file calls, which turn errno into a `SpoolError` themselves.
+    @inline(__always)
+    static func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> (result: T, errno: Int32) {
+        while true {
+            let result = body()
+            if result >= 0 { return (result, 0) }
+            let error = Glibc.errno
+            if error != EINTR { return (result, error) }
+        }
+    }
+
+    /// A non-blocking, close-on-exec socket.
+    static func socket(_ domain: Int32, _ type: Int32 = Int32(SOCK_STREAM.rawValue)) throws(SystemError) -> Int32 {
+        let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+        return try blocking("socket") { Glibc.socket(domain, type | flags, 0) }
+    }
+
+    /// accept4: the connection comes non-blocking and close-on-exec; EAGAIN is `.wouldBlock`.
+    static func accept(_ fd: Int32) throws(SystemError) -> IOResult<(fd: Int32, peer: SocketAddress)> {
+        let flags = Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+        var peer = SocketAddress()
+        let result = try syscall("accept4", blocking: false) { () -> Int32 in
+            let (client, address) = SocketAddress.from { shim_accept4(fd, $0, $1, flags) }
+            peer = address
+            return client
+        }
+        guard case .done(let client) = result else { return .wouldBlock }
+        return .done((client, peer))
+    }
+
     static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult<Int> {
-        try retrying("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        try syscall("read", blocking: false) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
     static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(SystemError) -> IOResult<Int> {
         // MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill the daemon.
-        try retrying("send") { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
+        try syscall("send", blocking: false) { Glibc.send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL)) }
     }
 
     static func close(_ fd: Int32) {

@@ -1,4 +1,4 @@
-import CShim
+import CLinuxShim
 import Glibc
 
 /// The one way this process starts an OS thread (the loop's workers, the spool's committer,
@@ -18,16 +18,20 @@ struct SystemThread: @unchecked Sendable {
         // The new thread blocks the relay's signals from its first instruction (see
         // `ProcessSignals`): no thread can take a SIGHUP or SIGTERM meant for the loop's
         // signalfd, whoever creates it and whenever.
-        let mask = ProcessSignals.threadMask
-        let status = mask.withUnsafeBufferPointer { signals in
-            shim_thread_create_blocking(&handle, entry, context, signals.baseAddress, Int32(signals.count))
+        // The creator's mask plus these for the new thread; the creator's own comes back after.
+        var mask = Syscall.signalSet(ProcessSignals.threadMask)
+        var saved = sigset_t()
+        var status = pthread_sigmask(SIG_BLOCK, &mask, &saved)
+        if status == 0 {
+            status = pthread_create(&handle, nil, entry, context)
+            pthread_sigmask(SIG_SETMASK, &saved, nil)
         }
         guard status == 0 else {
             Unmanaged<Start>.fromOpaque(context).release()
             throw SystemError("pthread_create \(name)", errno: status)
         }
         // Named from here, before `start` returns: whoever lists the threads next sees it.
-        _ = shim_set_thread_name(handle, name)
+        _ = shim_pthread_setname_np(handle, kernelName(name))
         return SystemThread(handle: handle, name: name)
     }
 
@@ -36,9 +40,22 @@ struct SystemThread: @unchecked Sendable {
         // The thread names itself before its body runs: the creator's naming below may
         // come after the body has started (a body that looks at its name saw the name of
         // the thread that created it).
-        _ = shim_set_thread_name(pthread_self(), start.name)
+        _ = shim_pthread_setname_np(pthread_self(), kernelName(start.name))
         start.body()
         return nil
+    }
+
+    /// The kernel keeps 15 bytes of a thread's name and refuses a longer one (ERANGE): cut
+    /// at a character boundary, so a name never ends in half a UTF-8 sequence.
+    static func kernelName(_ name: String) -> String {
+        var kept = ""
+        var bytes = 0
+        for character in name {
+            bytes += character.utf8.count
+            if bytes > 15 { break }
+            kept.append(character)
+        }
+        return kept
     }
 
     /// Waits for the thread to end. Once only, and never from the thread itself.

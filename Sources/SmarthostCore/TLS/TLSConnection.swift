@@ -11,7 +11,7 @@
 // and to send: try tls.write(plaintext:), then socket.write(tls.drainCiphertext()).
 // A client starts by calling handshake() once and writing out the ClientHello.
 import COpenSSL
-import CShim
+import COpenSSLShim
 import Glibc
 
 /// Progress of `TLSConnection.handshake()`.

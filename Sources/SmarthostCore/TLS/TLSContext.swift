@@ -4,7 +4,7 @@
 // is file I/O the event loop must not do. `check-config` only checks that a
 // ca_file is readable; a bundle OpenSSL cannot use fails that route's attempts.
 import COpenSSL
-import CShim
+import COpenSSLShim
 
 /// A TLS protocol version, for the floor and ceiling of a context.
 public enum TLSVersion: Int, Sendable, Comparable, CustomStringConvertible {

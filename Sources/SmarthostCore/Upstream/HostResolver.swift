@@ -1,4 +1,3 @@
-import CShim
 import Glibc
 
 /// Why a host name did not resolve, in the words `smarthost test` shows.

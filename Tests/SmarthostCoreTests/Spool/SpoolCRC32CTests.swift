@@ -1,4 +1,3 @@
-import CShim
 import Testing
 @testable import SmarthostCore
 
@@ -25,7 +24,7 @@ import Testing
                 index = end
             }
             let table = bytes.withUnsafeBufferPointer {
-                shim_crc32c_software_update(0xFFFF_FFFF, $0.baseAddress, $0.count) ^ 0xFFFF_FFFF
+                SpoolCRC32C.tableUpdate(0xFFFF_FFFF, $0) ^ 0xFFFF_FFFF
             }
             #expect(chunked.value == table)
             #expect(SpoolCRC32C.checksum(bytes) == table)

@@ -1,4 +1,3 @@
-import CShim
 import Glibc
 import Testing
 @testable import SmarthostCore

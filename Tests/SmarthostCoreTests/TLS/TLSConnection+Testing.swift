@@ -2,7 +2,7 @@
 // Delivery never sends close_notify (SMTP has ended with QUIT) and never reads the SNI a
 // server saw, so these live here rather than in SmarthostCore.
 import COpenSSL
-import CShim
+import COpenSSLShim
 @testable import SmarthostCore
 
 extension TLSConnection {
