@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import CLinuxShim
 #endif
 
 /// `sendmail -bs`: the caller speaks SMTP on our stdin/stdout (Symfony Mailer's and

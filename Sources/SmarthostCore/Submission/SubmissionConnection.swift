@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import CLinuxShim
 #endif
 
 /// Where `SMTPSubmission` speaks: a socket to the relay (`SubmissionConnection`), or the

@@ -1,4 +1,5 @@
 import Glibc
+import CLinuxShim
 
 /// Why a host name did not resolve, in the words `smarthost test` shows.
 public struct ResolveError: Error, Sendable, Equatable, CustomStringConvertible {
