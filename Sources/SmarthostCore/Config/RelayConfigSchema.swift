@@ -102,8 +102,7 @@ extension RelayConfig {
         static func isLoopback(_ address: ListenAddress) -> Bool {
             // A Unix socket is reachable from this host only.
             if address.unixPath != nil { return true }
-            let bytes = address.addressBytes
-            return address.isIPv6 ? bytes == [UInt8](repeating: 0, count: 15) + [1] : bytes.first == 127
+            return ClientIdentity.isLoopback(address.addressBytes)
         }
 
         static func isWildcard(_ address: ListenAddress) -> Bool {

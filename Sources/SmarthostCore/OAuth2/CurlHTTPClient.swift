@@ -156,17 +156,7 @@ private final class BodySink {
         guard headers.count < CurlHTTPClient.maxHeaderLines else { return false }
         let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
         let value = String(decoding: line[(colon + 1)...].filter { $0 != 13 && $0 != 10 }, as: UTF8.self)
-        headers.append((name: name, value: value.trimmingCharacters(in: " \t")))
+        headers.append((name: name, value: value.trimmingCharacters(where: { $0 == " " || $0 == "\t" })))
         return true
-    }
-}
-
-private extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let drop = Set(set.unicodeScalars)
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !drop.contains($0) }),
-              let last = scalars.lastIndex(where: { !drop.contains($0) }) else { return "" }
-        return String(scalars[first...last])
     }
 }

@@ -52,12 +52,18 @@ public enum AddressList {
             }
         }
 
+        /// `<@relay.example:user@host>` (RFC 5322 §4.4 obs-route): the address is after the colon.
+        static func strippingRoute(_ address: String) -> String {
+            guard address.hasPrefix("@"), let colon = address.firstIndex(of: ":") else { return address }
+            return String(address[address.index(after: colon)...])
+        }
+
         mutating func append(_ c: Unicode.Scalar) {
             if inAngle { angle?.unicodeScalars.append(c) } else { segment.unicodeScalars.append(c) }
         }
 
         mutating func endSegment() {
-            let address = (angle ?? segment).trimmingCharacters(where: { $0 == " " })
+            let address = Self.strippingRoute((angle ?? segment).trimmingCharacters(where: { $0 == " " }))
             if !address.isEmpty { addresses.append(address) }
             segment = ""
             angle = nil
