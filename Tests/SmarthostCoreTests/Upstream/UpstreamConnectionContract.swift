@@ -34,6 +34,8 @@ final class UpstreamConnectionContract: UpstreamConnectionOwner, @unchecked Send
     private(set) var seen: [Seen] = []
     private(set) var broken: [String] = []
     private(set) var closeFailure: UpstreamFailure?
+    /// Each `.finished`'s result, in order.
+    private(set) var results: [UpstreamSendResult] = []
 
     /// Makes the connection (on the loop, with this as its owner) and starts it.
     init(runner: ControlLoopThread, messages: [UpstreamMessage], closeAfterSendMilliseconds: Int64? = nil,
@@ -73,6 +75,7 @@ final class UpstreamConnectionContract: UpstreamConnectionOwner, @unchecked Send
             if !connection.canSend { broken.append(".ready but canSend is false") }
             next(connection)
         case .finished(let id, let result):
+            results.append(result)
             if case .transaction(let transaction) = result {
                 seen.append(.finished(id, delivered: transaction.failure == nil))
             } else {

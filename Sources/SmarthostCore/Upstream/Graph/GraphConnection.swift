@@ -73,15 +73,24 @@ final class GraphConnection: UpstreamConnection {
 
     /// A request in flight cannot be taken back: its message is reported as one that may
     /// have been delivered (a retry may duplicate it), and its late answer is dropped
-    /// (`answered` hears it in `.closed`).
+    /// (`answered` hears it in `.closed`). A message waiting for a fresh token after a 401
+    /// has no request in flight: Graph refused it, so it was not sent.
     func close() {
         guard state != .closed else { return }
+        let requestInFlight = state == .sending
         state = .closed
         if let hand = inHand {
             inHand = nil
-            let failure = UpstreamFailure(step: .data, detail: "closed while the Graph request to \(baseURL) was in flight",
-                                          mayHaveBeenDelivered: true, reason: .abandoned)
-            owner?.upstreamConnection(self, .finished(hand.id, .transaction(UpstreamDeliveryResult(failure: failure))))
+            let result: UpstreamSendResult
+            if requestInFlight {
+                result = .transaction(UpstreamDeliveryResult(failure: UpstreamFailure(
+                    step: .data, detail: "closed while the Graph request to \(baseURL) was in flight",
+                    mayHaveBeenDelivered: true, reason: .abandoned)))
+            } else {
+                result = .notSent(UpstreamFailure(step: .token, detail: "closed while a fresh token for \(baseURL) was fetched",
+                                                  reason: .abandoned))
+            }
+            owner?.upstreamConnection(self, .finished(hand.id, result))
         }
         owner?.upstreamConnection(self, .closed(nil))
     }
